@@ -1,0 +1,178 @@
+"""The ports the core drives: narrow, typed, and free of any SDK type.
+
+Adapters in previewbot.adapters implement them over PyGithub, the kubernetes
+client and httpx; tests implement them over emulated APIs (through the real
+clients) or, for pure core logic, with small in-memory fakes.
+
+Every method raises only errors from previewbot.errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from previewbot.model import (
+    Comment,
+    CommitState,
+    DeploymentState,
+    JobOutcome,
+    NamespaceInfo,
+    ObjectRef,
+    PullRequest,
+    RolloutResult,
+    WorkloadDiagnosis,
+)
+
+Progress = Callable[[str], None]
+"""Called with a one-line, human-readable note while a long operation goes on."""
+
+
+class GitHub(Protocol):
+    """What previewbot reads and writes on GitHub, for one installation/token."""
+
+    def pull_request(self, repo: str, number: int) -> PullRequest: ...
+
+    def comments(self, repo: str, number: int) -> Sequence[Comment]:
+        """All comments on the PR's conversation, oldest first."""
+        ...
+
+    def create_comment(self, repo: str, number: int, body: str) -> int:
+        """Post a comment; returns its id."""
+        ...
+
+    def update_comment(self, repo: str, comment_id: int, body: str) -> None:
+        """Raises NotFound when the comment was deleted meanwhile."""
+        ...
+
+    def react(self, repo: str, comment_id: int, content: str) -> None:
+        """Add a reaction ("eyes", "+1", "-1", "confused", "rocket") to an issue comment."""
+        ...
+
+    def permission(self, repo: str, user: str) -> str:
+        """The user's permission on the repo: admin, maintain, write, triage, read or none."""
+        ...
+
+    def create_deployment(
+        self, repo: str, *, sha: str, environment: str, description: str, payload: Mapping[str, Any]
+    ) -> int:
+        """A transient, non-production deployment of sha to environment; returns its id."""
+        ...
+
+    def deployments(self, repo: str, *, environment: str) -> Sequence[int]:
+        """Ids of the deployments to environment, newest first."""
+        ...
+
+    def set_deployment_status(
+        self,
+        repo: str,
+        deployment_id: int,
+        *,
+        state: DeploymentState,
+        description: str,
+        environment_url: str | None = None,
+        log_url: str | None = None,
+    ) -> None: ...
+
+    def set_commit_status(
+        self,
+        repo: str,
+        sha: str,
+        *,
+        state: CommitState,
+        context: str,
+        description: str,
+        target_url: str | None = None,
+    ) -> None:
+        """Description is cut to GitHub's 140 characters by the adapter."""
+        ...
+
+
+class Cluster(Protocol):
+    """What previewbot does on the Kubernetes cluster."""
+
+    def namespace(self, name: str) -> NamespaceInfo | None:
+        """The namespace, or None when there is none (a Terminating one is returned, flagged)."""
+        ...
+
+    def namespaces(self, *, label_selector: str) -> Sequence[NamespaceInfo]: ...
+
+    def create_namespace(self, name: str, *, labels: Mapping[str, str], annotations: Mapping[str, str]) -> None:
+        """Raises Conflict when it exists (also while Terminating)."""
+        ...
+
+    def annotate_namespace(
+        self, name: str, *, annotations: Mapping[str, str | None], labels: Mapping[str, str] | None = None
+    ) -> None:
+        """Merge-patch the namespace's metadata; a None value removes the annotation."""
+        ...
+
+    def delete_namespace(self, name: str) -> None:
+        """Ask for deletion (the namespace goes Terminating); NotFound when there is none."""
+        ...
+
+    def wait_namespace_gone(self, name: str, *, timeout: float, progress: Progress | None = None) -> bool:
+        """Watch until the namespace no longer exists; False on timeout."""
+        ...
+
+    def apply(self, namespace: str, objects: Sequence[Mapping[str, Any]]) -> list[ObjectRef]:
+        """Server-side apply each object into namespace with previewbot's field manager, force on conflicts.
+
+        Raises InvalidManifest naming the object when the API rejects one (unknown kind, 422).
+        """
+        ...
+
+    def prune(
+        self, namespace: str, *, label_selector: str, kinds: Sequence[tuple[str, str]], keep: set[ObjectRef]
+    ) -> list[ObjectRef]:
+        """Delete the objects of the given (apiVersion, kind)s that match the selector and are not in keep."""
+        ...
+
+    def wait_rollout(
+        self,
+        namespace: str,
+        workloads: Sequence[ObjectRef],
+        *,
+        timeout: float,
+        progress: Progress | None = None,
+    ) -> RolloutResult:
+        """Watch Deployments, StatefulSets, DaemonSets (and Jobs to completion) until each is ready.
+
+        The rules are kubectl rollout status's. Those not ready by the timeout, or failing
+        sooner for a reason that will not heal by waiting (ErrImagePull for long, CrashLoopBackOff,
+        CreateContainerConfigError), come back diagnosed.
+        """
+        ...
+
+    def diagnose(self, namespace: str, workload: ObjectRef) -> WorkloadDiagnosis: ...
+
+    def run_job(
+        self,
+        namespace: str,
+        job: Mapping[str, Any],
+        *,
+        timeout: float,
+        progress: Progress | None = None,
+    ) -> JobOutcome:
+        """Create the Job (replacing one of the same name), watch it to the end, collect its pod's log."""
+        ...
+
+    def delete_jobs(self, namespace: str, *, label_selector: str, keep: str | None = None) -> list[str]:
+        """Delete the Jobs (and their pods) that match, but the one named keep."""
+        ...
+
+    def copy_secret(
+        self, *, source_namespace: str, name: str, target_namespace: str, labels: Mapping[str, str]
+    ) -> None:
+        """Copy one Secret's data and type into target_namespace. NotFound when the source is missing."""
+        ...
+
+
+class UrlProbe(Protocol):
+    """Checks that the preview's URL answers."""
+
+    def wait_until_answers(
+        self, url: str, *, expect_status: int, timeout: float, progress: Progress | None = None
+    ) -> str | None:
+        """None when url answered expect_status in time; else a one-line reason."""
+        ...

@@ -1,0 +1,299 @@
+"""The records that flow between the front doors, the core and the ports.
+
+Pure data, no I/O: every other layer speaks in these types, never in SDK objects
+or raw payload dicts.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrRef:
+    """Which pull request: enough to look the rest up."""
+
+    repo: str  # "owner/name"
+    number: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PullRequest:
+    """What previewbot needs to know of a pull request, whatever told it."""
+
+    repo: str
+    number: int
+    head_sha: str
+    head_ref: str
+    base_ref: str
+    author: str
+    head_repo: str  # "owner/name" of the head branch's repository; differs from repo for forks
+    state: str = "open"  # "open" | "closed"
+    merged: bool = False
+    labels: tuple[str, ...] = ()
+    html_url: str = ""
+
+    @property
+    def ref(self) -> PrRef:
+        return PrRef(repo=self.repo, number=self.number)
+
+    @property
+    def from_fork(self) -> bool:
+        return self.head_repo.lower() != self.repo.lower()
+
+
+# ---------------------------------------------------------------- intents
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deploy:
+    """Deploy the PR's head: opened, reopened or pushed to."""
+
+    pr: PullRequest
+    trigger: str  # "opened" | "reopened" | "synchronize" | "manual"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Destroy:
+    """Tear the preview down."""
+
+    ref: PrRef
+    reason: str  # "merged" | "closed" | "command" | "manual"
+    by: str | None = None
+    comment_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Redeploy:
+    """Deploy the PR's current head again, asked for in a comment."""
+
+    ref: PrRef
+    by: str
+    comment_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Approve:
+    """A maintainer approves a fork PR's current head for a preview (comment or label)."""
+
+    ref: PrRef
+    by: str
+    comment_id: int | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Status:
+    """Reply with the preview's current state."""
+
+    ref: PrRef
+    by: str
+    comment_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reply:
+    """Answer a comment with text only (help, or what was wrong with a command)."""
+
+    ref: PrRef
+    comment_id: int
+    text: str
+    ok: bool = True  # False when the command was malformed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ignore:
+    """Nothing to do, and why."""
+
+    reason: str
+
+
+Intent = Deploy | Destroy | Redeploy | Approve | Status | Reply | Ignore
+
+
+# ---------------------------------------------------------------- cluster records
+
+
+class Phase(enum.StrEnum):
+    """A preview's state as the namespace annotation and the comment show it."""
+
+    PENDING = "pending"  # waiting (for approval, or queued)
+    DEPLOYING = "deploying"
+    TESTING = "testing"
+    READY = "ready"
+    FAILED = "failed"
+    DESTROYED = "destroyed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NamespaceInfo:
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    terminating: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ObjectRef:
+    """One Kubernetes object, named the way `kubectl` would name it."""
+
+    api_version: str  # "apps/v1", "v1"
+    kind: str
+    name: str
+    namespace: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContainerProblem:
+    """Why a container is not running: a waiting or terminated reason, with the log's last lines."""
+
+    pod: str
+    container: str
+    reason: str  # "ImagePullBackOff", "CrashLoopBackOff", "Error", ...
+    message: str = ""
+    restarts: int = 0
+    log_tail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkloadDiagnosis:
+    """Why a workload did not become ready."""
+
+    workload: ObjectRef
+    summary: str  # one line: "0/1 replicas available after 300s"
+    problems: tuple[ContainerProblem, ...] = ()
+    events: tuple[str, ...] = ()  # "Warning Failed pod/web-1: Failed to pull image ..."
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RolloutResult:
+    ready: tuple[ObjectRef, ...]
+    failed: tuple[WorkloadDiagnosis, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobOutcome:
+    """How a test Job ended."""
+
+    succeeded: bool
+    timed_out: bool = False
+    log: str = ""
+    diagnosis: WorkloadDiagnosis | None = None  # set when the pod never ran (image, config)
+
+
+# ---------------------------------------------------------------- GitHub records
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Comment:
+    id: int
+    body: str
+    author: str = ""
+
+
+class CommitState(enum.StrEnum):
+    PENDING = "pending"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    ERROR = "error"
+
+
+class DeploymentState(enum.StrEnum):
+    IN_PROGRESS = "in_progress"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    ERROR = "error"
+    INACTIVE = "inactive"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepTiming:
+    name: str
+    started: datetime
+    seconds: float | None = None  # None while running
+    ok: bool | None = None
+
+
+# ---------------------------------------------------------------- reports
+
+
+class TestOutcome(enum.StrEnum):
+    __test__ = False
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TestCase:
+    __test__ = False  # not a pytest class
+
+    name: str
+    classname: str = ""
+    outcome: TestOutcome = TestOutcome.PASSED
+    message: str = ""  # the failure/error message and the first lines of its details
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TestReport:
+    """A JUnit XML report, summed over all its suites."""
+
+    __test__ = False
+
+    cases: tuple[TestCase, ...]
+    seconds: float = 0.0
+
+    def count(self, outcome: TestOutcome) -> int:
+        return sum(1 for case in self.cases if case.outcome is outcome)
+
+    @property
+    def failures(self) -> tuple[TestCase, ...]:
+        return tuple(c for c in self.cases if c.outcome in (TestOutcome.FAILED, TestOutcome.ERROR))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TestRun:
+    """How the end-to-end tests of one deploy went.
+
+    `problem` is set when the tests could not say pass or fail (the URL never answered,
+    the Job's image could not be pulled, no report, a malformed report, a timeout).
+    """
+
+    __test__ = False
+
+    passed: bool
+    report: TestReport | None = None
+    problem: str | None = None
+    log_tail: str = ""
+    seconds: float = 0.0
+    diagnosis: WorkloadDiagnosis | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreviewReport:
+    """Everything the sticky comment, the job summary and the outputs show of one preview."""
+
+    ref: PrRef
+    phase: Phase
+    head_sha: str = ""
+    namespace: str = ""
+    url: str | None = None
+    steps: tuple[StepTiming, ...] = ()
+    running: str | None = None  # the step in progress, while phase is DEPLOYING/TESTING
+    error: str | None = None  # previewbot or its input broke: config, manifest, API error
+    diagnoses: tuple[WorkloadDiagnosis, ...] = ()  # workloads that did not become ready
+    tests: TestRun | None = None
+    note: str | None = None  # "Destroyed: the PR was merged.", "Waiting for a maintainer's approval."
+    updated_at: datetime | None = None

@@ -1,0 +1,94 @@
+"""Names, labels and annotations: what previewbot writes on the cluster to find its own again.
+
+Kubernetes names are DNS-1123 labels (at most 63 of [a-z0-9-], alphanumeric at both ends)
+and label values are at most 63 characters; both rules are applied here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+DOMAIN = "previewbot.dev"
+FIELD_MANAGER = "previewbot"
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "previewbot"
+REPO_LABEL = f"{DOMAIN}/repo"
+PR_LABEL = f"{DOMAIN}/pr"
+COMPONENT_LABEL = f"{DOMAIN}/component"  # "app" | "tests" | "guardrail" | "secret"
+
+# Annotations on the namespace: the preview's state, read back after a restart.
+REPO_ANNOTATION = f"{DOMAIN}/repo"
+HEAD_SHA_ANNOTATION = f"{DOMAIN}/head-sha"
+STATUS_ANNOTATION = f"{DOMAIN}/status"
+CREATED_AT_ANNOTATION = f"{DOMAIN}/created-at"
+DEPLOYED_AT_ANNOTATION = f"{DOMAIN}/deployed-at"
+EXPIRES_AT_ANNOTATION = f"{DOMAIN}/expires-at"
+COMMENT_ID_ANNOTATION = f"{DOMAIN}/comment-id"
+DEPLOYMENT_ID_ANNOTATION = f"{DOMAIN}/deployment-id"
+APPLIED_KINDS_ANNOTATION = f"{DOMAIN}/applied-kinds"
+APPROVED_SHA_ANNOTATION = f"{DOMAIN}/approved-sha"
+
+MAX_NAME = 63
+_HASH_LEN = 6
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:_HASH_LEN]
+
+
+def _fold(text: str, *, allowed: str, limit: int) -> str:
+    """Lower-case text, turn runs of characters outside `allowed` into one '-', and fit it in limit.
+
+    When folding loses information (case aside), a short hash of the original text is
+    appended so that two different texts never meet in one name.
+    """
+    folded = re.sub(f"[^{allowed}]+", "-", text.lower()).strip("-.")
+    if folded == text.lower() and len(folded) <= limit:
+        return folded
+    head = folded[: limit - _HASH_LEN - 1].rstrip("-.")
+    suffix = _short_hash(text.lower())
+    return f"{head}-{suffix}" if head else suffix
+
+
+def dns_label(text: str, *, limit: int = MAX_NAME) -> str:
+    """Fold text into a DNS-1123 label ([a-z0-9-], alphanumeric at both ends) of at most limit characters."""
+    return _fold(text, allowed="a-z0-9-", limit=limit)
+
+
+def repo_label(repo: str) -> str:
+    """The repo as a label value: "owner.name", lower-cased, at most 63 characters."""
+    return _fold(repo.replace("/", "."), allowed="a-z0-9.-", limit=MAX_NAME)
+
+
+def namespace_name(*, prefix: str, repo: str, number: int) -> str:
+    """`<prefix>-<repo name>-pr-<N>`, the repo part cut with a hash to fit 63; the PR number is never cut.
+
+    Two owners' repos of the same name meet in one name; the repo label on the namespace
+    tells them apart, and previewbot refuses to use a namespace that is not its own.
+    """
+    tail = f"-pr-{number}"
+    name = repo.split("/")[-1]
+    return dns_label(f"{prefix}-{name}" if prefix else name, limit=MAX_NAME - len(tail)) + tail
+
+
+def preview_labels(*, repo: str, number: int) -> dict[str, str]:
+    """The labels that mark a namespace as this repo's preview of PR number."""
+    return {MANAGED_BY_LABEL: MANAGED_BY_VALUE, REPO_LABEL: repo_label(repo), PR_LABEL: str(number)}
+
+
+def owned_selector(*, repo: str, number: int | None = None) -> str:
+    """A label selector for previewbot's namespaces of repo (and of one PR when number is given)."""
+    parts = [f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}", f"{REPO_LABEL}={repo_label(repo)}"]
+    if number is not None:
+        parts.append(f"{PR_LABEL}={number}")
+    return ",".join(parts)
+
+
+def is_owned(labels: dict[str, str], *, repo: str, number: int | None = None) -> bool:
+    """True when labels mark a preview of repo (and of PR number) made by previewbot."""
+    wanted = preview_labels(repo=repo, number=number or 0)
+    if number is None:
+        wanted.pop(PR_LABEL)
+    return all(labels.get(key) == value for key, value in wanted.items())
