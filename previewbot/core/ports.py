@@ -74,6 +74,10 @@ class GitHub(Protocol):
         log_url: str | None = None,
     ) -> None: ...
 
+    def remove_label(self, repo: str, number: int, label: str) -> None:
+        """Take a label off the PR; nothing happens when it is not there."""
+        ...
+
     def set_commit_status(
         self,
         repo: str,
@@ -175,4 +179,14 @@ class UrlProbe(Protocol):
         self, url: str, *, expect_status: int, timeout: float, progress: Progress | None = None
     ) -> str | None:
         """None when url answered expect_status in time; else a one-line reason."""
+        ...
+
+
+class CommandRunner(Protocol):
+    """Runs the repo's test command on the Action's runner (the webhook server has none)."""
+
+    def run(
+        self, command: str, *, env: Mapping[str, str], cwd: str, timeout: float
+    ) -> tuple[int | None, str]:
+        """The exit code (None on timeout) and the combined output's end."""
         ...
