@@ -166,9 +166,18 @@ class Cluster(Protocol):
         ...
 
     def copy_secret(
-        self, *, source_namespace: str, name: str, target_namespace: str, labels: Mapping[str, str]
+        self,
+        *,
+        source_namespace: str,
+        name: str,
+        target_namespace: str,
+        labels: Mapping[str, str],
+        target_name: str | None = None,
     ) -> None:
-        """Copy one Secret's data and type into target_namespace. NotFound when the source is missing."""
+        """Copy one Secret's data and type into target_namespace (as target_name, or its own name).
+
+        NotFound when the source is missing.
+        """
         ...
 
 
