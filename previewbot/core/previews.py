@@ -1,0 +1,625 @@
+"""The preview lifecycle: each intent run as steps over the GitHub and Cluster ports.
+
+Every run converges: the namespace, its objects, the sticky comment and the deployment end as
+the PR's current head wants them, whether the run is the first, a repeat, or follows a crash.
+Only namespaces labelled as this repo's preview of this PR are ever changed or deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from previewbot import manifests, naming, render
+from previewbot.config import PreviewConfig, load_config_file
+from previewbot.core.ports import Cluster, CommandRunner, GitHub, UrlProbe
+from previewbot.core.reporting import Reporter, find_sticky, read_state
+from previewbot.core.testing import run_tests
+from previewbot.errors import ApiError, Conflict, NotFound, PreviewbotError, UserError
+from previewbot.model import (
+    Approve,
+    CommitState,
+    DeploymentState,
+    Deploy,
+    Destroy,
+    Ignore,
+    Intent,
+    NamespaceInfo,
+    Phase,
+    PreviewReport,
+    PrRef,
+    PullRequest,
+    Redeploy,
+    Reply,
+    Status,
+    TestOutcome,
+    TestRun,
+    WorkloadDiagnosis,
+)
+from previewbot.redact import redactor
+
+log = logging.getLogger("previewbot")
+
+PERMISSION_RANK = {"none": 0, "read": 1, "triage": 2, "write": 3, "maintain": 4, "admin": 5}
+DEFAULT_ENVIRONMENT = "preview/pr-${PR_NUMBER}"
+# A run that said "deploying" this long ago without finishing has died; a new one may take over.
+STALE_RUN = timedelta(hours=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Where the core runs, as the front door found it."""
+
+    workspace: Path  # the checkout of the PR's head: .preview.yml and the manifests
+    config_path: str = ".preview.yml"
+    server_url: str = "https://github.com"
+    run_url: str | None = None  # the run's log, linked from the deployment
+    namespace_wait: float = 300.0  # how long a Terminating namespace may take to go
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """What a run ended with: the Action's outputs and exit code come from here."""
+
+    status: str  # a Phase value, or "ignored" / "refused"
+    message: str = ""
+    url: str | None = None
+    namespace: str | None = None
+    report: PreviewReport | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status == Phase.FAILED
+
+
+class Previews:
+    """Runs intents. One instance per run; holds no state between runs."""
+
+    def __init__(
+        self,
+        *,
+        github: GitHub,
+        cluster: Cluster,
+        probe: UrlProbe,
+        settings: Settings,
+        runner: CommandRunner | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._github = github
+        self._cluster = cluster
+        self._probe = probe
+        self._runner = runner
+        self._settings = settings
+        self._clock = clock
+
+    # ------------------------------------------------------------ dispatch
+
+    def handle(self, intent: Intent) -> Outcome:
+        match intent:
+            case Deploy(pr=pr, trigger=trigger):
+                return self.deploy(pr, trigger=trigger)
+            case Destroy():
+                return self.destroy(intent)
+            case Redeploy(ref=ref, by=by, comment_id=comment_id):
+                return self._command(ref, by=by, comment_id=comment_id, verb="redeploy", run=self._redeploy)
+            case Status(ref=ref, by=by, comment_id=comment_id):
+                return self._command(ref, by=by, comment_id=comment_id, verb="status", run=self._status)
+            case Approve():
+                return self.approve(intent)
+            case Reply(ref=ref, comment_id=comment_id, text=text, ok=ok):
+                self._github.react(ref.repo, comment_id, "eyes" if ok else "confused")
+                self._github.create_comment(ref.repo, ref.number, text)
+                return Outcome(status="ignored", message="replied")
+            case Ignore(reason=reason):
+                log.info("nothing to do: %s", reason)
+                return Outcome(status="ignored", message=reason)
+        raise AssertionError(f"unhandled intent {intent!r}")
+
+    # ------------------------------------------------------------ deploy
+
+    def deploy(self, pr: PullRequest, *, trigger: str, force: bool = False) -> Outcome:
+        """Bring the PR's preview to its head commit: namespace, objects, rollout, tests, reports."""
+        reporter = Reporter(
+            github=self._github,
+            report=PreviewReport(ref=pr.ref, phase=Phase.PENDING, head_sha=pr.head_sha),
+            server_url=self._settings.server_url,
+            clock=self._clock,
+        )
+        try:
+            config = load_config_file(self._settings.workspace, self._settings.config_path)
+        except UserError as error:
+            return self._fail_early(reporter, pr, error)
+        waiting = self._fork_gate(pr, config=config, reporter=reporter)
+        if waiting is not None:
+            return waiting
+        name = naming.namespace_name(prefix=config.namespace.prefix, repo=pr.repo, number=pr.number)
+        existing = self._cluster.namespace(name)
+        if not force and existing is not None and self._already_done(existing, pr):
+            log.info("%s is already deployed at %s: nothing to do", name, pr.head_sha[:7])
+            return Outcome(
+                status=existing.annotations.get(naming.STATUS_ANNOTATION, Phase.READY),
+                message="already deployed",
+                namespace=name,
+                url=existing.annotations.get(naming.URL_ANNOTATION),
+            )
+        return _Deployment(self, pr=pr, config=config, reporter=reporter, namespace=name).run(trigger)
+
+    def _already_done(self, namespace: NamespaceInfo, pr: PullRequest) -> bool:
+        """True when a run for this very commit finished well, or is under way and alive."""
+        notes = namespace.annotations
+        if namespace.terminating or notes.get(naming.HEAD_SHA_ANNOTATION) != pr.head_sha:
+            return False
+        status = notes.get(naming.STATUS_ANNOTATION)
+        if status == Phase.READY:
+            return True
+        if status in (Phase.DEPLOYING, Phase.TESTING):
+            started = _parse_time(notes.get(naming.DEPLOYED_AT_ANNOTATION))
+            return started is not None and self._clock() - started < STALE_RUN
+        return False
+
+    def _fail_early(self, reporter: Reporter, pr: PullRequest, error: PreviewbotError) -> Outcome:
+        """Bad input: say what is wrong on the PR and in the log, and change nothing else."""
+        message = redactor.redact(str(error))
+        log.error("%s", message)
+        report = reporter.update(phase=Phase.FAILED, error=message)
+        self._github.set_commit_status(
+            pr.repo,
+            pr.head_sha,
+            state=CommitState.FAILURE,
+            context=_deploy_context(None),
+            description=message.splitlines()[0],
+            target_url=self._settings.run_url,
+        )
+        return Outcome(status=Phase.FAILED, message=message, report=report)
+
+    def _fork_gate(self, pr: PullRequest, *, config: PreviewConfig, reporter: Reporter) -> Outcome | None:
+        """None when the PR may be previewed; else the Outcome that says it waits (or never will)."""
+        if not pr.from_fork or config.forks.policy == "allow":
+            return None
+        if config.forks.policy == "deny":
+            note = "Previews are off for pull requests from forks in this repository."
+            report = reporter.update(phase=Phase.PENDING, note=note)
+            return Outcome(status=Phase.PENDING, message=note, report=report)
+        if reporter.state.get("approved_sha") == pr.head_sha:
+            return None
+        note = render.render_fork_waiting(sha=pr.head_sha, label=config.forks.approve_label)
+        if reporter.state.get("approved_sha") and config.forks.approve_label in pr.labels:
+            # The label approved an earlier commit; taking it off lets a maintainer approve again by label.
+            self._github.remove_label(pr.repo, pr.number, config.forks.approve_label)
+        report = reporter.update(phase=Phase.PENDING, note=note)
+        log.info("fork PR %s#%d waits for a maintainer's approval of %s", pr.repo, pr.number, pr.head_sha[:7])
+        return Outcome(status=Phase.PENDING, message="waiting for approval", report=report)
+
+    # ------------------------------------------------------------ destroy
+
+    def destroy(self, intent: Destroy) -> Outcome:
+        """Delete the PR's preview namespace (only if it is ours), retire its deployments, say so."""
+        ref = intent.ref
+        if intent.comment_id is not None and intent.by is not None:
+            refusal = self._refuse_unless_allowed(ref, by=intent.by, comment_id=intent.comment_id, verb="destroy")
+            if refusal is not None:
+                return refusal
+        owned = self._cluster.namespaces(label_selector=naming.owned_selector(repo=ref.repo, number=ref.number))
+        for namespace in owned:
+            if not naming.is_owned(namespace.labels, repo=ref.repo, number=ref.number):
+                continue  # the selector said so, but safety does not rest on one check
+            log.info("deleting namespace %s", namespace.name)
+            try:
+                self._cluster.delete_namespace(namespace.name)
+            except NotFound:
+                log.info("namespace %s was already gone", namespace.name)
+        sticky = find_sticky(self._github, ref)
+        state = read_state(sticky.body) if sticky else {}
+        environment = state.get("environment") or _environment(DEFAULT_ENVIRONMENT, ref.number)
+        for deployment_id in self._github.deployments(ref.repo, environment=environment):
+            self._github.set_deployment_status(
+                ref.repo, deployment_id, state=DeploymentState.INACTIVE, description="Preview destroyed"
+            )
+        note = {
+            "merged": "Destroyed: the pull request was merged.",
+            "closed": "Destroyed: the pull request was closed.",
+            "command": f"Destroyed by @{intent.by} with `/preview destroy`. A new push deploys it again.",
+        }.get(intent.reason, "Destroyed.")
+        if sticky is None and not owned:
+            log.info("no preview of %s#%d to destroy", ref.repo, ref.number)
+            return Outcome(status=Phase.DESTROYED, message="no preview")
+        reporter = Reporter(
+            github=self._github,
+            report=PreviewReport(ref=ref, phase=Phase.DESTROYED, head_sha=state.get("sha", "")),
+            server_url=self._settings.server_url,
+            clock=self._clock,
+        )
+        report = reporter.update(phase=Phase.DESTROYED, note=note)
+        if intent.comment_id is not None:
+            self._github.react(ref.repo, intent.comment_id, "+1")
+        return Outcome(status=Phase.DESTROYED, message=note, report=report)
+
+    # ------------------------------------------------------------ commands
+
+    def _refuse_unless_allowed(self, ref: PrRef, *, by: str, comment_id: int, verb: str) -> Outcome | None:
+        """React to the command at once; refuse (reply, reaction) when `by` may not run it."""
+        needed = self._needed_permission(verb)
+        has = self._github.permission(ref.repo, by)
+        if PERMISSION_RANK.get(has, 0) >= PERMISSION_RANK[needed]:
+            self._github.react(ref.repo, comment_id, "eyes")
+            return None
+        log.warning("@%s (%s) may not run /preview %s (needs %s)", by, has, verb, needed)
+        self._github.react(ref.repo, comment_id, "-1")
+        self._github.create_comment(
+            ref.repo, ref.number, render.render_refusal(user=by, verb=verb, needed=needed, has=has)
+        )
+        return Outcome(status="refused", message=f"@{by} has {has} permission; /preview {verb} needs {needed}")
+
+    def _needed_permission(self, verb: str) -> str:
+        configured = "write"
+        try:
+            configured = load_config_file(self._settings.workspace, self._settings.config_path).commands.permission
+        except UserError:
+            log.info("no readable config: commands need the default permission, write")
+        if verb == "approve":
+            # Approving runs a stranger's code on the cluster: never below write, whatever the config.
+            return max(configured, "write", key=PERMISSION_RANK.__getitem__)
+        return configured
+
+    def _command(
+        self, ref: PrRef, *, by: str, comment_id: int, verb: str, run: Callable[[PrRef, int], Outcome]
+    ) -> Outcome:
+        refusal = self._refuse_unless_allowed(ref, by=by, comment_id=comment_id, verb=verb)
+        return refusal if refusal is not None else run(ref, comment_id)
+
+    def _redeploy(self, ref: PrRef, comment_id: int) -> Outcome:
+        pr = self._github.pull_request(ref.repo, ref.number)
+        if pr.state != "open":
+            self._github.create_comment(ref.repo, ref.number, "This pull request is closed: nothing to redeploy.")
+            return Outcome(status="ignored", message="closed PR")
+        outcome = self.deploy(pr, trigger="redeploy", force=True)
+        self._github.react(ref.repo, comment_id, "rocket" if outcome.status == Phase.READY else "confused")
+        return outcome
+
+    def _status(self, ref: PrRef, comment_id: int) -> Outcome:
+        owned = self._cluster.namespaces(label_selector=naming.owned_selector(repo=ref.repo, number=ref.number))
+        live = [ns for ns in owned if not ns.terminating]
+        report = _report_from_namespace(ref, live[0]) if live else None
+        self._github.create_comment(ref.repo, ref.number, render.render_status_reply(report))
+        return Outcome(status=report.phase if report else "ignored", report=report)
+
+    def approve(self, intent: Approve) -> Outcome:
+        """A maintainer approves a fork PR's current head (comment or label), which deploys it."""
+        ref = intent.ref
+        if intent.label is not None:
+            try:
+                config = load_config_file(self._settings.workspace, self._settings.config_path)
+            except UserError:
+                return Outcome(status="ignored", message="no readable config to check the approval label")
+            if intent.label != config.forks.approve_label:
+                return Outcome(status="ignored", message=f"label {intent.label!r} is not the approval label")
+            has = self._github.permission(ref.repo, intent.by)
+            if PERMISSION_RANK.get(has, 0) < PERMISSION_RANK["write"]:
+                log.warning("label %s added by @%s (%s) does not approve", intent.label, intent.by, has)
+                return Outcome(status="refused", message=f"@{intent.by} may not approve")
+        else:
+            assert intent.comment_id is not None
+            refusal = self._refuse_unless_allowed(ref, by=intent.by, comment_id=intent.comment_id, verb="approve")
+            if refusal is not None:
+                return refusal
+        pr = self._github.pull_request(ref.repo, ref.number)
+        if not pr.from_fork:
+            if intent.comment_id is not None:
+                self._github.create_comment(
+                    ref.repo, ref.number, "This pull request is not from a fork: it needs no approval."
+                )
+            return Outcome(status="ignored", message="not a fork")
+        sticky = find_sticky(self._github, ref)
+        state = read_state(sticky.body) if sticky else {}
+        state_reporter = Reporter(
+            github=self._github,
+            report=PreviewReport(ref=ref, phase=Phase.PENDING, head_sha=pr.head_sha),
+            server_url=self._settings.server_url,
+            clock=self._clock,
+        )
+        state_reporter.remember(**{**state, "approved_sha": pr.head_sha, "approved_by": intent.by})
+        state_reporter.update(note=f"Approved by @{intent.by} for {pr.head_sha[:7]}.")
+        log.info("@%s approved %s#%d at %s", intent.by, ref.repo, ref.number, pr.head_sha[:7])
+        return self.deploy(pr, trigger="approve", force=True)
+
+
+class _Deployment:
+    """One deploy run of one PR head, as a sequence of reported steps."""
+
+    def __init__(
+        self, previews: Previews, *, pr: PullRequest, config: PreviewConfig, reporter: Reporter, namespace: str
+    ) -> None:
+        self.p = previews
+        self.pr = pr
+        self.config = config
+        self.reporter = reporter
+        self.namespace = namespace
+        self.labels = naming.preview_labels(repo=pr.repo, number=pr.number)
+        self.environment = _environment(config.environment, pr.number)
+        self.deployment_id: int | None = None
+
+    def run(self, trigger: str) -> Outcome:
+        pr, github = self.pr, self.p._github
+        log.info("deploying %s#%d at %s (%s) into %s", pr.repo, pr.number, pr.head_sha[:7], trigger, self.namespace)
+        self.reporter.remember(environment=self.environment, sha=pr.head_sha)
+        variables: dict[str, str] = {}
+        try:
+            variables = self._variables()
+            self.reporter.update(
+                phase=Phase.DEPLOYING, namespace=self.namespace, url=variables.get("PREVIEW_URL") or None,
+                error=None, diagnoses=(), tests=None, note=None,
+            )
+            self._status(CommitState.PENDING, "Deploying the preview")
+            self.deployment_id = github.create_deployment(
+                pr.repo,
+                sha=pr.head_sha,
+                environment=self.environment,
+                description=f"Preview of #{pr.number}",
+                payload={"namespace": self.namespace, "pr": pr.number},
+            )
+            github.set_deployment_status(
+                pr.repo, self.deployment_id, state=DeploymentState.IN_PROGRESS,
+                description="Deploying", log_url=self.p._settings.run_url,
+            )
+            with self.reporter.step("Namespace"):
+                self._ensure_namespace()
+            with self.reporter.step("Apply manifests"):
+                rendered = self._apply(variables)
+            with self.reporter.step("Wait for rollout"):
+                rollout = self.p._cluster.wait_rollout(
+                    self.namespace, rendered.workloads, timeout=self.config.readiness.timeout,
+                    progress=self.reporter.progress,
+                )
+        except PreviewbotError as error:
+            return self._finish_with_error(error)
+        if not rollout.ok:
+            names = ", ".join(str(d.workload) for d in rollout.failed)
+            return self._finish(
+                Phase.FAILED, f"Not ready: {names}", diagnoses=rollout.failed, variables=variables
+            )
+        tests: TestRun | None = None
+        if self.config.tests is not None:
+            tests = self._tests(variables)
+            if tests is None:
+                return Outcome(status="superseded", namespace=self.namespace)
+        failed_tests = tests is not None and not tests.passed and self.config.tests is not None
+        if failed_tests and self.config.tests is not None and self.config.tests.required:
+            return self._finish(Phase.FAILED, "End-to-end tests failed", tests=tests, variables=variables)
+        return self._finish(Phase.READY, "Preview is ready", tests=tests, variables=variables)
+
+    # ---------------------------------------------------------------- steps
+
+    def _variables(self) -> dict[str, str]:
+        base = manifests.preview_variables(pr=self.pr, namespace=self.namespace, url=None, extra={})
+        url = manifests.preview_url(self.config, base)
+        return manifests.preview_variables(
+            pr=self.pr, namespace=self.namespace, url=url, extra=self.config.variables
+        )
+
+    def _ensure_namespace(self) -> None:
+        cluster, name = self.p._cluster, self.namespace
+        now = self.p._clock()
+        for _attempt in range(2):
+            existing = cluster.namespace(name)
+            if existing is not None and not naming.is_owned(
+                existing.labels, repo=self.pr.repo, number=self.pr.number
+            ):
+                raise UserError(
+                    f"namespace {name} exists and is not previewbot's preview of {self.pr.repo}#{self.pr.number}; "
+                    "previewbot will not touch it. Rename it, or set namespace.prefix in .preview.yml."
+                )
+            if existing is not None and existing.terminating:
+                self.reporter.progress(f"namespace {name} is still terminating from an earlier teardown; waiting")
+                if not cluster.wait_namespace_gone(
+                    name, timeout=self.p._settings.namespace_wait, progress=self.reporter.progress
+                ):
+                    raise UserError(
+                        f"namespace {name} was still terminating after {self.p._settings.namespace_wait:.0f}s"
+                    )
+                existing = None
+            if existing is None:
+                annotations = {
+                    naming.REPO_ANNOTATION: self.pr.repo,
+                    naming.CREATED_AT_ANNOTATION: _iso(now),
+                }
+                try:
+                    cluster.create_namespace(name, labels=self.labels, annotations=annotations)
+                except Conflict:
+                    continue  # another run made it, or an old one began terminating: look again
+            break
+        annotations: dict[str, str | None] = {
+            naming.HEAD_SHA_ANNOTATION: self.pr.head_sha,
+            naming.STATUS_ANNOTATION: Phase.DEPLOYING,
+            naming.DEPLOYED_AT_ANNOTATION: _iso(now),
+            naming.EXPIRES_AT_ANNOTATION: _iso(now + timedelta(seconds=self.config.ttl)) if self.config.ttl else None,
+            naming.DEPLOYMENT_ID_ANNOTATION: str(self.deployment_id),
+            naming.COMMENT_ID_ANNOTATION: str(self.reporter.comment_id),
+        }
+        cluster.annotate_namespace(name, annotations=annotations)
+
+    def _apply(self, variables: Mapping[str, str]) -> manifests.Rendered:
+        cluster = self.p._cluster
+        app_labels = {**self.labels, naming.COMPONENT_LABEL: "app"}
+        rendered = manifests.render_manifests(
+            self.config, root=self.p._settings.workspace, variables=variables,
+            namespace=self.namespace, labels=app_labels,
+        )
+        guard_labels = {**self.labels, naming.COMPONENT_LABEL: "guardrail"}
+        guardrails = manifests.guardrails(self.config, namespace=self.namespace, labels=guard_labels)
+        if not self.pr.from_fork:
+            self._copy_secrets()
+        applied = cluster.apply(self.namespace, [*guardrails, *rendered.objects])
+        self.reporter.progress(f"applied {len(applied)} objects")
+        current = self.p._cluster.namespace(self.namespace)
+        previous = _kinds_from(current.annotations.get(naming.APPLIED_KINDS_ANNOTATION, "") if current else "")
+        kinds = sorted({*rendered.kinds, *previous, *((o["apiVersion"], o["kind"]) for o in guardrails)})
+        pruned = cluster.prune(
+            self.namespace,
+            label_selector=naming.owned_selector(repo=self.pr.repo, number=self.pr.number),
+            kinds=kinds,
+            keep=set(applied),
+        )
+        for ref in pruned:
+            self.reporter.progress(f"pruned {ref}, gone from the manifests")
+        cluster.annotate_namespace(
+            self.namespace,
+            annotations={naming.APPLIED_KINDS_ANNOTATION: ",".join(f"{v}/{k}" for v, k in kinds)},
+        )
+        return rendered
+
+    def _copy_secrets(self) -> None:
+        for secret in self.config.namespace.secrets:
+            source_namespace, _, source_name = secret.from_.partition("/")
+            self.p._cluster.copy_secret(
+                source_namespace=source_namespace,
+                name=source_name,
+                target_namespace=self.namespace,
+                labels={**self.labels, naming.COMPONENT_LABEL: "secret"},
+                target_name=secret.name or source_name,
+            )
+
+    def _tests(self, variables: Mapping[str, str]) -> TestRun | None:
+        """Run the tests; None when a newer commit took the preview over meanwhile."""
+        self.p._cluster.annotate_namespace(self.namespace, annotations={naming.STATUS_ANNOTATION: Phase.TESTING})
+        with self.reporter.step("End-to-end tests", phase=Phase.TESTING):
+            tests = run_tests(
+                self.config, cluster=self.p._cluster, probe=self.p._probe, runner=self.p._runner,
+                workspace=self.p._settings.workspace, variables=variables, labels=self.labels,
+                progress=self.reporter.progress,
+            )
+        if self._superseded():
+            log.info("a newer commit took over %s; leaving the report to it", self.namespace)
+            return None
+        assert self.config.tests is not None
+        self._status(
+            CommitState.SUCCESS if tests.passed else CommitState.FAILURE,
+            _tests_line(tests),
+            context=self.config.tests.status_context,
+        )
+        return tests
+
+    def _superseded(self) -> bool:
+        current = self.p._cluster.namespace(self.namespace)
+        return current is not None and current.annotations.get(naming.HEAD_SHA_ANNOTATION) != self.pr.head_sha
+
+    # ---------------------------------------------------------------- endings
+
+    def _finish(
+        self,
+        phase: Phase,
+        summary: str,
+        *,
+        variables: Mapping[str, str],
+        diagnoses: tuple[WorkloadDiagnosis, ...] = (),
+        tests: TestRun | None = None,
+    ) -> Outcome:
+        github, pr = self.p._github, self.pr
+        url = variables.get("PREVIEW_URL") or None
+        ok = phase is Phase.READY
+        if self.deployment_id is not None:
+            github.set_deployment_status(
+                pr.repo, self.deployment_id,
+                state=DeploymentState.SUCCESS if ok else DeploymentState.FAILURE,
+                description=summary, environment_url=url if ok else None, log_url=self.p._settings.run_url,
+            )
+        self._status(CommitState.SUCCESS if ok else CommitState.FAILURE, summary, target_url=url if ok else None)
+        self.p._cluster.annotate_namespace(
+            self.namespace, annotations={naming.STATUS_ANNOTATION: phase, naming.URL_ANNOTATION: url}
+        )
+        report = self.reporter.update(phase=phase, diagnoses=diagnoses, tests=tests, url=url)
+        log.info("%s: %s", phase, summary)
+        return Outcome(status=phase, message=summary, url=url, namespace=self.namespace, report=report)
+
+    def _finish_with_error(self, error: PreviewbotError) -> Outcome:
+        message = redactor.redact(str(error))
+        log.error("%s", message)
+        github, pr = self.p._github, self.pr
+        if self.deployment_id is not None:
+            github.set_deployment_status(
+                pr.repo, self.deployment_id, state=DeploymentState.ERROR if isinstance(error, ApiError)
+                else DeploymentState.FAILURE, description=message.splitlines()[0],
+                log_url=self.p._settings.run_url,
+            )
+        self._status(CommitState.ERROR if isinstance(error, ApiError) else CommitState.FAILURE,
+                     message.splitlines()[0])
+        try:
+            if self.p._cluster.namespace(self.namespace) is not None and not isinstance(error, UserError):
+                self.p._cluster.annotate_namespace(
+                    self.namespace, annotations={naming.STATUS_ANNOTATION: Phase.FAILED}
+                )
+        except PreviewbotError:
+            log.warning("could not record the failure on namespace %s", self.namespace)
+        report = self.reporter.update(phase=Phase.FAILED, error=message)
+        return Outcome(status=Phase.FAILED, message=message, namespace=self.namespace, report=report)
+
+    def _status(
+        self, state: CommitState, description: str, *, context: str | None = None, target_url: str | None = None
+    ) -> None:
+        self.p._github.set_commit_status(
+            self.pr.repo, self.pr.head_sha, state=state,
+            context=context or _deploy_context(self.config), description=description,
+            target_url=target_url or self.p._settings.run_url,
+        )
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _deploy_context(config: PreviewConfig | None) -> str:
+    return config.status_context if config else "previewbot/deploy"
+
+
+def _environment(template: str, number: int) -> str:
+    return template.replace("${PR_NUMBER}", str(number))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _kinds_from(annotation: str) -> set[tuple[str, str]]:
+    kinds = set()
+    for item in filter(None, annotation.split(",")):
+        api_version, _, kind = item.rpartition("/")
+        kinds.add((api_version, kind))
+    return kinds
+
+
+def _tests_line(tests: TestRun) -> str:
+    if tests.problem:
+        return tests.problem
+    if tests.report is None:
+        return "Tests passed" if tests.passed else "Tests failed"
+    counts = {o: tests.report.count(o) for o in TestOutcome}
+    return (
+        f"{counts[TestOutcome.PASSED]} passed, {counts[TestOutcome.FAILED] + counts[TestOutcome.ERROR]} failed, "
+        f"{counts[TestOutcome.SKIPPED]} skipped in {tests.seconds:.0f}s"
+    )
+
+
+def _report_from_namespace(ref: PrRef, namespace: NamespaceInfo) -> PreviewReport:
+    notes = namespace.annotations
+    try:
+        phase = Phase(notes.get(naming.STATUS_ANNOTATION, Phase.PENDING))
+    except ValueError:
+        phase = Phase.PENDING
+    return PreviewReport(
+        ref=ref,
+        phase=phase,
+        head_sha=notes.get(naming.HEAD_SHA_ANNOTATION, ""),
+        namespace=namespace.name,
+        url=notes.get(naming.URL_ANNOTATION),
+        updated_at=_parse_time(notes.get(naming.DEPLOYED_AT_ANNOTATION)),
+    )

@@ -1,0 +1,220 @@
+"""The end-to-end tests of a preview: smoke check, then a Job in the namespace or a runner command.
+
+Every way the tests can go wrong is told as what it is: a URL that never answers, a test pod
+that never ran, a timeout, a missing or malformed report are problems, not test failures.
+
+The Job hands its JUnit report out of the pod with no extra infrastructure: when
+`tests.job.report` is set, previewbot wraps the container's command in `sh -c` so that, after
+the tests, the report file is printed to the log between two marker lines, and reads it back
+from the pod's log. The test image needs a POSIX shell and `cat`.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from previewbot import junit, manifests, naming
+from previewbot.config import PreviewConfig, Tests
+from previewbot.core.ports import Cluster, CommandRunner, Progress, UrlProbe
+from previewbot.errors import ConfigError
+from previewbot.model import TestReport, TestRun
+
+LOG_TAIL_LINES = 80
+
+
+def test_env(variables: Mapping[str, str]) -> dict[str, str]:
+    """The variables every test run gets, by the names the docs promise."""
+    return {
+        "PREVIEW_URL": variables.get("PREVIEW_URL", ""),
+        "PREVIEW_NAMESPACE": variables["NAMESPACE"],
+        "PR_NUMBER": variables["PR_NUMBER"],
+        "SHA": variables["SHA"],
+    }
+
+
+def tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+
+
+def job_name(sha: str) -> str:
+    return f"e2e-{sha[:7]}"
+
+
+def wrap_for_report(command: list[str], report_path: str) -> list[str]:
+    """A command that runs `command`, then prints report_path between the markers, keeping the exit code."""
+    script = (
+        '"$@"; code=$?; '
+        f"echo {shlex.quote(junit.REPORT_BEGIN)}; "
+        f"cat {shlex.quote(report_path)} 2>/dev/null; "
+        f"echo {shlex.quote(junit.REPORT_END)}; "
+        'exit "$code"'
+    )
+    return ["sh", "-c", script, "previewbot-e2e", *command]
+
+
+def test_job(
+    config: PreviewConfig, *, variables: Mapping[str, str], labels: Mapping[str, str]
+) -> dict[str, Any]:
+    """The Job manifest for this deploy's tests."""
+    tests = config.tests
+    assert tests is not None and tests.job is not None
+    spec = tests.job
+    command = [*(spec.command or []), *(spec.args or [])]
+    container: dict[str, Any] = {
+        "name": "e2e",
+        "image": spec.image,
+        "env": [{"name": k, "value": v} for k, v in {**test_env(variables), **spec.env}.items()],
+    }
+    if spec.report:
+        if not command:
+            # Without a command the image's own entrypoint runs and cannot be wrapped.
+            raise ConfigError(
+                ".preview.yml", ["tests.job.report needs tests.job.command: the command is wrapped to print it"]
+            )
+        container["command"] = wrap_for_report(command, spec.report)
+    elif command:
+        container["command"] = command
+    job_labels = {**labels, naming.COMPONENT_LABEL: "tests"}
+    job: dict[str, Any] = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": job_name(variables["SHA"]), "namespace": variables["NAMESPACE"], "labels": job_labels},
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": int(tests.timeout),
+            "ttlSecondsAfterFinished": 24 * 3600,
+            "template": {
+                "metadata": {"labels": job_labels},
+                "spec": {"restartPolicy": "Never", "containers": [container]},
+            },
+        },
+    }
+    return manifests.pin_images(job, config.images, variables)
+
+
+def _report_from(text: str | None, *, source: str) -> tuple[TestReport | None, str | None]:
+    if text is None:
+        return None, None
+    try:
+        return junit.parse_junit(text, source=source), None
+    except junit.ReportError as error:
+        return None, str(error)
+
+
+def _outcome(
+    *, exit_ok: bool, report: TestReport | None, problem: str | None, log: str, seconds: float, wanted_report: bool
+) -> TestRun:
+    if problem is None and wanted_report and report is None:
+        problem = "the tests ended without writing their JUnit report" + (
+            "" if exit_ok else " (and exited with an error)"
+        )
+    passed = exit_ok and problem is None and (report is None or not report.failures)
+    return TestRun(passed=passed, report=report, problem=problem, log_tail=tail(log), seconds=seconds)
+
+
+def run_tests(
+    config: PreviewConfig,
+    *,
+    cluster: Cluster,
+    probe: UrlProbe,
+    runner: CommandRunner | None,
+    workspace: Path,
+    variables: Mapping[str, str],
+    labels: Mapping[str, str],
+    progress: Progress | None = None,
+) -> TestRun:
+    """Smoke-check the URL, then run the configured tests; never raises for a test outcome."""
+    tests = config.tests
+    assert tests is not None
+    began = time.monotonic()
+    url = variables.get("PREVIEW_URL") or ""
+    if url:
+        target = url.rstrip("/") + "/" + config.smoke.path.lstrip("/")
+        reason = probe.wait_until_answers(
+            target, expect_status=config.smoke.expect_status, timeout=config.smoke.timeout, progress=progress
+        )
+        if reason is not None:
+            return TestRun(passed=False, problem=f"the preview URL never answered: {reason}", seconds=0.0)
+    if runner is not None and tests.command:
+        return _run_command(tests, runner=runner, workspace=workspace, variables=variables, began=began)
+    if tests.job is not None:
+        return _run_job(config, cluster=cluster, variables=variables, labels=labels, progress=progress, began=began)
+    return TestRun(
+        passed=False,
+        problem="tests.command runs only in the GitHub Action; the webhook server needs tests.job",
+    )
+
+
+def _run_command(
+    tests: Tests, *, runner: CommandRunner, workspace: Path, variables: Mapping[str, str], began: float
+) -> TestRun:
+    assert tests.command is not None
+    code, output = runner.run(tests.command, env=test_env(variables), cwd=str(workspace), timeout=tests.timeout)
+    seconds = time.monotonic() - began
+    if code is None:
+        return TestRun(
+            passed=False, problem=f"the tests did not finish in {tests.timeout:.0f}s", log_tail=tail(output),
+            seconds=seconds,
+        )
+    if code == 127:
+        return TestRun(
+            passed=False,
+            problem=f"command not found: {tests.command.split()[0] if tests.command.split() else tests.command}",
+            log_tail=tail(output),
+            seconds=seconds,
+        )
+    report, problem = None, None
+    if tests.report:
+        path = (workspace / tests.report).resolve()
+        text = path.read_text(errors="replace") if path.is_file() else None
+        report, problem = _report_from(text, source=tests.report)
+    return _outcome(
+        exit_ok=code == 0, report=report, problem=problem, log=output, seconds=seconds,
+        wanted_report=bool(tests.report),
+    )
+
+
+def _run_job(
+    config: PreviewConfig,
+    *,
+    cluster: Cluster,
+    variables: Mapping[str, str],
+    labels: Mapping[str, str],
+    progress: Progress | None,
+    began: float,
+) -> TestRun:
+    tests = config.tests
+    assert tests is not None and tests.job is not None
+    job = test_job(config, variables=variables, labels=labels)
+    namespace = variables["NAMESPACE"]
+    # A push supersedes the tests of the commit before it.
+    cluster.delete_jobs(
+        namespace,
+        label_selector=f"{naming.COMPONENT_LABEL}=tests,{naming.MANAGED_BY_LABEL}={naming.MANAGED_BY_VALUE}",
+        keep=job["metadata"]["name"],
+    )
+    outcome = cluster.run_job(namespace, job, timeout=tests.timeout, progress=progress)
+    seconds = time.monotonic() - began
+    report_text, log = junit.split_report_from_log(outcome.log)
+    if outcome.diagnosis is not None:
+        return TestRun(
+            passed=False,
+            problem=f"the test pod never ran: {outcome.diagnosis.summary}",
+            diagnosis=outcome.diagnosis,
+            log_tail=tail(log),
+            seconds=seconds,
+        )
+    if outcome.timed_out:
+        return TestRun(
+            passed=False, problem=f"the tests did not finish in {tests.timeout:.0f}s", log_tail=tail(log),
+            seconds=seconds,
+        )
+    report, problem = _report_from(report_text, source=f"job/{job['metadata']['name']}: {tests.job.report}")
+    return _outcome(
+        exit_ok=outcome.succeeded, report=report, problem=problem, log=log, seconds=seconds,
+        wanted_report=bool(tests.job.report),
+    )
