@@ -95,6 +95,9 @@ class Previews:
         self._settings = settings
         self._clock = clock
 
+    def pull_request(self, repo: str, number: int) -> PullRequest:
+        return self._github.pull_request(repo, number)
+
     # ------------------------------------------------------------ dispatch
 
     def handle(self, intent: Intent) -> Outcome:

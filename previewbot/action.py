@@ -1,0 +1,100 @@
+"""The GitHub Action front door: the runner's environment in, outputs and a job summary out.
+
+Translates only: the event file becomes intents, the core runs them, and the outcome becomes
+the step's outputs (url, namespace, status), its summary, ::error:: annotations and the exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from previewbot import events, render
+from previewbot.core.previews import Outcome, Previews, Settings
+from previewbot.errors import PreviewbotError
+from previewbot.redact import redactor
+
+log = logging.getLogger("previewbot")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Runner:
+    """What the Actions runner tells a step through its environment."""
+
+    event_name: str
+    event_path: Path
+    repository: str
+    server_url: str
+    workspace: Path
+    run_url: str | None
+    output_path: Path | None
+    summary_path: Path | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Runner:
+        missing = [key for key in ("GITHUB_EVENT_NAME", "GITHUB_EVENT_PATH") if not env.get(key)]
+        if missing:
+            raise PreviewbotError(
+                f"{', '.join(missing)} not set: `previewbot action` runs inside a GitHub Actions job"
+            )
+        server_url = env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
+        repository = env.get("GITHUB_REPOSITORY", "")
+        run_id = env.get("GITHUB_RUN_ID")
+        return cls(
+            event_name=env["GITHUB_EVENT_NAME"],
+            event_path=Path(env["GITHUB_EVENT_PATH"]),
+            repository=repository,
+            server_url=server_url,
+            workspace=Path(env.get("GITHUB_WORKSPACE") or "."),
+            run_url=f"{server_url}/{repository}/actions/runs/{run_id}" if run_id and repository else None,
+            output_path=Path(env["GITHUB_OUTPUT"]) if env.get("GITHUB_OUTPUT") else None,
+            summary_path=Path(env["GITHUB_STEP_SUMMARY"]) if env.get("GITHUB_STEP_SUMMARY") else None,
+        )
+
+    def settings(self, *, working_directory: str, config_path: str) -> Settings:
+        return Settings(
+            workspace=(self.workspace / working_directory).resolve(),
+            config_path=config_path,
+            server_url=self.server_url,
+            run_url=self.run_url,
+        )
+
+
+def run(runner: Runner, previews: Previews) -> int:
+    """Handle the run's event; returns the exit code."""
+    payload = events.read_event_file(runner.event_path)
+    intents = events.intents_from_event(runner.event_name, payload)
+    outcomes = [previews.handle(intent) for intent in intents]
+    last = next((o for o in reversed(outcomes) if o.status != "ignored"), outcomes[-1])
+    write_outputs(runner, last)
+    if last.report is not None and runner.summary_path is not None:
+        with runner.summary_path.open("a", encoding="utf-8") as summary:
+            summary.write(render.render_summary(last.report, server_url=runner.server_url) + "\n")
+    if last.failed:
+        annotate_error(last.message)
+        return 1
+    return 0
+
+
+def write_outputs(runner: Runner, outcome: Outcome) -> None:
+    outputs = {"status": str(outcome.status), "url": outcome.url or "", "namespace": outcome.namespace or ""}
+    for key, value in outputs.items():
+        log.debug("output %s=%s", key, value)
+    if runner.output_path is None:
+        return
+    with runner.output_path.open("a", encoding="utf-8") as out:
+        for key, value in outputs.items():
+            # The heredoc form, with a delimiter no value can contain, keeps any text on one output.
+            delimiter = f"previewbot_{uuid.uuid4().hex}"
+            out.write(f"{key}<<{delimiter}\n{value}\n{delimiter}\n")
+
+
+def annotate_error(message: str) -> None:
+    """An ::error:: workflow command: shown on the run's page and the PR's checks."""
+    text = redactor.redact(message)
+    escaped = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    print(f"::error title=previewbot::{escaped}", flush=True)
+

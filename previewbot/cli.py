@@ -1,0 +1,193 @@
+"""The command line: `previewbot plan | deploy | destroy | action`.
+
+A front door like the Action: it parses options, wires the adapters, and hands intents to the core.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import yaml
+
+from previewbot import action, manifests, naming, render
+from previewbot.config import config_schema, load_config_file
+from previewbot.core.previews import Outcome, Settings
+from previewbot.core.testing import test_job
+from previewbot.errors import PreviewbotError
+from previewbot.model import Deploy, Destroy, Phase, PreviewReport, PrRef, PullRequest, StepTiming
+from previewbot.wiring import Connection, build_previews, setup_logging
+
+PLAN_SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _connection_options(command: click.Command) -> click.Command:
+    options = [
+        click.option("--token", envvar=["INPUT_TOKEN", "GITHUB_TOKEN"], required=True, show_envvar=True,
+                     help="GitHub token with contents:read, pull-requests, issues, deployments and statuses: write."),
+        click.option("--api-url", envvar="GITHUB_API_URL", default=None, show_envvar=True,
+                     help="GitHub API address; GitHub Enterprise Server sets it. Default: api.github.com."),
+        click.option("--kubeconfig", envvar="INPUT_KUBECONFIG", default=None,
+                     help="Kubeconfig file or its text. Default: $KUBECONFIG, then the in-cluster service account."),
+        click.option("--context", "kube_context", envvar="INPUT_KUBE_CONTEXT", default=None,
+                     help="Kubeconfig context to use."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _settings_options(command: click.Command) -> click.Command:
+    options = [
+        click.option("--workspace", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+                     show_default=True, help="The checkout of the PR's head."),
+        click.option("--config", "config_path", default=".preview.yml", show_default=True,
+                     help="Path of the config inside the workspace."),
+        click.option("--server-url", envvar="GITHUB_SERVER_URL", default="https://github.com", show_default=True,
+                     help="GitHub web address, for links."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
+@click.version_option(package_name="previewbot")
+def main(verbose: bool) -> None:
+    """previewbot: a preview environment on Kubernetes for every pull request.
+
+    Each PR gets a namespace with its images deployed, end-to-end tests run against it,
+    and one PR comment, a GitHub Deployment and commit statuses that say how it went.
+    """
+    setup_logging(verbose=verbose)
+
+
+@main.command()
+@click.argument("workspace", type=click.Path(exists=True, file_okay=False, path_type=Path), default=".")
+@click.option("--config", "config_path", default=".preview.yml", show_default=True)
+@click.option("--repo", default=None, help="owner/name. Default: example/<folder name>.")
+@click.option("--pr", "number", type=int, default=1, show_default=True)
+@click.option("--sha", default=PLAN_SHA, help="Head commit to pin images to.")
+@click.option("--branch", default="feature/preview", show_default=True)
+def plan(workspace: Path, config_path: str, repo: str | None, number: int, sha: str, branch: str) -> None:
+    """Show what a deploy would do, with no cluster and no GitHub.
+
+    Prints the checks, the namespace, every object after substitution and image pinning
+    (guardrails and the test Job included), and the PR comment a ready preview would get.
+    """
+    repo = repo or f"example/{workspace.resolve().name}"
+    pr = PullRequest(repo=repo, number=number, head_sha=sha, head_ref=branch, base_ref="main",
+                     author="octocat", head_repo=repo)
+    try:
+        config = load_config_file(workspace, config_path)
+        namespace = naming.namespace_name(prefix=config.namespace.prefix, repo=repo, number=number)
+        base = manifests.preview_variables(pr=pr, namespace=namespace, url=None, extra={})
+        url = manifests.preview_url(config, base)
+        variables = manifests.preview_variables(pr=pr, namespace=namespace, url=url, extra=config.variables)
+        labels = naming.preview_labels(repo=repo, number=number)
+        rendered = manifests.render_manifests(config, root=workspace, variables=variables, namespace=namespace,
+                                              labels={**labels, naming.COMPONENT_LABEL: "app"})
+        guardrails = manifests.guardrails(config, namespace=namespace,
+                                          labels={**labels, naming.COMPONENT_LABEL: "guardrail"})
+        job = test_job(config, variables=variables, labels=labels) if config.tests and config.tests.job else None
+    except PreviewbotError as error:
+        click.echo(f"✘ {error}", err=True)
+        sys.exit(1)
+    out = click.echo
+    out(f"# ✔ {config_path} is valid")
+    out(f"# ✔ {len(rendered.objects)} objects from {', '.join(config.manifests)}; "
+        f"workloads: {', '.join(map(str, rendered.workloads)) or 'none'}")
+    for image in config.images:
+        out(f"# ✔ image {image.name} pinned to tag {manifests.substitute(image.tag, variables, source='images')}")
+    out(f"# namespace: {namespace}")
+    out(f"# url: {url or '(none)'}")
+    out(f"# environment: {config.environment.replace('${PR_NUMBER}', str(number))}")
+    documents = [*guardrails, *rendered.objects, *([job] if job else [])]
+    out(yaml.safe_dump_all(documents, sort_keys=False, explicit_start=True).rstrip())
+    now = datetime.now(UTC)
+    steps = tuple(StepTiming(name=step, started=now, seconds=0.0, ok=True)
+                  for step in ("Namespace", "Apply manifests", "Wait for rollout"))
+    report = PreviewReport(ref=pr.ref, phase=Phase.READY, head_sha=sha, namespace=namespace, url=url,
+                           steps=steps, updated_at=now)
+    out("---\n# The PR comment of a ready preview:")
+    for line in render.render_comment(report).splitlines():
+        out(f"# {line}")
+
+
+def _exit(outcome: Outcome) -> None:
+    click.echo(f"status={outcome.status} namespace={outcome.namespace or ''} url={outcome.url or ''}")
+    sys.exit(1 if outcome.failed else 0)
+
+
+@main.command()
+@click.option("--repo", required=True, help="owner/name")
+@click.option("--pr", "number", type=int, required=True)
+@_settings_options
+@_connection_options
+def deploy(repo: str, number: int, workspace: Path, config_path: str, server_url: str, token: str,
+           api_url: str | None, kubeconfig: str | None, kube_context: str | None) -> None:
+    """Deploy a PR's current head now, as a push would (its tests included)."""
+    previews = build_previews(
+        Connection(token=token, api_url=api_url, kubeconfig=kubeconfig, kube_context=kube_context),
+        Settings(workspace=workspace.resolve(), config_path=config_path, server_url=server_url),
+        with_runner=True,
+    )
+    pr = previews.pull_request(repo, number)
+    _exit(previews.handle(Deploy(pr=pr, trigger="manual")))
+
+
+@main.command()
+@click.option("--repo", required=True, help="owner/name")
+@click.option("--pr", "number", type=int, required=True)
+@_settings_options
+@_connection_options
+def destroy(repo: str, number: int, workspace: Path, config_path: str, server_url: str, token: str,
+            api_url: str | None, kubeconfig: str | None, kube_context: str | None) -> None:
+    """Tear a PR's preview down now: its namespace (only if previewbot's), deployments, comment."""
+    previews = build_previews(
+        Connection(token=token, api_url=api_url, kubeconfig=kubeconfig, kube_context=kube_context),
+        Settings(workspace=workspace.resolve(), config_path=config_path, server_url=server_url),
+        with_runner=False,
+    )
+    _exit(previews.handle(Destroy(ref=PrRef(repo=repo, number=number), reason="manual")))
+
+
+@main.command("action")
+@click.option("--config", "config_path", envvar="INPUT_CONFIG", default=".preview.yml", show_default=True,
+              help="Path of .preview.yml in the working directory.")
+@click.option("--working-directory", envvar="INPUT_WORKING_DIRECTORY", default=".", show_default=True,
+              help="Folder of the checkout that holds the config and manifests.")
+@_connection_options
+def action_command(config_path: str, working_directory: str, token: str, api_url: str | None,
+                   kubeconfig: str | None, kube_context: str | None) -> None:
+    """What action.yml runs: handle this workflow run's event.
+
+    Reads GITHUB_EVENT_NAME and GITHUB_EVENT_PATH as the runner sets them, writes the step's
+    outputs (status, url, namespace) and summary, and exits non-zero when the preview failed.
+    """
+    try:
+        runner = action.Runner.from_env(os.environ)
+    except PreviewbotError as error:
+        action.annotate_error(str(error))
+        sys.exit(2)
+    previews = build_previews(
+        Connection(token=token, api_url=api_url, kubeconfig=kubeconfig, kube_context=kube_context),
+        runner.settings(working_directory=working_directory, config_path=config_path),
+        with_runner=True,
+    )
+    try:
+        sys.exit(action.run(runner, previews))
+    except PreviewbotError as error:
+        action.annotate_error(str(error))
+        sys.exit(1)
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of .preview.yml (for editors and CI checks)."""
+    click.echo(json.dumps(config_schema(), indent=2))
