@@ -6,18 +6,61 @@ each naming the key and the line.
 
 from __future__ import annotations
 
+import difflib
+import json
 import re
-from typing import Annotated, Literal
+import types
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+
+from previewbot.errors import ConfigError
+from previewbot.naming import DOMAIN
+
+DEFAULT_PATH = ".preview.yml"
+
+BUILTIN_VARIABLES = (
+    "PR_NUMBER",
+    "SHA",
+    "SHORT_SHA",
+    "BRANCH_SLUG",
+    "NAMESPACE",
+    "REPO",
+    "REPO_NAME",
+    "PREVIEW_URL",
+)
+"""The ${NAME}s previewbot fills in itself, in the order it lists them."""
+
+# `${NAME}` is a variable; `$${NAME}` is the literal text `${NAME}`. Whatever sits between the
+# braces counts as a reference, so that a typo such as `${PR NUMBER}` is reported, not kept.
+VARIABLE_REFERENCE = re.compile(r"(\$?)\$\{([^}]*)\}")
+VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_DURATION_HINT = "use seconds or text like 30s, 5m, 1h30m, 2d"
+
+
+def referenced_variables(template: str) -> list[str]:
+    """The names a template refers to with ${NAME}, in order, leaving out `$${...}` literals."""
+    return [name for escape, name in VARIABLE_REFERENCE.findall(template) if not escape]
 
 
 def parse_duration(value: object) -> float:
     """Seconds from `90`, `"90s"`, `"5m"`, `"1h30m"` or `"2d"`."""
     if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or text like 30s, 5m, 1h30m, 2d")
+        raise ValueError(f"a duration is a number of seconds or text like 30s, 5m, 1h30m, 2d, not {value}")
     if isinstance(value, int | float):
         if value <= 0:
             raise ValueError("a duration must be more than 0")
@@ -29,24 +72,71 @@ def parse_duration(value: object) -> float:
             total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
             if total > 0:
                 return float(total)
-    raise ValueError(f"{value!r} is not a duration: use seconds or text like 30s, 5m, 1h30m, 2d")
+    raise ValueError(f"{value!r} is not a duration: {_DURATION_HINT}")
 
 
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
-    Field(json_schema_extra={"type": ["string", "number"], "pattern": _DURATION.pattern}),
+    Field(
+        json_schema_extra={
+            "type": ["string", "number"],
+            "pattern": _DURATION.pattern,
+            "minLength": 1,
+            "exclusiveMinimum": 0,
+        }
+    ),
 ]
+
+_QUANTITY = re.compile(r"^(?:\d+(?:\.\d*)?|\.\d+)(?:[eE]\d+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
+
+
+def _parse_quantity(value: object) -> object:
+    """A Kubernetes quantity as text; YAML reads `cpu: 2` as a number, which is fine too."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str) and not _QUANTITY.match(value):
+        raise ValueError(f"{value!r} is not a Kubernetes quantity such as 500m, 2, 512Mi or 1Gi")
+    return value
+
+
+Quantity = Annotated[
+    str,
+    BeforeValidator(_parse_quantity),
+    Field(json_schema_extra={"type": ["string", "number"], "pattern": _QUANTITY.pattern, "minimum": 0}),
+]
+
+_REPOSITORY = re.compile(
+    r"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
+)
+
+
+def _check_repository(value: str) -> str:
+    if not _REPOSITORY.match(value):
+        raise ValueError(
+            f"{value!r} is not an image repository such as ghcr.io/acme/web: "
+            "give it without a tag or digest (the tag comes from `tag`)"
+        )
+    return value
+
+
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_SUBDOMAIN = r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # strict: a YAML `"10"` is not silently an integer, just as the JSON Schema says.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 class Image(_Strict):
     """An image reference to pin to the PR's build."""
 
-    name: str = Field(description="The image repository as the manifests write it, e.g. ghcr.io/acme/web")
+    name: Annotated[str, AfterValidator(_check_repository)] = Field(
+        description="The image repository as the manifests write it, e.g. ghcr.io/acme/web",
+        json_schema_extra={"pattern": _REPOSITORY.pattern},
+    )
     tag: str = Field(
         default="${SHA}",
         description="Tag template; ${PR_NUMBER}, ${SHA}, ${SHORT_SHA}, ${BRANCH_SLUG} are filled in",
@@ -54,6 +144,8 @@ class Image(_Strict):
 
 
 class Readiness(_Strict):
+    """How previewbot waits for the deployed workloads."""
+
     timeout: Duration = Field(default=300.0, description="How long to wait for the workloads to be ready")
 
 
@@ -61,91 +153,398 @@ class Smoke(_Strict):
     """The check that the preview URL answers before the tests run."""
 
     path: str = Field(default="/", description="Path under the preview URL to request")
-    expect_status: int = Field(default=200, ge=100, le=599)
-    timeout: Duration = Field(default=120.0)
+    expect_status: int = Field(default=200, ge=100, le=599, description="The HTTP status that means up")
+    timeout: Duration = Field(default=120.0, description="How long to keep asking until it answers")
 
 
 class TestJob(_Strict):
     """End-to-end tests as a Kubernetes Job in the preview namespace."""
 
-    image: str
-    command: list[str] | None = None
-    args: list[str] | None = None
-    env: dict[str, str] = Field(default_factory=dict)
+    image: str = Field(description="The test image, e.g. ghcr.io/acme/web-e2e:latest")
+    command: list[str] | None = Field(default=None, description="The container's command (entrypoint)")
+    args: list[str] | None = Field(default=None, description="The container's arguments")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Environment of the test container; PREVIEW_URL is set too"
+    )
     report: str | None = Field(
         default=None, description="Path of the JUnit XML report inside the test container"
     )
 
 
 class Tests(_Strict):
-    job: TestJob | None = None
+    """The end-to-end tests: a Job the server runs in the cluster, a command the Action runs, or both."""
+
+    model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": ["job"]}, {"required": ["command"]}]})
+
+    job: TestJob | None = Field(default=None, description="Tests run as a Job in the preview namespace")
     command: str | None = Field(default=None, description="Shell command the Action runs on the runner")
     report: str | None = Field(default=None, description="JUnit XML report written by `command`")
-    timeout: Duration = Field(default=600.0)
+    timeout: Duration = Field(default=600.0, description="How long the tests may run")
     required: bool = Field(default=True, description="Fail the preview (and the Action) when tests fail")
-    status_context: str = "previewbot/e2e"
+    status_context: str = Field(default="previewbot/e2e", description="Commit status context of the tests")
+
+    @model_validator(mode="after")
+    def _job_or_command(self) -> Tests:
+        if self.job is None and self.command is None:
+            raise ValueError("give `job` (run in the cluster), `command` (run by the Action), or both")
+        return self
 
 
 class Quota(_Strict):
-    cpu: str | None = None
-    memory: str | None = None
-    pods: int | None = Field(default=None, ge=1)
+    """A ResourceQuota for the preview namespace: requests and limits alike."""
+
+    cpu: Quantity | None = Field(default=None, description="CPU for all pods together, e.g. 2 or 1500m")
+    memory: Quantity | None = Field(default=None, description="Memory for all pods together, e.g. 2Gi")
+    pods: int | None = Field(default=None, ge=1, description="How many pods at most")
 
 
 class Resources(_Strict):
-    cpu: str | None = None
-    memory: str | None = None
+    """CPU and memory of one container."""
+
+    cpu: Quantity | None = Field(default=None, description="e.g. 100m")
+    memory: Quantity | None = Field(default=None, description="e.g. 128Mi")
 
 
 class Limits(_Strict):
-    default: Resources | None = None
-    default_request: Resources | None = None
+    """A LimitRange: what a container gets when its manifest does not say."""
+
+    default: Resources | None = Field(default=None, description="Default limits of a container")
+    default_request: Resources | None = Field(default=None, description="Default requests of a container")
 
 
 class SecretCopy(_Strict):
     """A Secret to copy into each trusted (non-fork) preview."""
 
-    from_: str = Field(alias="from", description="namespace/name of the source Secret")
-    name: str | None = Field(default=None, description="Name in the preview; the source's name by default")
+    from_: str = Field(
+        alias="from", pattern=f"^{_LABEL}/{_SUBDOMAIN}$", description="namespace/name of the source Secret"
+    )
+    name: str | None = Field(
+        default=None,
+        pattern=f"^{_SUBDOMAIN}$",
+        description="Name in the preview; the source's name by default",
+    )
 
 
 class Namespace(_Strict):
-    prefix: str = Field(default="preview", pattern=r"^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$")
-    quota: Quota | None = None
-    limits: Limits | None = None
+    """The preview's namespace and the guardrails previewbot puts in it."""
+
+    prefix: str = Field(
+        default="preview",
+        pattern=r"^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$",
+        description="Start of the namespace name: up to 20 of a-z, 0-9 and -",
+    )
+    quota: Quota | None = Field(default=None, description="A ResourceQuota for the namespace")
+    limits: Limits | None = Field(default=None, description="A LimitRange for the namespace")
     network_policy: Literal["isolate", "none"] = Field(
         default="isolate",
         description="isolate: pods take traffic only from their own namespace and the ingress controller",
     )
     ingress_namespace: str = Field(
-        default="ingress-nginx", description="Namespace of the ingress controller, let in by `isolate`"
+        default="ingress-nginx",
+        pattern=f"^{_LABEL}$",
+        description="Namespace of the ingress controller, let in by `isolate`",
     )
-    secrets: list[SecretCopy] = Field(default_factory=list)
+    secrets: list[SecretCopy] = Field(default_factory=list, description="Secrets to copy into the preview")
 
 
 class Commands(_Strict):
-    permission: Literal["read", "triage", "write", "maintain", "admin"] = "write"
+    """Who may run `/preview` commands on a PR."""
+
+    permission: Literal["read", "triage", "write", "maintain", "admin"] = Field(
+        default="write", description="The least repository permission a commenter needs"
+    )
 
 
 class Forks(_Strict):
-    policy: Literal["approve", "deny", "allow"] = "approve"
-    approve_label: str | None = Field(default="preview-approved")
+    """What happens to PRs from forks, whose code is not trusted."""
+
+    policy: Literal["approve", "deny", "allow"] = Field(
+        default="approve",
+        description="approve: a preview only after a maintainer's /preview approve or label; "
+        "deny: never; allow: always (without the copied secrets)",
+    )
+    approve_label: str | None = Field(
+        default="preview-approved", description="A label that approves the PR's current head"
+    )
 
 
 class PreviewConfig(_Strict):
     """A repo's .preview.yml, version 1."""
 
-    version: Literal[1] = 1
+    version: Literal[1] = Field(default=1, description="The version of this file's format")
     manifests: list[str] = Field(min_length=1, description="Files or folders of Kubernetes manifests")
-    images: list[Image] = Field(default_factory=list)
-    url: str | None = Field(default=None, description="Preview URL template, e.g. https://pr-${PR_NUMBER}.example.com")
-    variables: dict[str, str] = Field(default_factory=dict, description="More ${NAME}s for the manifests")
+    images: list[Image] = Field(default_factory=list, description="Image references to pin to the PR's build")
+    url: str | None = Field(
+        default=None, description="Preview URL template, e.g. https://pr-${PR_NUMBER}.example.com"
+    )
+    variables: dict[str, str] = Field(
+        default_factory=dict,
+        description="More ${NAME}s for the manifests; their values may use the built-in ones",
+        json_schema_extra={"propertyNames": {"pattern": VARIABLE_NAME.pattern}},
+    )
     environment: str = Field(default="preview/pr-${PR_NUMBER}", description="GitHub Deployment environment")
-    status_context: str = "previewbot/deploy"
-    readiness: Readiness = Field(default_factory=Readiness)
-    smoke: Smoke = Field(default_factory=Smoke)
-    tests: Tests | None = None
-    namespace: Namespace = Field(default_factory=Namespace)
-    ttl: Duration | None = Field(default=None, description="Destroy a preview this long after its last deploy")
-    commands: Commands = Field(default_factory=Commands)
-    forks: Forks = Field(default_factory=Forks)
+    status_context: str = Field(
+        default="previewbot/deploy", description="Commit status context of the deploy"
+    )
+    readiness: Readiness = Field(default_factory=Readiness, description="Waiting for the workloads")
+    smoke: Smoke = Field(default_factory=Smoke, description="The check that the URL answers")
+    tests: Tests | None = Field(default=None, description="End-to-end tests run against the preview")
+    namespace: Namespace = Field(default_factory=Namespace, description="The preview namespace")
+    ttl: Duration | None = Field(
+        default=None, description="Destroy a preview this long after its last deploy"
+    )
+    commands: Commands = Field(default_factory=Commands, description="Who may run /preview commands")
+    forks: Forks = Field(default_factory=Forks, description="The policy for PRs from forks")
+
+
+# ---------------------------------------------------------------- loading
+
+Location = tuple[str | int, ...]
+Problem = tuple[int, str]  # (line, "path:line: key: what"), sorted by line before they are shown
+
+
+def load_config(text: str, *, path: str = DEFAULT_PATH) -> PreviewConfig:
+    """The config in text, or a ConfigError listing every problem as `path:line: key: what`."""
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            raise ConfigError(path, [f"{path}:1: the file is empty: it needs at least `manifests`"])
+        if not isinstance(root, yaml.MappingNode):
+            raise ConfigError(
+                path, [f"{path}:{_line(root)}: the top level must be a mapping of keys such as `manifests`"]
+            )
+        lines: dict[Location, int] = {(): _line(root)}
+        problems = [
+            _problem(path, line, loc, message) for line, loc, message in _index_lines(root, (), lines)
+        ]
+        data = loader.construct_document(root)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark else 1
+        reason = ", ".join(part for part in (error.context, error.problem) if part)
+        raise ConfigError(path, [f"{path}:{line}: invalid YAML: {reason}"]) from None
+    except yaml.YAMLError as error:
+        raise ConfigError(path, [f"{path}:1: invalid YAML: {error}"]) from None
+    finally:
+        loader.dispose()
+
+    config: PreviewConfig | None = None
+    try:
+        config = PreviewConfig.model_validate(data)
+    except ValidationError as error:
+        problems += [
+            _problem(path, _line_of(lines, err["loc"]), err["loc"], _explain(err)) for err in error.errors()
+        ]
+    if config is not None:
+        problems += [
+            _problem(path, _line_of(lines, loc), loc, message) for loc, message in _variable_problems(config)
+        ]
+    if config is None or problems:
+        raise ConfigError(path, [text for _, text in sorted(set(problems))])
+    return config
+
+
+def load_config_file(root: Path, path: str = DEFAULT_PATH) -> PreviewConfig:
+    """The config at root/path; a ConfigError naming the path when there is none."""
+    file = root / path
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            path, [f"{path}: not found: previewbot needs a {path} at the root of the repo"]
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(path, [f"{path}: not UTF-8 text"]) from None
+    return load_config(text, path=path)
+
+
+def _line(node: yaml.Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def _index_lines(
+    node: yaml.Node, loc: Location, lines: dict[Location, int]
+) -> Iterator[tuple[int, Location, str]]:
+    """Record the line of every key and list item under node; yield (line, key, message) per duplicate key."""
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            child = (*loc, str(key_node.value))
+            if child in lines:
+                yield _line(key_node), child, f"duplicate key (first at line {lines[child]})"
+                continue
+            lines[child] = _line(key_node)
+            yield from _index_lines(value_node, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines[(*loc, index)] = _line(item)
+            yield from _index_lines(item, (*loc, index), lines)
+
+
+def _line_of(lines: Mapping[Location, int], loc: Location) -> int:
+    """The line of loc, or of the nearest enclosing key that the file has (a missing key's parent)."""
+    for end in range(len(loc), -1, -1):
+        line = lines.get(tuple(loc[:end]))
+        if line is not None:
+            return line
+    return 1
+
+
+def _dotted(loc: Location) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text
+
+
+def _problem(path: str, line: int, loc: Location, message: str) -> Problem:
+    where = _dotted(loc)
+    return line, f"{path}:{line}: {where}: {message}" if where else f"{path}:{line}: {message}"
+
+
+def _shown(value: object) -> str:
+    """A value as the user wrote it in YAML, short."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "an empty value"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_EXPECTED = {
+    "string_type": "text",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+}
+
+
+def _explain(error: ErrorDetails) -> str:
+    """One short sentence for a pydantic error, in the words of a YAML file rather than of Python."""
+    kind, value, context = error["type"], error.get("input"), error.get("ctx", {})
+    if kind == "extra_forbidden":
+        return _unknown_key(error["loc"])
+    if kind == "missing":
+        return "required key is missing"
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}, got {_shown(value)}"
+    if kind == "literal_error":
+        return f"{_shown(value)} is not one of {context.get('expected')}"
+    if kind == "too_short":
+        return "must not be empty"
+    if kind == "string_pattern_mismatch":
+        return f"{_shown(value)} does not match {context.get('pattern')}"
+    message = error["msg"].removeprefix("Value error, ")
+    if message.startswith("Input should be"):
+        return f"{_shown(value)} should be{message.removeprefix('Input should be')}"
+    return message
+
+
+def _unknown_key(loc: Location) -> str:
+    known = _keys_at(loc[:-1])
+    guess = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    if guess:
+        return f"unknown key (did you mean {guess[0]}?)"
+    return f"unknown key (known keys: {', '.join(known)})" if known else "unknown key"
+
+
+def _keys_at(loc: Location) -> list[str]:
+    """The keys the model takes at loc, by their YAML names."""
+    annotation: Any = PreviewConfig
+    for part in loc:
+        model = _model_in(annotation)
+        if isinstance(part, str) and model is not None:
+            fields = {field.alias or name: field for name, field in model.model_fields.items()}
+            if part not in fields:
+                return []
+            annotation = fields[part].annotation
+    model = _model_in(annotation)
+    return [field.alias or name for name, field in model.model_fields.items()] if model else []
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model inside an annotation such as `X`, `X | None` or `list[X]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (Union, types.UnionType, list):
+        for arg in get_args(annotation):
+            model = _model_in(arg)
+            if model is not None:
+                return model
+    return None
+
+
+def unknown_variable_message(name: str, known: Iterable[str]) -> str:
+    """What to tell a user whose template refers to ${name}, which nothing fills in."""
+    if not VARIABLE_NAME.match(name):
+        return f"${{{name}}} is not a variable: write $${{{name}}} for the literal text ${{{name}}}"
+    return f"unknown variable ${{{name}}} (known: {', '.join(known)})"
+
+
+def _variable_problems(config: PreviewConfig) -> Iterator[tuple[Location, str]]:
+    """Variables that cannot be defined, and ${NAME}s in the config's own templates that nothing fills in.
+
+    Variables are filled in from the built-ins alone. The URL is rendered before PREVIEW_URL
+    exists, so neither it nor a variable it uses may need PREVIEW_URL.
+    """
+    for name in config.variables:
+        if not VARIABLE_NAME.match(name):
+            yield (
+                ("variables", name),
+                "not a variable name: use letters, digits and _, not starting with a digit",
+            )
+        elif name in BUILTIN_VARIABLES:
+            yield ("variables", name), f"${{{name}}} is built in and cannot be redefined"
+    everything = [*BUILTIN_VARIABLES, *(name for name in config.variables if name not in BUILTIN_VARIABLES)]
+    for name, value in config.variables.items():
+        for used in referenced_variables(value):
+            if used in BUILTIN_VARIABLES:
+                continue
+            if used in config.variables:
+                yield (
+                    ("variables", name),
+                    f"${{{used}}} is a variable too: variables may use only built-in ones",
+                )
+            else:
+                yield ("variables", name), unknown_variable_message(used, BUILTIN_VARIABLES)
+    for used in referenced_variables(config.url or ""):
+        if used == "PREVIEW_URL" or "PREVIEW_URL" in referenced_variables(config.variables.get(used, "")):
+            yield ("url",), f"${{{used}}} needs the preview URL, which this template makes"
+        elif used not in everything:
+            yield ("url",), unknown_variable_message(used, everything)
+    templates: list[tuple[Location, str]] = [(("environment",), config.environment)]
+    templates += [(("images", index, "tag"), image.tag) for index, image in enumerate(config.images)]
+    for loc, template in templates:
+        for used in referenced_variables(template):
+            if used not in everything:
+                yield loc, unknown_variable_message(used, everything)
+
+
+# ---------------------------------------------------------------- JSON Schema
+
+SCHEMA_ID = f"https://{DOMAIN}/schema/preview.schema.json"
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema of .preview.yml, for editors and for checking a file without previewbot."""
+    generated = PreviewConfig.model_json_schema(by_alias=True)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        **generated,
+        "title": "previewbot .preview.yml",
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(config_schema(), indent=2))
