@@ -1,0 +1,42 @@
+# Everything a newcomer needs: `make demo` runs previewbot on the bundled example, `make test` runs
+# every check CI runs. Both set up the virtualenv on first use.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint check-workflows pytest bench schema clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/previewbot plan examples/hello
+
+test: lint check-workflows pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+check-workflows: $(STAMP)
+	$(BIN)/zizmor --no-progress action.yml .github/workflows examples/workflows
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml examples/workflows/*.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-actions action.yml
+
+pytest: $(STAMP)
+	$(BIN)/pytest -n 2 --dist loadfile
+
+bench: $(STAMP)
+	$(BIN)/pytest benchmarks --benchmark-only -p no:xdist
+
+schema: $(STAMP)
+	$(BIN)/previewbot schema > previewbot/schema/preview.schema.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
