@@ -1,0 +1,471 @@
+"""The repo's manifests made into a preview's objects: variables filled in, placed, labelled, pinned.
+
+Pure: reads the files the config names under the checkout's root and returns plain dicts
+ready for server-side apply; nothing here talks to a cluster. Every refusal is a
+ManifestError (or a ConfigError for the config's own templates) that names the file,
+the document and the object.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from previewbot import naming
+from previewbot.config import (
+    DEFAULT_PATH,
+    VARIABLE_REFERENCE,
+    Image,
+    Limits,
+    PreviewConfig,
+    Quota,
+    Resources,
+    referenced_variables,
+    unknown_variable_message,
+)
+from previewbot.errors import ConfigError, ManifestError
+from previewbot.model import ObjectRef, PullRequest
+
+SHORT_SHA_LENGTH = 7
+BRANCH_SLUG_LENGTH = 40
+
+QUOTA_NAME = "previewbot-quota"
+LIMITS_NAME = "previewbot-limits"
+ISOLATION_NAME = "previewbot-isolation"
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+"""Kinds whose rollout previewbot waits for."""
+
+_POD_TEMPLATE_KINDS = frozenset({*WORKLOAD_KINDS, "ReplicaSet", "ReplicationController", "Job"})
+
+CLUSTER_SCOPED_KINDS = frozenset(
+    {
+        "APIService",
+        "CertificateSigningRequest",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ComponentStatus",
+        "CSIDriver",
+        "CSINode",
+        "CustomResourceDefinition",
+        "FlowSchema",
+        "IngressClass",
+        "MutatingAdmissionPolicy",
+        "MutatingAdmissionPolicyBinding",
+        "MutatingWebhookConfiguration",
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "PodSecurityPolicy",
+        "PriorityClass",
+        "PriorityLevelConfiguration",
+        "RuntimeClass",
+        "StorageClass",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        "ValidatingWebhookConfiguration",
+        "VolumeAttachment",
+    }
+)
+"""Kinds that live outside any namespace: a preview may not create them, they would outlive it."""
+
+_DOCKER_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_MANIFEST_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rendered:
+    """A preview's objects, ready to apply, and what the core needs to wait for and prune them."""
+
+    objects: tuple[dict[str, Any], ...]
+    workloads: tuple[ObjectRef, ...]  # Deployments, StatefulSets, DaemonSets, in manifest order
+    kinds: tuple[tuple[str, str], ...]  # (apiVersion, kind) seen, in manifest order
+
+
+# ---------------------------------------------------------------- variables
+
+
+def preview_variables(
+    *, pr: PullRequest, namespace: str, url: str | None, extra: Mapping[str, str]
+) -> dict[str, str]:
+    """The ${NAME}s of one deploy: the built-in ones, then the config's `variables` filled in from them."""
+    builtins = {
+        "PR_NUMBER": str(pr.number),
+        "SHA": pr.head_sha,
+        "SHORT_SHA": pr.head_sha[:SHORT_SHA_LENGTH],
+        "BRANCH_SLUG": naming.dns_label(pr.head_ref, limit=BRANCH_SLUG_LENGTH),
+        "NAMESPACE": namespace,
+        "REPO": pr.repo,
+        "REPO_NAME": pr.repo.split("/")[-1],
+        "PREVIEW_URL": url or "",
+    }
+    redefined = [name for name in extra if name in builtins]
+    if redefined:
+        raise ConfigError(
+            DEFAULT_PATH,
+            [
+                f"{DEFAULT_PATH}: variables.{name}: ${{{name}}} is built in and cannot be redefined"
+                for name in redefined
+            ],
+        )
+    variables = dict(builtins)
+    for name, value in extra.items():
+        variables[name] = _fill_config(value, builtins, key=f"variables.{name}")
+    return variables
+
+
+def preview_url(config: PreviewConfig, variables: Mapping[str, str]) -> str | None:
+    """The preview's URL from config.url, or None when the config has none.
+
+    It is made before PREVIEW_URL exists: pass the built-in variables (as preview_variables
+    gives them with url=None); the config's own variables are filled in here as needed.
+    Then call preview_variables again with the URL.
+    """
+    if config.url is None:
+        return None
+    known = {name: value for name, value in variables.items() if name != "PREVIEW_URL"}
+    for name, value in config.variables.items():
+        if name not in known and "PREVIEW_URL" not in referenced_variables(value):
+            known[name] = _fill_config(value, known, key=f"variables.{name}")
+    return _fill_config(config.url, known, key="url")
+
+
+def substitute(text: str, variables: Mapping[str, str], *, source: str) -> str:
+    """text with each ${NAME} filled in and each $${NAME} turned into a literal ${NAME}.
+
+    A bare $NAME is left alone, for the shell scripts manifests carry. A ${NAME} that
+    variables lacks is an error naming source and line, listing every such reference.
+    """
+    filled, unknown = _fill(text, variables)
+    if unknown:
+        raise ManifestError(
+            "\n".join(
+                f"{source}:{line}: {unknown_variable_message(name, variables)}" for line, name in unknown
+            )
+        )
+    return filled
+
+
+def _fill(template: str, variables: Mapping[str, str]) -> tuple[str, list[tuple[int, str]]]:
+    """The template filled in, and the (line, name) of each reference that variables lacks."""
+    unknown: list[tuple[int, str]] = []
+
+    def replace(match: re.Match[str]) -> str:
+        escape, name = match.groups()
+        if escape:
+            return match.group(0)[1:]
+        if name in variables:
+            return variables[name]
+        unknown.append((template.count("\n", 0, match.start()) + 1, name))
+        return match.group(0)
+
+    return VARIABLE_REFERENCE.sub(replace, template), unknown
+
+
+def _fill_config(template: str, variables: Mapping[str, str], *, key: str) -> str:
+    """A template from .preview.yml filled in; what it lacks is the config's fault, so a ConfigError."""
+    filled, unknown = _fill(template, variables)
+    if unknown:
+        raise ConfigError(
+            DEFAULT_PATH,
+            [f"{DEFAULT_PATH}: {key}: {unknown_variable_message(name, variables)}" for _, name in unknown],
+        )
+    return filled
+
+
+# ---------------------------------------------------------------- images
+
+
+def image_repository(reference: str) -> str:
+    """The repository of an image reference: its tag and digest dropped, a registry's port kept."""
+    repository = reference.split("@", 1)[0]
+    last_slash = repository.rfind("/")
+    colon = repository.find(":", last_slash + 1)
+    return repository if colon < 0 else repository[:colon]
+
+
+def pin_images(
+    obj: Mapping[str, Any], images: Sequence[Image], variables: Mapping[str, str]
+) -> dict[str, Any]:
+    """A copy of obj whose containers running one of images' repositories run the PR's tag of it.
+
+    Containers and init containers of Pods, of workload and Job pod templates and of
+    CronJobs' job templates are pinned, whatever tag or digest they had.
+    """
+    tags = {image.name: _rendered_tag(index, image, variables) for index, image in enumerate(images)}
+    pinned = copy.deepcopy(dict(obj))
+    for template in _pod_templates(pinned):
+        pod_spec = template.get("spec")
+        if not isinstance(pod_spec, dict):
+            continue
+        for key in ("initContainers", "containers"):
+            containers = pod_spec.get(key)
+            for container in containers if isinstance(containers, list) else ():
+                image = container.get("image") if isinstance(container, dict) else None
+                if isinstance(image, str) and image_repository(image) in tags:
+                    repository = image_repository(image)
+                    container["image"] = f"{repository}:{tags[repository]}"
+    return pinned
+
+
+def _rendered_tag(index: int, image: Image, variables: Mapping[str, str]) -> str:
+    tag = _fill_config(image.tag, variables, key=f"images[{index}].tag")
+    if not _DOCKER_TAG.match(tag):
+        raise ManifestError(
+            f"images[{index}].tag {image.tag!r} makes {tag!r}, which is not an image tag: "
+            "up to 128 letters, digits, _, . and -, not starting with . or -"
+        )
+    return tag
+
+
+def _pod_templates(obj: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The parts of obj that describe a pod (metadata and spec): the Pod itself, or its template."""
+    kind = obj.get("kind")
+    if kind == "Pod":
+        yield obj
+        return
+    spec = _mapping(obj, "spec")
+    if kind == "CronJob":
+        spec = _mapping(_mapping(spec, "jobTemplate"), "spec")
+    elif kind not in _POD_TEMPLATE_KINDS:
+        return
+    template = _mapping(spec, "template")
+    if template is not None:
+        yield template
+
+
+def _mapping(parent: dict[str, Any] | None, key: str) -> dict[str, Any] | None:
+    value = parent.get(key) if parent is not None else None
+    return value if isinstance(value, dict) else None
+
+
+# ---------------------------------------------------------------- manifests
+
+
+def render_manifests(
+    config: PreviewConfig,
+    *,
+    root: Path,
+    variables: Mapping[str, str],
+    namespace: str,
+    labels: Mapping[str, str],
+) -> Rendered:
+    """The objects of config.manifests under root, ready to apply into namespace.
+
+    Each is filled in from variables, checked (named, namespaced, not aimed at another
+    namespace, not given twice), placed in namespace, labelled (its pods too, never its
+    selectors) and has its images pinned.
+    """
+    objects: list[dict[str, Any]] = []
+    first_seen: dict[tuple[str, str], str] = {}
+    workloads: list[ObjectRef] = []
+    kinds: dict[tuple[str, str], None] = {}
+    for source, path in _manifest_files(config.manifests, root=root):
+        text = substitute(_read(path, source=source), variables, source=source)
+        for where, raw in _documents(text, source=source):
+            ref = _checked(raw, where=where, namespace=namespace)
+            described = f"{where} ({ref})"
+            if (ref.kind, ref.name) in first_seen:
+                raise ManifestError(
+                    f"{described}: {ref} is given twice; first in {first_seen[ref.kind, ref.name]}"
+                )
+            first_seen[ref.kind, ref.name] = where
+            placed = _placed(raw, namespace=namespace, labels=labels, where=described)
+            objects.append(pin_images(placed, config.images, variables))
+            kinds[ref.api_version, ref.kind] = None
+            if ref.kind in WORKLOAD_KINDS:
+                workloads.append(ref)
+    return Rendered(objects=tuple(objects), workloads=tuple(workloads), kinds=tuple(kinds))
+
+
+def _manifest_files(entries: Sequence[str], *, root: Path) -> Iterator[tuple[str, Path]]:
+    """(name as the user would write it, path) of each manifest file, folders walked in sorted order.
+
+    Hidden files and folders (such as .preview.yml and .github/) are not manifests.
+    """
+    base = root.resolve()
+    for entry in entries:
+        if Path(entry).is_absolute():
+            raise ManifestError(f"manifests: {entry} is an absolute path: give a path inside the repo")
+        target = base / entry
+        if not _inside(target, base):
+            raise ManifestError(f"manifests: {entry} is outside the repo")
+        if target.is_file():
+            yield Path(entry).as_posix(), target
+        elif target.is_dir():
+            found = sorted(
+                (path.relative_to(target).as_posix(), path)
+                for path in target.rglob("*")
+                if path.suffix in _MANIFEST_SUFFIXES
+                and path.is_file()
+                and not any(part.startswith(".") for part in path.relative_to(target).parts)
+            )
+            if not found:
+                raise ManifestError(f"manifests: {entry} holds no *.yaml or *.yml files")
+            for relative, path in found:
+                name = (Path(entry) / relative).as_posix()
+                if not _inside(path, base):
+                    raise ManifestError(f"manifests: {name} leads outside the repo")
+                yield name, path
+        else:
+            raise ManifestError(f"manifests: {entry} does not exist in the repo")
+
+
+def _inside(path: Path, base: Path) -> bool:
+    """Whether path, with its `..` and symbolic links followed, is within base."""
+    return path.resolve().is_relative_to(base)
+
+
+def _read(path: Path, *, source: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ManifestError(f"{source}: not UTF-8 text") from None
+
+
+def _documents(text: str, *, source: str) -> Iterator[tuple[str, Any]]:
+    """(where, content) of each non-empty document of a file, the items of a `kind: List` one by one."""
+    try:
+        documents = list(yaml.safe_load_all(text))
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        reason = ", ".join(part for part in (error.context, error.problem) if part)
+        raise ManifestError(f"{source}:{mark.line + 1 if mark else 1}: invalid YAML: {reason}") from None
+    except yaml.YAMLError as error:
+        raise ManifestError(f"{source}: invalid YAML: {error}") from None
+    for number, document in enumerate(documents, start=1):
+        where = f"{source}, document {number}"
+        if document is None:
+            continue
+        if isinstance(document, dict) and document.get("kind") == "List":
+            items = document.get("items")
+            if not isinstance(items, list):
+                raise ManifestError(f"{where}: a List needs `items`, a list of objects")
+            for index, item in enumerate(items, start=1):
+                yield f"{where}, item {index}", item
+        else:
+            yield where, document
+
+
+def _checked(raw: Any, *, where: str, namespace: str) -> ObjectRef:
+    """Who raw is, once it is known to be an object a preview may hold."""
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{where}: expected a Kubernetes object (a mapping), got {type(raw).__name__}")
+    found = raw.get("metadata")
+    metadata: dict[str, Any] = found if isinstance(found, dict) else {}
+    required = {
+        "apiVersion": raw.get("apiVersion"),
+        "kind": raw.get("kind"),
+        "metadata.name": metadata.get("name"),
+    }
+    missing = [key for key, value in required.items() if not isinstance(value, str) or not value]
+    if missing:
+        raise ManifestError(f"{where}: every object needs {', '.join(missing)}")
+    ref = ObjectRef(
+        api_version=raw["apiVersion"], kind=raw["kind"], name=metadata["name"], namespace=namespace
+    )
+    if ref.kind in CLUSTER_SCOPED_KINDS:
+        raise ManifestError(
+            f"{where} ({ref}): {ref.kind} is cluster-scoped: a preview holds only namespaced objects"
+        )
+    declared = metadata.get("namespace")
+    if declared not in (None, namespace):
+        raise ManifestError(
+            f"{where} ({ref}): metadata.namespace is {declared!r}, "
+            f"but the preview's namespace is {namespace}: leave it out and previewbot sets it"
+        )
+    return ref
+
+
+def _placed(raw: dict[str, Any], *, namespace: str, labels: Mapping[str, str], where: str) -> dict[str, Any]:
+    """A copy of raw in namespace, with labels on it and on the pods it makes."""
+    placed = copy.deepcopy(raw)
+    placed["metadata"]["namespace"] = namespace
+    pod_templates = [template for template in _pod_templates(placed) if template is not placed]
+    for holder in (placed, *pod_templates):
+        metadata = holder.setdefault("metadata", {})
+        if not isinstance(metadata, dict) or not isinstance(metadata.get("labels", {}), dict):
+            raise ManifestError(f"{where}: metadata.labels must be a mapping")
+        metadata["labels"] = {**metadata.get("labels", {}), **labels}
+    return placed
+
+
+# ---------------------------------------------------------------- guardrails
+
+
+def guardrails(config: PreviewConfig, *, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The ResourceQuota, LimitRange and NetworkPolicy that config.namespace asks for."""
+    options = config.namespace
+    objects: list[dict[str, Any]] = []
+    hard = _quota_hard(options.quota) if options.quota else {}
+    if hard:
+        objects.append(_guardrail("v1", "ResourceQuota", QUOTA_NAME, namespace, labels, spec={"hard": hard}))
+    container_limits = _container_limits(options.limits) if options.limits else {}
+    if container_limits:
+        limit_range = {"limits": [{"type": "Container", **container_limits}]}
+        objects.append(_guardrail("v1", "LimitRange", LIMITS_NAME, namespace, labels, spec=limit_range))
+    if options.network_policy == "isolate":
+        isolation: dict[str, Any] = {
+            "podSelector": {},
+            "policyTypes": ["Ingress"],  # egress stays open: previews call out to registries and APIs
+            "ingress": [
+                {
+                    "from": [
+                        {"podSelector": {}},
+                        {
+                            "namespaceSelector": {
+                                "matchLabels": {"kubernetes.io/metadata.name": options.ingress_namespace}
+                            }
+                        },
+                    ]
+                }
+            ],
+        }
+        objects.append(
+            _guardrail(
+                "networking.k8s.io/v1", "NetworkPolicy", ISOLATION_NAME, namespace, labels, spec=isolation
+            )
+        )
+    return objects
+
+
+def _guardrail(
+    api_version: str, kind: str, name: str, namespace: str, labels: Mapping[str, str], *, spec: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+        "spec": spec,
+    }
+
+
+def _quota_hard(quota: Quota) -> dict[str, str]:
+    hard: dict[str, str] = {}
+    for resource, amount in (("cpu", quota.cpu), ("memory", quota.memory)):
+        if amount is not None:
+            hard[f"requests.{resource}"] = amount
+            hard[f"limits.{resource}"] = amount
+    if quota.pods is not None:
+        hard["pods"] = str(quota.pods)
+    return hard
+
+
+def _container_limits(limits: Limits) -> dict[str, dict[str, str]]:
+    given = {"default": limits.default, "defaultRequest": limits.default_request}
+    amounts = {key: _amounts(resources) for key, resources in given.items() if resources is not None}
+    return {key: value for key, value in amounts.items() if value}
+
+
+def _amounts(resources: Resources) -> dict[str, str]:
+    return {
+        resource: amount
+        for resource, amount in (("cpu", resources.cpu), ("memory", resources.memory))
+        if amount is not None
+    }
