@@ -50,8 +50,9 @@ class CommandError:
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _COMMAND = re.compile(rf"^[ \t]*{re.escape(PREFIX)}(?=\s|$)(?P<rest>.*)$", re.IGNORECASE)
-# An opening fence may follow a list marker; backtick fences cannot carry a backtick in their
-# info string (such a line is inline code instead).
+# A fence opens at any indentation and after a list marker, so code nested in lists is skipped
+# too: missing a command costs a retype, running a shown one could destroy a preview. A backtick
+# fence's info string has no backtick (such a line is inline code instead).
 _FENCE_OPEN = re.compile(
     r"^[ \t]*(?:(?:[-+*]|\d{1,9}[.)])[ \t]+)?(?:(?P<ticks>`{3,})[^`]*|(?P<tildes>~{3,}).*)$"
 )
