@@ -1,0 +1,511 @@
+"""What previewbot writes for people: the sticky PR comment, the job summary and short replies.
+
+Pure text from model records. Two rules hold for everything rendered here:
+
+- Text from the cluster or the tests (messages, logs, events, errors) goes in code spans
+  and code blocks whose fence is longer than any backtick run in it, so it cannot break
+  out into the page, and it is passed through the redactor first.
+- The result fits GitHub's size limit. When it would not, log tails are cut first (the
+  largest first, keeping their last lines), then events, then the list of failed tests,
+  each saying how much it left out; only then is the end of the text dropped, with a note.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import html
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import accumulate
+
+from previewbot.model import (
+    ContainerProblem,
+    Phase,
+    PreviewReport,
+    StepTiming,
+    TestCase,
+    TestOutcome,
+    TestReport,
+    TestRun,
+    WorkloadDiagnosis,
+)
+from previewbot.redact import redactor
+
+COMMENT_MARKER = "<!-- previewbot:preview -->"
+COMMENT_LIMIT = 65536
+"""GitHub's limit on an issue comment's body, in characters."""
+SUMMARY_LIMIT = 1024 * 1024
+"""GitHub's limit on one step's job summary, in bytes."""
+
+FAILED_TESTS_SHOWN = 20
+LINE_LIMIT = 1000
+"""Longer lines (minified code, base64 blobs) are cut: one line should not use up a whole comment."""
+TEXT_LIMIT = 10000
+"""Longest free text (an error, a container's message) shown before it is cut."""
+
+COMMANDS = ("/preview redeploy", "/preview destroy", "/preview status", "/preview help")
+
+_PHASE_EMOJI = {
+    Phase.PENDING: "⏳",
+    Phase.DEPLOYING: "🚧",
+    Phase.TESTING: "🧪",
+    Phase.READY: "✅",
+    Phase.FAILED: "❌",
+    Phase.DESTROYED: "🗑️",
+}
+_PHASE_TITLE = {
+    Phase.PENDING: "Preview pending",
+    Phase.DEPLOYING: "Deploying",
+    Phase.TESTING: "Testing",
+    Phase.READY: "Preview ready",
+    Phase.FAILED: "Preview failed",
+    Phase.DESTROYED: "Preview destroyed",
+}
+_OUTCOME_LABEL = {TestOutcome.FAILED: "failed", TestOutcome.ERROR: "error"}
+
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_BACKTICKS = re.compile(r"`+")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~#!])")
+_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\[bot\])?$")
+
+
+# ---------------------------------------------------------------- public API
+
+
+def is_preview_comment(body: str) -> bool:
+    """True for previewbot's sticky comment: it starts with the marker."""
+    return body.lstrip().startswith(COMMENT_MARKER)
+
+
+def render_comment(
+    report: PreviewReport, *, server_url: str = "https://github.com", trailer: str = ""
+) -> str:
+    """The sticky PR comment: marker, status, details and the commands a person may type.
+
+    `trailer` (hidden text such as an HTML comment) goes last and counts towards the limit.
+    """
+    footer = _commands_hint(report.phase)
+    if trailer:
+        footer += "\n" + trailer
+    parts = [COMMENT_MARKER + "\n" + _status_heading(report), *_body(report, server_url=server_url)]
+    return _fit(parts, footer=footer, limit=COMMENT_LIMIT, measure=_utf16_length)
+
+
+def render_summary(report: PreviewReport, *, server_url: str = "https://github.com") -> str:
+    """The same content for the Action's job summary: no marker, no command hints."""
+    ref = report.ref
+    parts = [
+        _status_heading(report, subject=f"{ref.repo}#{ref.number}"),
+        *_body(report, server_url=server_url),
+    ]
+    return _fit(parts, footer="", limit=SUMMARY_LIMIT, measure=_utf8_length)
+
+
+def render_status_reply(report: PreviewReport | None) -> str:
+    """A short answer to `/preview status`."""
+    if report is None:
+        return "There is no preview for this pull request. Comment `/preview redeploy` to create one."
+    facts = [f"{_PHASE_EMOJI[report.phase]} **{_status_text(report)}**"]
+    if report.url and report.phase is not Phase.DESTROYED:
+        facts.append(f"at {_link(report.url, report.url)}")
+    if report.head_sha:
+        facts.append(f"for commit {_code(report.head_sha[:7])}")
+    if report.updated_at:
+        facts.append(f"(updated {_when(report.updated_at)})")
+    reply = " ".join(facts) + "."
+    if report.note:
+        reply += "\n\n" + redactor.redact(report.note).strip()
+    return reply
+
+
+def render_refusal(*, user: str, verb: str, needed: str, has: str) -> str:
+    """Why a command was not run: the commenter lacks the permission it needs."""
+    who = f"@{user}" if _LOGIN.match(user) else _code(user)
+    return (
+        f"{who}, `/preview {_plain(verb)}` needs **{_plain(needed)}** permission on this repository, "
+        f"and you have **{_plain(has)}**. Ask a maintainer to run it."
+    )
+
+
+def render_fork_waiting(*, sha: str, label: str | None) -> str:
+    """Why a fork's PR has no preview yet, and how a maintainer approves it."""
+    how = "comment `/preview approve`"
+    if label:
+        how += f" or add the {_code(label)} label"
+    return (
+        "This pull request comes from a fork, so its code is not deployed until a maintainer approves it: "
+        f"a maintainer can {how}. The approval holds for commit {_code(sha[:7])} only; "
+        "each new push needs a new approval."
+    )
+
+
+# ---------------------------------------------------------------- content
+
+
+def _status_text(report: PreviewReport) -> str:
+    title = _PHASE_TITLE[report.phase]
+    if report.phase in (Phase.DEPLOYING, Phase.TESTING) and report.running:
+        return f"{title}: {report.running}"
+    return title
+
+
+def _status_heading(report: PreviewReport, *, subject: str | None = None) -> str:
+    title = _PHASE_TITLE[report.phase]
+    if subject:
+        title += f" · {subject}"
+    heading = f"### {_PHASE_EMOJI[report.phase]} {_plain(title)}"
+    if report.phase in (Phase.DEPLOYING, Phase.TESTING) and report.running:
+        heading += f": _{_plain(report.running)}_"
+    return heading + "\n\n"
+
+
+def _body(report: PreviewReport, *, server_url: str) -> list[Part]:
+    parts: list[Part] = []
+    facts = _facts_table(report, server_url=server_url)
+    if facts:
+        parts.append(facts)
+    if report.note:
+        # The note is previewbot's own markdown (it may hold code spans), so it is not escaped.
+        parts.append(redactor.redact(report.note).strip() + "\n\n")
+    steps = _steps_table(report)
+    if steps:
+        parts.append(steps)
+    if report.error:
+        parts.append(
+            "#### 🛑 Error\n\n"
+            "previewbot could not finish: its configuration, the manifests or an API it calls went wrong. "
+            "This is not a verdict on the code.\n\n" + _code_block(_clip(_clean(report.error), TEXT_LIMIT))
+        )
+    if report.diagnoses:
+        count = len(report.diagnoses)
+        parts.append(
+            f"#### ❌ Failure: {count} workload{'s' * (count != 1)} did not become ready\n\n"
+            "The manifests were applied, but what they describe did not start. What Kubernetes says:\n\n"
+        )
+        for diagnosis in report.diagnoses:
+            parts.extend(_diagnosis(diagnosis))
+    if report.tests:
+        parts.extend(_tests(report.tests))
+    return parts
+
+
+def _facts_table(report: PreviewReport, *, server_url: str) -> str:
+    rows: list[tuple[str, str]] = []
+    if report.url:
+        shown = _link(report.url, report.url) if report.phase is not Phase.DESTROYED else _code(report.url)
+        rows.append(("URL", shown))
+    if report.namespace:
+        rows.append(("Namespace", _code(report.namespace)))
+    if report.head_sha:
+        commit_url = f"{server_url.rstrip('/')}/{report.ref.repo}/commit/{report.head_sha}"
+        rows.append(("Commit", _link(_code(report.head_sha[:7]), commit_url, text_is_markdown=True)))
+    if report.updated_at:
+        rows.append(("Updated", _when(report.updated_at)))
+    if not rows:
+        return ""
+    lines = ["| | |", "| --- | --- |", *(f"| **{name}** | {_cell(value)} |" for name, value in rows)]
+    return "\n".join(lines) + "\n\n"
+
+
+def _steps_table(report: PreviewReport) -> str:
+    live = report.phase in (Phase.DEPLOYING, Phase.TESTING)
+    rows = [_step_row(step, live=live) for step in report.steps]
+    if live and report.running and all(step.name != report.running for step in report.steps):
+        rows.append(_running_row(report.running))
+    if not rows:
+        return ""
+    return "\n".join(["| Step | Time |", "| --- | --- |", *rows]) + "\n\n"
+
+
+def _step_row(step: StepTiming, *, live: bool) -> str:
+    if live and step.seconds is None:
+        return _running_row(step.name)
+    mark = {True: "✅", False: "❌", None: "⚪"}[step.ok]
+    time = _duration(step.seconds) if step.seconds is not None else "—"
+    return f"| {mark} {_cell(_plain(step.name))} | {time} |"
+
+
+def _running_row(name: str) -> str:
+    return f"| 🔄 **{_cell(_plain(name))}** | running… |"
+
+
+def _diagnosis(diagnosis: WorkloadDiagnosis) -> list[Part]:
+    parts: list[Part] = [f"**{_code(str(diagnosis.workload))}**: {_plain(diagnosis.summary)}\n\n"]
+    for problem in diagnosis.problems:
+        parts.extend(_container_problem(problem))
+    if diagnosis.events:
+        events = [_clip_line(line) for line in _clean("\n".join(diagnosis.events)).splitlines()]
+        parts.append(
+            _Excerpt(
+                cut=_Cut.EVENTS,
+                items=events,
+                keep_tail=True,
+                wrap=_collapsed_lines(f"Events of {diagnosis.workload}", noun="event"),
+            )
+        )
+    return parts
+
+
+def _container_problem(problem: ContainerProblem) -> list[Part]:
+    restarts = (
+        f", restarted {problem.restarts} time{'s' * (problem.restarts != 1)}" if problem.restarts else ""
+    )
+    where = f"Pod {_code(problem.pod)}, container {_code(problem.container)}"
+    text = f"{where}: **{_code(problem.reason)}**{restarts}\n\n"
+    if problem.message:
+        text += _code_block(_clip(_clean(problem.message), TEXT_LIMIT))
+    parts: list[Part] = [text]
+    if problem.log_tail:
+        parts.append(_log_excerpt(problem.log_tail, title=f"Log of {problem.pod}/{problem.container}"))
+    return parts
+
+
+def _tests(run: TestRun) -> list[Part]:
+    if run.problem:
+        heading = "#### ⚠️ Tests could not finish"
+    else:
+        heading = "#### ✅ Tests passed" if run.passed else "#### ❌ Tests failed"
+    parts: list[Part] = []
+    text = heading + "\n\n"
+    if run.report:
+        text += _test_counts(run.report, seconds=run.seconds or run.report.seconds) + "\n\n"
+    elif run.seconds:
+        text += f"Ran for {_duration(run.seconds)}.\n\n"
+    if run.problem:
+        text += _code_block(_clip(_clean(run.problem), TEXT_LIMIT))
+    parts.append(text)
+    if run.diagnosis:
+        parts.extend(_diagnosis(run.diagnosis))
+    failures = run.report.failures if run.report else ()
+    if failures:
+        parts.append(_failed_tests(failures))
+    if run.log_tail:
+        parts.append(_log_excerpt(run.log_tail, title="Test log"))
+    return parts
+
+
+def _test_counts(report: TestReport, *, seconds: float) -> str:
+    errors = report.count(TestOutcome.ERROR)
+    counts = [
+        (report.count(TestOutcome.FAILED), "failed"),
+        (errors, "error" if errors == 1 else "errors"),
+    ]
+    shown = [f"{report.count(TestOutcome.PASSED)} passed"]
+    shown += [f"**{number} {label}**" if number else f"{number} {label}" for number, label in counts]
+    shown.append(f"{report.count(TestOutcome.SKIPPED)} skipped")
+    return " · ".join(shown) + (f" in {_duration(seconds)}" if seconds else "")
+
+
+def _failed_tests(failures: Sequence[TestCase]) -> _Excerpt:
+    items = [_failed_test(case) for case in failures[:FAILED_TESTS_SHOWN]]
+    beyond = len(failures) - len(items)
+
+    def wrap(kept: Sequence[str], omitted: int) -> str:
+        text = "**Failed tests**\n\n" + "".join(kept)
+        if omitted + beyond:
+            text += (
+                f"_… and {omitted + beyond} more failed test{'s' * (omitted + beyond != 1)} not shown._\n\n"
+            )
+        return text
+
+    return _Excerpt(cut=_Cut.TESTS, items=items, keep_tail=False, wrap=wrap)
+
+
+def _failed_test(case: TestCase) -> str:
+    title = case.name
+    if case.classname and case.classname not in case.name and case.name not in case.classname:
+        title = f"{case.classname}::{case.name}"
+    text = f"❌ {_code(title)} ({_OUTCOME_LABEL.get(case.outcome, case.outcome.value)})\n\n"
+    if case.message:
+        lines = [_clip_line(line) for line in _clean(case.message).splitlines()]
+        text += _code_block("\n".join(lines))
+    return text
+
+
+def _log_excerpt(log: str, *, title: str) -> _Excerpt:
+    lines = [_clip_line(line) for line in _clean(log).rstrip("\n").splitlines()]
+    return _Excerpt(
+        cut=_Cut.LOGS,
+        items=lines,
+        keep_tail=True,
+        wrap=_collapsed_lines(title, noun="line"),
+    )
+
+
+def _collapsed_lines(title: str, *, noun: str) -> Callable[[Sequence[str], int], str]:
+    """Lines in a code block folded under a title, saying how many earlier ones were cut."""
+
+    def wrap(kept: Sequence[str], omitted: int) -> str:
+        summary = f"{title} ({'last ' * bool(omitted)}{len(kept)} {noun}{'s' * (len(kept) != 1)})"
+        text = f"<details><summary>{html.escape(summary)}</summary>\n\n"
+        if omitted:
+            text += f"_… {omitted} earlier {noun}{'s' * (omitted != 1)} not shown._\n\n"
+        if kept:
+            text += _code_block("\n".join(kept))
+        return text + "</details>\n\n"
+
+    return wrap
+
+
+def _commands_hint(phase: Phase) -> str:
+    commands = COMMANDS[:1] if phase is Phase.DESTROYED else COMMANDS
+    return "<sub>Commands: " + " · ".join(f"`{command}`" for command in commands) + "</sub>"
+
+
+# ---------------------------------------------------------------- fitting the limit
+
+
+class _Cut(enum.IntEnum):
+    """What may be shortened, in the order it is shortened."""
+
+    LOGS = 1
+    EVENTS = 2
+    TESTS = 3
+
+
+@dataclass(slots=True, kw_only=True)
+class _Excerpt:
+    """A run of items (log lines, events, failed tests) that may be cut to a budget of characters.
+
+    It keeps its last items (keep_tail) or its first ones; `wrap` turns the kept items and
+    the number left out into markdown.
+    """
+
+    cut: _Cut
+    items: Sequence[str]
+    keep_tail: bool
+    wrap: Callable[[Sequence[str], int], str]
+    budget: int | None = None
+    _sizes: list[int] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        ordered = reversed(self.items) if self.keep_tail else self.items
+        self._sizes = list(accumulate(len(item) + 1 for item in ordered))
+
+    @property
+    def full_size(self) -> int:
+        return self._sizes[-1] if self._sizes else 0
+
+    def render(self) -> str:
+        count = len(self.items) if self.budget is None else bisect.bisect_right(self._sizes, self.budget)
+        kept = self.items[len(self.items) - count :] if self.keep_tail else self.items[:count]
+        return self.wrap(kept, len(self.items) - count)
+
+
+Part = str | _Excerpt
+"""A piece of the text that stands alone as markdown, so the text may end after any of them."""
+
+
+def _fit(parts: list[Part], *, footer: str, limit: int, measure: Callable[[str], int]) -> str:
+    def text_of(chosen: Sequence[Part]) -> str:
+        body = "".join(part if isinstance(part, str) else part.render() for part in chosen)
+        return (body + footer).rstrip() + "\n"
+
+    def fits(chosen: Sequence[Part]) -> bool:
+        return measure(text_of(chosen)) <= limit
+
+    if fits(parts):
+        return text_of(parts)
+    excerpts = [part for part in parts if isinstance(part, _Excerpt)]
+    for cut in _Cut:
+        group = [excerpt for excerpt in excerpts if excerpt.cut is cut]
+        if not group:
+            continue
+        # One budget for the whole group cuts the largest excerpts first and leaves small ones whole.
+        low, high = 0, max(excerpt.full_size for excerpt in group)
+        for excerpt in group:
+            excerpt.budget = low
+        if not fits(parts):
+            continue
+        while low < high:
+            middle = (low + high + 1) // 2
+            for excerpt in group:
+                excerpt.budget = middle
+            low, high = (middle, high) if fits(parts) else (low, middle - 1)
+        for excerpt in group:
+            excerpt.budget = low
+        return text_of(parts)
+    closing = "_… the rest of this report was cut to fit GitHub's size limit._\n\n"
+    kept = list(parts)
+    # The first part, the status with the marker, always stays.
+    while len(kept) > 1 and not fits([*kept, closing]):
+        kept.pop()
+    return text_of([*kept, closing])
+
+
+def _utf16_length(text: str) -> int:
+    # GitHub may count a character outside the BMP (most emoji) as two; counting so is never short.
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _utf8_length(text: str) -> int:
+    return len(text.encode())
+
+
+# ---------------------------------------------------------------- markdown helpers
+
+
+def _clean(text: str) -> str:
+    """Text from outside made fit to show: secrets masked, colours and control characters gone."""
+    text = redactor.redact(text).replace("\r\n", "\n")
+    # A lone carriage return redraws the line (progress bars): what stayed on screen is its last part.
+    text = "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
+    return _CONTROL.sub("", _ANSI_ESCAPE.sub("", text))
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + f"\n… {len(text) - limit} more characters not shown"
+
+
+def _clip_line(line: str) -> str:
+    return line if len(line) <= LINE_LIMIT else line[:LINE_LIMIT] + " …"
+
+
+def _code_block(text: str) -> str:
+    longest = max((len(run) for run in _BACKTICKS.findall(text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text.rstrip(chr(10))}\n{fence}\n\n"
+
+
+def _code(text: str) -> str:
+    """An inline code span for one line of any text, backticks included."""
+    text = " ".join(_clean(text).split("\n"))
+    longest = max((len(run) for run in _BACKTICKS.findall(text)), default=0)
+    ticks = "`" * (longest + 1)
+    padded = f" {text} " if text.startswith("`") or text.endswith("`") else text
+    return f"{ticks}{padded}{ticks}"
+
+
+def _plain(text: str) -> str:
+    """One line of previewbot's own words, with markdown's special characters made literal."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(_clean(text).split()))
+
+
+def _cell(text: str) -> str:
+    # A code span does not protect a pipe inside a table cell; only escaping it does.
+    return text.replace("|", "\\|")
+
+
+def _link(text: str, url: str, *, text_is_markdown: bool = False) -> str:
+    target = url.replace(" ", "%20").replace("<", "%3C").replace(">", "%3E")
+    return f"[{text if text_is_markdown else _plain(text)}](<{target}>)"
+
+
+def _when(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
