@@ -1,0 +1,940 @@
+"""previewbot's Cluster port over the official kubernetes client.
+
+Reads and writes go through the dynamic client, so every object is a plain dict in the API's
+own (camelCase) shape whatever its kind; waiting goes through watches. Every SDK or transport
+exception is turned into a previewbot.errors exception in one place, `_translated`, and
+temporary ones are retried there with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
+
+import tenacity
+import urllib3
+import yaml
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes import watch
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+from previewbot import errors, naming
+from previewbot.core.ports import Progress
+from previewbot.model import (
+    ContainerProblem,
+    JobOutcome,
+    NamespaceInfo,
+    ObjectRef,
+    RolloutResult,
+    WorkloadDiagnosis,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Obj = dict[str, Any]
+
+# Waiting reasons that no amount of waiting heals. Pull failures are given a grace first,
+# because a registry hiccup or a slow push of the PR's image resolves itself.
+PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff"})
+NEVER_STARTS = frozenset({"CreateContainerConfigError", "InvalidImageName", "CreateContainerError"})
+CRASHING = frozenset({"CrashLoopBackOff"})
+
+BACKGROUND = "Background"
+LOG_TAIL_LINES = 40
+MAX_EVENTS = 20
+JOB_LOG_LIMIT = 1 << 20
+
+
+class KubeconfigError(errors.UserError):
+    """The kubeconfig previewbot was given cannot be used. The message never quotes its content."""
+
+
+# ---------------------------------------------------------------- errors, at one boundary
+
+_ERROR_BY_STATUS: dict[int, type[errors.ApiError]] = {
+    400: errors.Invalid,
+    401: errors.Forbidden,
+    403: errors.Forbidden,
+    404: errors.NotFound,
+    409: errors.Conflict,
+    422: errors.Invalid,
+}
+
+
+def _status_message(exc: ApiException) -> str:
+    """The message of the API's Status object, which names the object and the reason."""
+    body = exc.body.decode(errors="replace") if isinstance(exc.body, bytes) else exc.body
+    try:
+        status = yaml.safe_load(body) if body else None
+    except yaml.YAMLError:
+        status = None
+    if isinstance(status, dict) and status.get("message"):
+        return str(status["message"])
+    return f"{exc.status} {exc.reason}".strip()
+
+
+def _retry_after(exc: ApiException) -> float:
+    value = (exc.headers or {}).get("Retry-After", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return 0.0
+
+
+def _api_error(exc: ApiException) -> errors.ApiError:
+    status = int(exc.status or 0)
+    message = _status_message(exc)
+    if status == 429 or status >= 500:
+        return errors.TemporaryError(message, status=status, delay=_retry_after(exc))
+    return _ERROR_BY_STATUS.get(status, errors.ApiError)(message, status=status)
+
+
+def _translated(operation: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    try:
+        return operation(*args, **kwargs)
+    except ApiException as exc:
+        raise _api_error(exc) from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise errors.TemporaryError(f"cannot reach the Kubernetes API: {exc}", delay=0.0) from exc
+
+
+# ---------------------------------------------------------------- connecting
+
+
+def connect(*, kubeconfig: str | None = None, context: str | None = None) -> KubernetesCluster:
+    """A cluster from a kubeconfig path or text, else KUBECONFIG, else the pod's service account.
+
+    The Action passes the kubeconfig secret's text itself, so text with a line break (or a
+    JSON document) is read as the kubeconfig; anything else is a path.
+    """
+    configuration = k8s.Configuration()
+    try:
+        if kubeconfig and ("\n" in kubeconfig or kubeconfig.lstrip().startswith("{")):
+            k8s_config.load_kube_config_from_dict(  # type: ignore[no-untyped-call]
+                _parse_kubeconfig(kubeconfig),
+                context=context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        elif kubeconfig or os.environ.get("KUBECONFIG"):
+            k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig or os.environ["KUBECONFIG"],
+                context=context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        else:
+            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except ConfigException as exc:
+        raise KubeconfigError(f"cannot use the kubeconfig: {exc}") from None
+    except OSError as exc:
+        raise KubeconfigError(f"cannot read the kubeconfig file: {exc.strerror}") from None
+    return KubernetesCluster(k8s.ApiClient(configuration))
+
+
+def _parse_kubeconfig(text: str) -> dict[str, Any]:
+    # A YAML error quotes the offending line, which may hold a token: say only where it is.
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise KubeconfigError(f"the kubeconfig text is not valid YAML{where}") from None
+    if not isinstance(document, dict):
+        raise KubeconfigError("the kubeconfig text is not a kubeconfig document")
+    return document
+
+
+# ---------------------------------------------------------------- reading objects
+
+
+def _ref_key(ref: ObjectRef) -> tuple[str, str, str]:
+    """What identifies an object within a namespace: its API group (not version), kind and name."""
+    return ref.api_version.rpartition("/")[0], ref.kind, ref.name
+
+
+def _metadata(obj: Mapping[str, Any]) -> Obj:
+    return dict(obj.get("metadata") or {})
+
+
+def _timestamp(text: str | None) -> datetime:
+    return datetime.fromisoformat(text) if text else datetime.min.replace(tzinfo=UTC)
+
+
+def _created(obj: Obj) -> datetime:
+    return _timestamp(_metadata(obj).get("creationTimestamp"))
+
+
+def _namespace_info(obj: Obj) -> NamespaceInfo:
+    metadata = _metadata(obj)
+    phase = (obj.get("status") or {}).get("phase")
+    return NamespaceInfo(
+        name=metadata["name"],
+        labels=dict(metadata.get("labels") or {}),
+        annotations=dict(metadata.get("annotations") or {}),
+        terminating=phase == "Terminating" or bool(metadata.get("deletionTimestamp")),
+    )
+
+
+def _selector_text(selector: Mapping[str, Any] | None) -> str:
+    """A LabelSelector object as the query string the list calls take."""
+    if not selector:
+        return ""
+    parts = [f"{key}={value}" for key, value in (selector.get("matchLabels") or {}).items()]
+    for expression in selector.get("matchExpressions") or ():
+        key, operator, values = expression["key"], expression["operator"], expression.get("values") or ()
+        parts.append(
+            {
+                "In": f"{key} in ({','.join(values)})",
+                "NotIn": f"{key} notin ({','.join(values)})",
+                "Exists": key,
+                "DoesNotExist": f"!{key}",
+            }[operator]
+        )
+    return ",".join(parts)
+
+
+def _is_owned_by(obj: Obj, owner_uid: str) -> bool:
+    return any(owner.get("uid") == owner_uid for owner in _metadata(obj).get("ownerReferences") or ())
+
+
+# ---------------------------------------------------------------- rollout rules
+
+
+@dataclass(frozen=True, slots=True)
+class _Rollout:
+    """Where a workload stands under `kubectl rollout status` rules."""
+
+    done: bool
+    note: str  # "1/2 ready"
+    failed: str | None = None  # why it will not get there however long previewbot waits
+
+
+def _conditions(status: Mapping[str, Any]) -> dict[str, Obj]:
+    return {c["type"]: c for c in status.get("conditions") or () if c.get("type")}
+
+
+def _generation_seen(obj: Obj) -> bool:
+    observed = (obj.get("status") or {}).get("observedGeneration") or 0
+    return bool(observed) and observed >= (_metadata(obj).get("generation") or 0)
+
+
+def _deployment_rollout(obj: Obj) -> _Rollout:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    desired = spec.get("replicas", 1)
+    available = status.get("availableReplicas") or 0
+    note = f"{available}/{desired} ready"
+    progressing = _conditions(status).get("Progressing", {})
+    if progressing.get("reason") == "ProgressDeadlineExceeded":
+        return _Rollout(False, note, failed=progressing.get("message") or "progress deadline exceeded")
+    done = (
+        _generation_seen(obj)
+        and (status.get("updatedReplicas") or 0) == desired
+        and (status.get("replicas") or 0) == desired
+        and available == desired
+    )
+    return _Rollout(done, note)
+
+
+def _stateful_set_rollout(obj: Obj) -> _Rollout:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    desired = spec.get("replicas", 1)
+    ready = status.get("readyReplicas") or 0
+    partition = ((spec.get("updateStrategy") or {}).get("rollingUpdate") or {}).get("partition") or 0
+    revisions = status.get("currentRevision"), status.get("updateRevision")
+    done = (
+        _generation_seen(obj)
+        and ready >= desired
+        and (status.get("updatedReplicas") or 0) >= desired - partition
+        and (partition > 0 or None in revisions or revisions[0] == revisions[1])
+    )
+    return _Rollout(done, f"{ready}/{desired} ready")
+
+
+def _daemon_set_rollout(obj: Obj) -> _Rollout:
+    status = obj.get("status") or {}
+    desired = status.get("desiredNumberScheduled") or 0
+    available = status.get("numberAvailable") or 0
+    done = (
+        _generation_seen(obj)
+        and (status.get("updatedNumberScheduled") or 0) == desired
+        and available == desired
+    )
+    return _Rollout(done, f"{available}/{desired} ready")
+
+
+def _job_rollout(obj: Obj) -> _Rollout:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    conditions = _conditions(status)
+    note = f"{status.get('succeeded') or 0}/{spec.get('completions') or 1} succeeded"
+    failed = conditions.get("Failed", {})
+    if failed.get("status") == "True":
+        return _Rollout(False, note, failed=failed.get("message") or failed.get("reason") or "the Job failed")
+    return _Rollout(conditions.get("Complete", {}).get("status") == "True", note)
+
+
+_ROLLOUT_RULES: dict[str, Callable[[Obj], _Rollout]] = {
+    "Deployment": _deployment_rollout,
+    "StatefulSet": _stateful_set_rollout,
+    "DaemonSet": _daemon_set_rollout,
+    "Job": _job_rollout,
+}
+
+
+def _rollout(kind: str, obj: Obj | None) -> _Rollout:
+    if obj is None:
+        return _Rollout(False, "missing", failed="it does not exist")
+    return _ROLLOUT_RULES[kind](obj)
+
+
+# ---------------------------------------------------------------- pods
+
+
+@dataclass(frozen=True, slots=True)
+class _Stuck:
+    """A container that is not ready, and why."""
+
+    pod: str
+    container: str
+    reason: str
+    message: str
+    restarts: int
+    crashed_before: bool  # its previous run's log is the telling one
+
+    def __str__(self) -> str:
+        where = f"container {self.container} of pod {self.pod}" if self.container else f"pod {self.pod}"
+        return f"{where}: {self.reason}"
+
+
+def _stuck_containers(pod: Obj) -> list[_Stuck]:
+    """The pod's containers that are not ready; a pod that cannot be scheduled counts as one."""
+    status = pod.get("status") or {}
+    name = _metadata(pod)["name"]
+    if status.get("phase") == "Succeeded":
+        return []
+    statuses = [*(status.get("initContainerStatuses") or ()), *(status.get("containerStatuses") or ())]
+    if not statuses:
+        scheduled = _conditions(status).get("PodScheduled", {})
+        if scheduled.get("status") == "False":
+            return [
+                _Stuck(
+                    name,
+                    "",
+                    scheduled.get("reason") or "Unschedulable",
+                    scheduled.get("message", ""),
+                    0,
+                    False,
+                )
+            ]
+        return []
+    init_names = {s.get("name") for s in status.get("initContainerStatuses") or ()}
+    stuck = []
+    for container in statuses:
+        state, last = container.get("state") or {}, (container.get("lastState") or {}).get("terminated")
+        terminated = state.get("terminated")
+        if container.get("ready") or (
+            container.get("name") in init_names and terminated and not terminated.get("exitCode")
+        ):
+            continue
+        if waiting := state.get("waiting"):
+            reason, message = waiting.get("reason") or "Waiting", waiting.get("message") or ""
+        elif terminated:
+            reason = terminated.get("reason") or "Terminated"
+            message = terminated.get("message") or f"exit code {terminated.get('exitCode')}"
+        elif last:
+            reason = last.get("reason") or "Terminated"
+            message = last.get("message") or f"exit code {last.get('exitCode')}, restarted"
+        else:
+            reason, message = "NotReady", "running, but its readiness probe does not pass"
+        stuck.append(
+            _Stuck(
+                name,
+                container.get("name", ""),
+                reason,
+                message,
+                container.get("restartCount") or 0,
+                crashed_before=bool(state.get("waiting") and last),
+            )
+        )
+    return stuck
+
+
+class _HopelessPods:
+    """Tells when a workload's pods show a reason that waiting will not heal.
+
+    A pull failure counts only once it has lasted `pull_grace` seconds, so it keeps the
+    time each container was first seen failing to pull.
+    """
+
+    def __init__(self, *, hopeless: frozenset[str], pull_grace: float) -> None:
+        self._hopeless = hopeless
+        self._pull_grace = pull_grace
+        self._pull_failing_since: dict[tuple[str, str], float] = {}
+
+    def verdict(self, pods: Sequence[Obj]) -> _Stuck | None:
+        now = time.monotonic()
+        for pod in pods:
+            for stuck in _stuck_containers(pod):
+                if stuck.reason in self._hopeless:
+                    return stuck
+                if stuck.reason in PULL_FAILURES:
+                    since = self._pull_failing_since.setdefault((stuck.pod, stuck.container), now)
+                    if now - since >= self._pull_grace:
+                        return stuck
+        return None
+
+
+def _event_line(event: Obj) -> str:
+    involved = event.get("involvedObject") or {}
+    about = f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}"
+    return f"{event.get('type')} {event.get('reason')} {about}: {str(event.get('message') or '').strip()}"
+
+
+def _event_time(event: Obj) -> datetime:
+    stamp = (
+        event.get("lastTimestamp")
+        or event.get("eventTime")
+        or event.get("firstTimestamp")
+        or _metadata(event).get("creationTimestamp")
+    )
+    return _timestamp(stamp)
+
+
+def _newest_unique(lines_by_time: Sequence[tuple[datetime, str]], *, limit: int) -> tuple[str, ...]:
+    """The lines oldest first, each once (at its latest time), keeping only the newest `limit`."""
+    latest: dict[str, datetime] = {}
+    for when, line in lines_by_time:
+        latest[line] = max(when, latest.get(line, when))
+    ordered = sorted(latest, key=lambda line: latest[line])
+    return tuple(ordered[-limit:])
+
+
+# ---------------------------------------------------------------- the adapter
+
+
+class KubernetesCluster:
+    """The Cluster port on one cluster.
+
+    `recheck_interval` bounds how long a wait goes without looking at the pods (watches wake
+    it sooner); `image_pull_grace` is how long a pull failure may last before a rollout or a
+    Job is given up on. Temporary API errors are tried `retry_attempts` times in all, waiting
+    `retry_wait` seconds doubled each time, or the API's Retry-After, at most `retry_max_wait`.
+    """
+
+    def __init__(
+        self,
+        api_client: k8s.ApiClient,
+        *,
+        recheck_interval: float = 2.0,
+        image_pull_grace: float = 30.0,
+        retry_attempts: int = 4,
+        retry_wait: float = 0.5,
+        retry_max_wait: float = 10.0,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self._api = api_client
+        self._core = k8s.CoreV1Api(api_client)
+        self._apps = k8s.AppsV1Api(api_client)
+        self._batch = k8s.BatchV1Api(api_client)
+        self._dynamic_client: DynamicClient | None = None
+        self._recheck_interval = recheck_interval
+        self._image_pull_grace = image_pull_grace
+        self._retry_attempts = retry_attempts
+        self._retry_wait = retry_wait
+        self._retry_max_wait = retry_max_wait
+        self._connect_timeout = connect_timeout
+
+    # -------------------------------------------------------- plumbing
+
+    def _call(self, operation: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(errors.TemporaryError),
+            stop=tenacity.stop_after_attempt(self._retry_attempts),
+            wait=self._backoff,
+            before_sleep=lambda state: log.debug("Kubernetes API: retrying after %s", state.outcome),
+            reraise=True,
+        )
+        result: T = retrying(_translated, operation, *args, **kwargs)
+        return result
+
+    def _backoff(self, state: tenacity.RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        hinted = error.delay if isinstance(error, errors.TemporaryError) else 0.0
+        doubled = self._retry_wait * 2.0 ** (state.attempt_number - 1)
+        return min(max(hinted, doubled), self._retry_max_wait)
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        """The dynamic client's handle on a kind; NotFound when the cluster does not serve it."""
+        if self._dynamic_client is None:
+            # Built on first use: building it reads the cluster's API discovery.
+            self._dynamic_client = self._call(DynamicClient, self._api)
+        try:
+            return self._call(self._dynamic_client.resources.get, api_version=api_version, kind=kind)
+        except ResourceNotFoundError:
+            raise errors.NotFound(f"the cluster serves no kind {kind} in {api_version}", status=404) from None
+
+    def _get(self, namespace: str | None, ref: ObjectRef) -> Obj | None:
+        try:
+            found = self._call(
+                self._resource(ref.api_version, ref.kind).get, name=ref.name, namespace=namespace
+            )
+        except errors.NotFound:
+            return None
+        return dict(found.to_dict())
+
+    def _list(
+        self, api_version: str, kind: str, *, namespace: str | None, label_selector: str = ""
+    ) -> list[Obj]:
+        found = self._call(
+            self._resource(api_version, kind).get, namespace=namespace, label_selector=label_selector or None
+        )
+        return list(found.to_dict().get("items") or [])
+
+    def _delete(self, namespace: str, ref: ObjectRef) -> bool:
+        """Delete the object and its dependents; False when it was already gone."""
+        try:
+            self._call(
+                self._resource(ref.api_version, ref.kind).delete,
+                name=ref.name,
+                namespace=namespace,
+                propagation_policy=BACKGROUND,
+            )
+        except errors.NotFound:
+            return False
+        return True
+
+    def _wakeups(self, lister: Callable[..., Any], *, deadline: float, **selection: Any) -> Iterator[None]:
+        """Yield at once, then at each change `lister` would show, and at least every recheck_interval.
+
+        Stops at the deadline. The caller looks at the cluster on each wakeup; the watch only
+        spares it from looking when nothing changed.
+        """
+        yield
+        resource_version: str | None = None
+        while (remaining := deadline - time.monotonic()) > 0:
+            if resource_version is None:
+                resource_version = self._call(lister, **selection).metadata.resource_version
+            quiet = min(remaining, self._recheck_interval)
+            events = watch.Watch().stream(  # type: ignore[no-untyped-call]
+                lister,
+                resource_version=resource_version,
+                timeout_seconds=max(1, math.ceil(quiet)),
+                _request_timeout=(self._connect_timeout, quiet),
+                **selection,
+            )
+            try:
+                for event in events:
+                    resource_version = event["raw_object"]["metadata"]["resourceVersion"]
+                    yield
+            except ApiException as exc:
+                if exc.status != 410:
+                    raise _api_error(exc) from exc
+                resource_version = None  # the watch fell too far behind: list again
+            except urllib3.exceptions.HTTPError:
+                pass  # nothing happened for `quiet` seconds, or the stream broke: look, then watch again
+            finally:
+                events.close()
+            yield
+
+    # -------------------------------------------------------- namespaces
+
+    def namespace(self, name: str) -> NamespaceInfo | None:
+        found = self._get(None, ObjectRef(api_version="v1", kind="Namespace", name=name))
+        return _namespace_info(found) if found else None
+
+    def namespaces(self, *, label_selector: str) -> list[NamespaceInfo]:
+        return [
+            _namespace_info(item)
+            for item in self._list("v1", "Namespace", namespace=None, label_selector=label_selector)
+        ]
+
+    def create_namespace(
+        self, name: str, *, labels: Mapping[str, str], annotations: Mapping[str, str]
+    ) -> None:
+        body = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name, "labels": dict(labels), "annotations": dict(annotations)},
+        }
+        self._call(self._resource("v1", "Namespace").create, body=body)
+        log.info("created namespace %s", name)
+
+    def annotate_namespace(
+        self, name: str, *, annotations: Mapping[str, str | None], labels: Mapping[str, str] | None = None
+    ) -> None:
+        metadata: Obj = {"annotations": dict(annotations)}
+        if labels is not None:
+            metadata["labels"] = dict(labels)
+        self._call(
+            self._resource("v1", "Namespace").patch,
+            name=name,
+            body={"metadata": metadata},
+            content_type="application/merge-patch+json",
+        )
+
+    def delete_namespace(self, name: str) -> None:
+        self._call(self._resource("v1", "Namespace").delete, name=name)
+        log.info("deleting namespace %s", name)
+
+    def wait_namespace_gone(self, name: str, *, timeout: float, progress: Progress | None = None) -> bool:
+        started = time.monotonic()
+        announced = False
+        for _ in self._wakeups(self._core.list_namespace, deadline=started + timeout):
+            if self.namespace(name) is None:
+                return True
+            if progress and not announced:
+                progress(f"namespace/{name}: waiting for its deletion to finish")
+                announced = True
+        return False
+
+    # -------------------------------------------------------- apply and prune
+
+    def apply(self, namespace: str, objects: Sequence[Mapping[str, Any]]) -> list[ObjectRef]:
+        applied = []
+        for obj in objects:
+            metadata = _metadata(obj)
+            ref = ObjectRef(
+                api_version=str(obj.get("apiVersion", "")),
+                kind=str(obj.get("kind", "")),
+                name=str(metadata.get("name", "")),
+                namespace=namespace,
+            )
+            try:
+                resource = self._resource(ref.api_version, ref.kind)
+            except errors.NotFound as exc:
+                raise errors.Invalid(f"{ref}: {exc}", status=exc.status) from exc
+            if not resource.namespaced:
+                raise errors.ManifestError(f"{ref}: a cluster-wide kind cannot be part of a preview")
+            body = {**obj, "metadata": {**metadata, "namespace": namespace}}
+            try:
+                self._call(
+                    resource.server_side_apply,
+                    body=body,
+                    namespace=namespace,
+                    field_manager=naming.FIELD_MANAGER,
+                    force_conflicts=True,
+                )
+            except (errors.Invalid, errors.NotFound) as exc:
+                raise errors.Invalid(f"{ref} was refused: {exc}", status=exc.status) from exc
+            applied.append(ref)
+        log.info("applied %d objects to %s", len(applied), namespace)
+        return applied
+
+    def prune(
+        self, namespace: str, *, label_selector: str, kinds: Sequence[tuple[str, str]], keep: set[ObjectRef]
+    ) -> list[ObjectRef]:
+        kept = {_ref_key(ref) for ref in keep}
+        pruned = []
+        for api_version, kind in kinds:
+            try:
+                found = self._list(api_version, kind, namespace=namespace, label_selector=label_selector)
+            except errors.NotFound:
+                continue  # the cluster no longer serves the kind, so nothing of it can be left
+            for item in found:
+                ref = ObjectRef(
+                    api_version=api_version, kind=kind, name=_metadata(item)["name"], namespace=namespace
+                )
+                if _ref_key(ref) not in kept and self._delete(namespace, ref):
+                    pruned.append(ref)
+        if pruned:
+            log.info("pruned from %s: %s", namespace, ", ".join(map(str, pruned)))
+        return pruned
+
+    # -------------------------------------------------------- rollout
+
+    def _lister(self, kind: str) -> Callable[..., Any]:
+        return {
+            "Deployment": self._apps.list_namespaced_deployment,
+            "StatefulSet": self._apps.list_namespaced_stateful_set,
+            "DaemonSet": self._apps.list_namespaced_daemon_set,
+            "Job": self._batch.list_namespaced_job,
+        }[kind]
+
+    def wait_rollout(
+        self,
+        namespace: str,
+        workloads: Sequence[ObjectRef],
+        *,
+        timeout: float,
+        progress: Progress | None = None,
+    ) -> RolloutResult:
+        """Anything but a Deployment, StatefulSet, DaemonSet or Job has nothing to wait for: it is ready."""
+        started = time.monotonic()
+        deadline = started + timeout
+        pending = [ref for ref in dict.fromkeys(workloads) if ref.kind in _ROLLOUT_RULES]
+        ready = [ref for ref in workloads if ref.kind not in _ROLLOUT_RULES]
+        failed: list[WorkloadDiagnosis] = []
+        hopeless = _HopelessPods(hopeless=NEVER_STARTS | CRASHING, pull_grace=self._image_pull_grace)
+        notes: dict[ObjectRef, str] = {}
+
+        def look() -> None:
+            for ref in list(pending):
+                obj = self._get(namespace, ref)
+                state = _rollout(ref.kind, obj)
+                if progress and notes.get(ref) != state.note:
+                    progress(f"{ref.kind.lower()}/{ref.name}: {state.note}")
+                notes[ref] = state.note
+                if state.done:
+                    pending.remove(ref)
+                    ready.append(ref)
+                    continue
+                cause = state.failed or hopeless.verdict(self._pods_of(namespace, ref.kind, obj))
+                if cause:
+                    pending.remove(ref)
+                    failed.append(self._diagnose(namespace, ref, cause=str(cause)))
+
+        # Watch the kind of the first workload still pending; the others are looked at on every wakeup.
+        while pending:
+            watched = pending[0].kind
+            for _ in self._wakeups(self._lister(watched), deadline=deadline, namespace=namespace):
+                look()
+                if not pending or pending[0].kind != watched:
+                    break
+            else:
+                break
+        waited = f"not ready after {time.monotonic() - started:.0f}s"
+        failed.extend(self._diagnose(namespace, ref, cause=waited) for ref in pending)
+        return RolloutResult(ready=tuple(ready), failed=tuple(failed))
+
+    def _pods_of(self, namespace: str, kind: str, workload: Obj | None) -> list[Obj]:
+        if workload is None:
+            return []
+        metadata = _metadata(workload)
+        selector = _selector_text((workload.get("spec") or {}).get("selector"))
+        if not selector and kind == "Job":
+            selector = f"job-name={metadata['name']}"
+        if not selector:
+            return []
+        pods = self._list("v1", "Pod", namespace=namespace, label_selector=selector)
+        if kind == "Job":
+            # A Job replaced under the same name may leave pods behind with the same labels.
+            pods = [
+                pod
+                for pod in pods
+                if _is_owned_by(pod, metadata.get("uid", "")) or not _metadata(pod).get("ownerReferences")
+            ]
+        return sorted(pods, key=_created)
+
+    # -------------------------------------------------------- diagnosis
+
+    def diagnose(self, namespace: str, workload: ObjectRef) -> WorkloadDiagnosis:
+        return self._diagnose(namespace, workload, cause=None)
+
+    def _diagnose(self, namespace: str, workload: ObjectRef, *, cause: str | None) -> WorkloadDiagnosis:
+        obj = self._get(namespace, workload)
+        pods = self._pods_of(namespace, workload.kind, obj) if workload.kind in _ROLLOUT_RULES else []
+        stuck = [container for pod in pods for container in _stuck_containers(pod)]
+        problems = tuple(
+            ContainerProblem(
+                pod=s.pod,
+                container=s.container,
+                reason=s.reason,
+                message=s.message,
+                restarts=s.restarts,
+                log_tail=self._log_tail(namespace, s) if s.container else "",
+            )
+            for s in stuck
+        )
+        involved = {(workload.kind, workload.name)} | {("Pod", _metadata(pod)["name"]) for pod in pods}
+        if workload.kind == "Deployment" and obj is not None:
+            involved |= {("ReplicaSet", name) for name in self._replica_sets_of(namespace, obj)}
+        state = _rollout(workload.kind, obj) if workload.kind in _ROLLOUT_RULES else None
+        summary = "; ".join(
+            part for part in (state.note if state else "", cause or (str(stuck[0]) if stuck else "")) if part
+        )
+        return WorkloadDiagnosis(
+            workload=workload,
+            summary=summary or "no problem found",
+            problems=problems,
+            events=self._warnings(namespace, involved),
+        )
+
+    def _replica_sets_of(self, namespace: str, deployment: Obj) -> list[str]:
+        selector = _selector_text((deployment.get("spec") or {}).get("selector"))
+        uid = _metadata(deployment).get("uid", "")
+        return [
+            _metadata(rs)["name"]
+            for rs in self._list("apps/v1", "ReplicaSet", namespace=namespace, label_selector=selector)
+            if _is_owned_by(rs, uid)
+        ]
+
+    def _warnings(self, namespace: str, involved: set[tuple[str, str]]) -> tuple[str, ...]:
+        about = [
+            (_event_time(event), _event_line(event))
+            for event in self._list("v1", "Event", namespace=namespace)
+            if event.get("type") == "Warning"
+            and (
+                (event.get("involvedObject") or {}).get("kind"),
+                (event.get("involvedObject") or {}).get("name"),
+            )
+            in involved
+        ]
+        return _newest_unique(about, limit=MAX_EVENTS)
+
+    def _log_tail(self, namespace: str, stuck: _Stuck) -> str:
+        """The last lines the container wrote; its previous run's when it crashed and waits to restart."""
+        for previous in (True, False) if stuck.crashed_before else (False,):
+            try:
+                text = self._call(
+                    self._core.read_namespaced_pod_log,
+                    stuck.pod,
+                    namespace,
+                    container=stuck.container,
+                    tail_lines=LOG_TAIL_LINES,
+                    previous=previous,
+                )
+            except errors.ApiError:
+                continue  # a container that never started has no log, which is fine
+            return str(text).rstrip("\n")
+        return ""
+
+    # -------------------------------------------------------- jobs
+
+    def run_job(
+        self,
+        namespace: str,
+        job: Mapping[str, Any],
+        *,
+        timeout: float,
+        progress: Progress | None = None,
+    ) -> JobOutcome:
+        """A pod that cannot start (image, config) ends the run early, with a diagnosis.
+
+        So does the timeout. Either way the Job is deleted: nothing keeps running against the preview.
+        """
+        deadline = time.monotonic() + timeout
+        ref = ObjectRef(api_version="batch/v1", kind="Job", name=_metadata(job)["name"], namespace=namespace)
+        if self._delete(namespace, ref) and not self._wait_gone(namespace, ref, deadline=deadline):
+            raise errors.Conflict(f"{ref}: the previous run is still being deleted", status=409)
+        body = {
+            **job,
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {**_metadata(job), "namespace": namespace},
+        }
+        self._call(self._resource(ref.api_version, ref.kind).create, body=body, namespace=namespace)
+        if progress:
+            progress(f"job/{ref.name}: started")
+        never_ran = _HopelessPods(hopeless=NEVER_STARTS, pull_grace=self._image_pull_grace)
+        current: Obj | None = None
+        for _ in self._wakeups(self._batch.list_namespaced_job, deadline=deadline, namespace=namespace):
+            current = self._get(namespace, ref)
+            state = _rollout(ref.kind, current)
+            if state.done or state.failed:
+                if progress:
+                    progress(f"job/{ref.name}: {'succeeded' if state.done else 'failed'}")
+                return JobOutcome(succeeded=state.done, log=self._job_log(namespace, current))
+            if stuck := never_ran.verdict(self._pods_of(namespace, ref.kind, current)):
+                diagnosis = self._diagnose(namespace, ref, cause=str(stuck))
+                self._delete(namespace, ref)
+                return JobOutcome(succeeded=False, diagnosis=diagnosis)
+        output = self._job_log(namespace, current)
+        self._delete(namespace, ref)
+        if progress:
+            progress(f"job/{ref.name}: timed out after {timeout:g}s")
+        return JobOutcome(succeeded=False, timed_out=True, log=output)
+
+    def _wait_gone(self, namespace: str, ref: ObjectRef, *, deadline: float) -> bool:
+        for _ in self._wakeups(self._lister(ref.kind), deadline=deadline, namespace=namespace):
+            if self._get(namespace, ref) is None:
+                return True
+        return False
+
+    def _job_log(self, namespace: str, job: Obj | None) -> str:
+        """The log of the Job's latest pod, every container's, cut to its last JOB_LOG_LIMIT bytes."""
+        pods = self._pods_of(namespace, "Job", job)
+        if not pods:
+            return ""
+        pod = pods[-1]
+        containers = [c["name"] for c in (pod.get("spec") or {}).get("containers") or ()]
+        if len(containers) == 1:
+            return self._whole_log(namespace, _metadata(pod)["name"], containers[0])
+        return "\n".join(
+            f"==> {container} <==\n{self._whole_log(namespace, _metadata(pod)['name'], container)}"
+            for container in containers
+        )
+
+    def _whole_log(self, namespace: str, pod: str, container: str) -> str:
+        try:
+            # Unread, the log comes back as the HTTP response, to be streamed rather than held whole.
+            response = cast(
+                urllib3.BaseHTTPResponse,
+                self._call(
+                    self._core.read_namespaced_pod_log,
+                    pod,
+                    namespace,
+                    container=container,
+                    _preload_content=False,
+                ),
+            )
+        except errors.ApiError:
+            return ""
+        kept = bytearray()
+        cut = False
+        try:
+            for chunk in response.stream(64 * 1024):
+                kept += chunk
+                if len(kept) > JOB_LOG_LIMIT:
+                    del kept[: len(kept) - JOB_LOG_LIMIT]
+                    cut = True
+        except urllib3.exceptions.HTTPError:
+            log.warning("the log of pod %s ended early", pod)
+        finally:
+            response.release_conn()
+        text = kept.decode(errors="replace")
+        if cut:
+            return (
+                f"[earlier output cut: only the last {JOB_LOG_LIMIT} bytes are kept]\n"
+                + text.partition("\n")[2]
+            )
+        return text
+
+    def delete_jobs(self, namespace: str, *, label_selector: str, keep: str | None = None) -> list[str]:
+        deleted = []
+        for job in self._list("batch/v1", "Job", namespace=namespace, label_selector=label_selector):
+            name = _metadata(job)["name"]
+            if name != keep and self._delete(
+                namespace, ObjectRef(api_version="batch/v1", kind="Job", name=name)
+            ):
+                deleted.append(name)
+        return deleted
+
+    # -------------------------------------------------------- secrets
+
+    def copy_secret(
+        self,
+        *,
+        source_namespace: str,
+        name: str,
+        target_namespace: str,
+        labels: Mapping[str, str],
+        target_name: str | None = None,
+    ) -> None:
+        """Only the type and data travel: the source's labels and annotations stay where they are."""
+        secrets = self._resource("v1", "Secret")
+        source = self._call(secrets.get, name=name, namespace=source_namespace).to_dict()
+        copy: Obj = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": target_name or name, "namespace": target_namespace, "labels": dict(labels)},
+            "type": source.get("type") or "Opaque",
+            "data": source.get("data") or {},
+        }
+        try:
+            self._call(secrets.create, body=copy, namespace=target_namespace)
+        except errors.Conflict:
+            existing = self._call(secrets.get, name=target_name or name, namespace=target_namespace).to_dict()
+            copy["metadata"]["resourceVersion"] = _metadata(existing).get("resourceVersion")
+            self._call(secrets.replace, body=copy, namespace=target_namespace)
+        log.info("copied secret %s/%s into %s", source_namespace, name, target_namespace)
