@@ -1,0 +1,1448 @@
+"""An emulated Kubernetes API server that lives for one test, on 127.0.0.1.
+
+previewbot's Cluster adapter talks to it through the official kubernetes client (typed APIs,
+DynamicClient, watch.Watch) exactly as it talks to a real cluster, so the emulator keeps the
+behaviour previewbot relies on: discovery, CRUD with resourceVersion conflicts, server-side apply
+with field managers, label and field selectors, watches with timeouts and resumption, the status
+and log subresources, owner-based cascading deletion and the namespace lifecycle.
+
+kmock 0.8's KubernetesEmulator was considered: it is asyncio/aiohttp-based and stores objects as
+plain dicts without resourceVersion conflicts, label selectors, watch timeouts, server-side-apply
+semantics or a namespace lifecycle, so previewbot keeps this threaded standard-library server.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import hashlib
+import json
+import re
+import secrets
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import yaml
+
+Obj = dict[str, Any]
+
+NODE_NAME = "previewbot-node"
+DEFAULT_WATCH_SECONDS = 1800.0
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---------------------------------------------------------------- the resource catalogue
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceType:
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool = True
+    subresources: tuple[str, ...] = ()
+    short_names: tuple[str, ...] = ()
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def qualified(self) -> str:
+        """How error messages name the resource: `deployments.apps`, `pods`."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def kind_qualified(self) -> str:
+        return f"{self.kind}.{self.group}" if self.group else self.kind
+
+
+_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+
+RESOURCES: tuple[ResourceType, ...] = (
+    ResourceType("", "v1", "namespaces", "Namespace", False, ("status", "finalize"), ("ns",)),
+    ResourceType("", "v1", "pods", "Pod", True, ("status", "log"), ("po",)),
+    ResourceType("", "v1", "services", "Service", True, ("status",), ("svc",)),
+    ResourceType("", "v1", "configmaps", "ConfigMap", True, (), ("cm",)),
+    ResourceType("", "v1", "secrets", "Secret"),
+    ResourceType("", "v1", "events", "Event", True, (), ("ev",)),
+    ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, (), ("sa",)),
+    ResourceType("", "v1", "resourcequotas", "ResourceQuota", True, ("status",), ("quota",)),
+    ResourceType("", "v1", "limitranges", "LimitRange", True, (), ("limits",)),
+    ResourceType("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ("status",), ("pvc",)),
+    ResourceType("", "v1", "endpoints", "Endpoints", True, (), ("ep",)),
+    ResourceType("apps", "v1", "deployments", "Deployment", True, ("status", "scale"), ("deploy",)),
+    ResourceType("apps", "v1", "statefulsets", "StatefulSet", True, ("status", "scale"), ("sts",)),
+    ResourceType("apps", "v1", "daemonsets", "DaemonSet", True, ("status",), ("ds",)),
+    ResourceType("apps", "v1", "replicasets", "ReplicaSet", True, ("status", "scale"), ("rs",)),
+    ResourceType("batch", "v1", "jobs", "Job", True, ("status",)),
+    ResourceType("batch", "v1", "cronjobs", "CronJob", True, ("status",), ("cj",)),
+    ResourceType("networking.k8s.io", "v1", "ingresses", "Ingress", True, ("status",), ("ing",)),
+    ResourceType("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, (), ("netpol",)),
+    ResourceType("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True, ("status",), ("pdb",)),
+    ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role"),
+    ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+    ResourceType(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        True,
+        ("status",),
+        ("hpa",),
+    ),
+)
+
+_BY_KIND = {r.kind: r for r in RESOURCES}
+_BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
+_GROUP_VERSIONS = sorted({(r.group, r.version) for r in RESOURCES})
+
+# Status written by the API server at creation: fields a real server always returns (not omitempty).
+_INITIAL_STATUS: dict[str, Obj] = {
+    "Namespace": {"phase": "Active"},
+    "Pod": {"phase": "Pending", "qosClass": "BestEffort"},
+    "StatefulSet": {"replicas": 0, "availableReplicas": 0},
+    "ReplicaSet": {"replicas": 0},
+    "DaemonSet": {
+        "currentNumberScheduled": 0,
+        "desiredNumberScheduled": 0,
+        "numberMisscheduled": 0,
+        "numberReady": 0,
+    },
+}
+
+# Jobs keep their pods when deleted without a propagationPolicy, as on a real cluster.
+_ORPHAN_BY_DEFAULT = {"Job"}
+
+
+def resource_for_kind(kind: str) -> ResourceType:
+    return _BY_KIND[kind]
+
+
+# ---------------------------------------------------------------- errors as Status bodies
+
+
+class ApiStatusError(Exception):
+    """A refusal the API answers with a Status body."""
+
+    def __init__(self, code: int, reason: str, message: str, *, details: Obj | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.details = details or {}
+
+    def body(self) -> Obj:
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "details": self.details,
+            "code": self.code,
+        }
+
+
+def _details(rtype: ResourceType, name: str) -> Obj:
+    return {"name": name, "group": rtype.group, "kind": rtype.plural}
+
+
+def not_found(rtype: ResourceType, name: str) -> ApiStatusError:
+    return ApiStatusError(
+        404, "NotFound", f'{rtype.qualified} "{name}" not found', details=_details(rtype, name)
+    )
+
+
+def bad_request(message: str) -> ApiStatusError:
+    return ApiStatusError(400, "BadRequest", message)
+
+
+def invalid(rtype: ResourceType, name: str, problems: list[str]) -> ApiStatusError:
+    message = f'{rtype.kind_qualified} "{name}" is invalid: ' + ", ".join(problems)
+    return ApiStatusError(422, "Invalid", message, details=_details(rtype, name))
+
+
+def conflict(rtype: ResourceType, name: str, why: str) -> ApiStatusError:
+    message = f'Operation cannot be fulfilled on {rtype.qualified} "{name}": {why}'
+    return ApiStatusError(409, "Conflict", message, details=_details(rtype, name))
+
+
+# ---------------------------------------------------------------- selectors
+
+_REQUIREMENT = re.compile(
+    r"""\s*(?:
+        !\s*(?P<absent>[\w./-]+)
+      | (?P<key>[\w./-]+)\s*(?:
+            (?P<op>==|!=|=)\s*(?P<value>[\w.-]*)
+          | \s(?P<setop>in|notin)\s*\((?P<values>[^)]*)\)
+        )?
+    )\s*(?:,|$)""",
+    re.VERBOSE,
+)
+
+Matcher = Callable[[Obj], bool]
+
+
+def _requirement(match: re.Match[str]) -> Callable[[dict[str, str]], bool]:
+    if match["absent"]:
+        absent = match["absent"]
+        return lambda labels: absent not in labels
+    key = match["key"]
+    if match["op"]:
+        value, negate = match["value"], match["op"] == "!="
+        return lambda labels: (labels.get(key) == value) != negate
+    if match["setop"]:
+        values = {v.strip() for v in match["values"].split(",") if v.strip()}
+        if match["setop"] == "in":
+            return lambda labels: labels.get(key) in values
+        return lambda labels: labels.get(key) not in values
+    return lambda labels: key in labels
+
+
+def label_matcher(selector: str) -> Matcher:
+    """Matches objects whose labels satisfy a selector such as `a=b,c!=d,e in (f,g),!h`."""
+    requirements = []
+    position = 0
+    text = selector.strip()
+    while position < len(text):
+        match = _REQUIREMENT.match(text, position)
+        if match is None or match.end() == position:
+            raise bad_request(f"unable to parse requirement: found '{text[position:]}'")
+        requirements.append(_requirement(match))
+        position = match.end()
+
+    def matches(obj: Obj) -> bool:
+        labels = obj.get("metadata", {}).get("labels") or {}
+        return all(requirement(labels) for requirement in requirements)
+
+    return matches
+
+
+def _dotted(obj: Obj, path: str) -> str:
+    node: Any = obj
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return "" if node is None else str(node)
+
+
+def field_matcher(selector: str) -> Matcher:
+    """Matches `metadata.name=x,involvedObject.name!=y`-style field selectors on any dotted path."""
+    checks: list[tuple[str, str, bool]] = []
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        found = re.fullmatch(r"([\w.]+)\s*(==|!=|=)\s*(.*)", term)
+        if found is None:
+            raise bad_request(f"invalid field selector: '{term}'")
+        checks.append((found[1], found[3], found[2] == "!="))
+    return lambda obj: all((_dotted(obj, path) == value) != negate for path, value, negate in checks)
+
+
+def selector_matches(selector: Obj | None, labels: dict[str, str]) -> bool:
+    """Whether a LabelSelector object (matchLabels, matchExpressions) selects these labels."""
+    if not selector:
+        return False
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression["key"], expression["operator"], expression.get("values") or []
+        present = key in labels
+        satisfied = {
+            "In": present and labels[key] in values,
+            "NotIn": not present or labels[key] not in values,
+            "Exists": present,
+            "DoesNotExist": not present,
+        }[operator]
+        if not satisfied:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------- patches and server-side apply
+
+FieldPath = tuple[Any, ...]  # dict keys, or (merge key, value) pairs for items of keyed lists
+
+_MERGE_KEYS = {
+    "containers": "name",
+    "initContainers": "name",
+    "ephemeralContainers": "name",
+    "env": "name",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "imagePullSecrets": "name",
+}
+
+
+def _merge_key(field_name: str, items: list[Any]) -> str | None:
+    key = _MERGE_KEYS.get(field_name)
+    if field_name == "ports":
+        key = "containerPort" if all(isinstance(i, dict) and "containerPort" in i for i in items) else "port"
+    if key and items and all(isinstance(i, dict) and key in i for i in items):
+        return key
+    return None
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """JSON merge patch (RFC 7386): null removes a key, objects merge, everything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def _pointer(path: str) -> list[str]:
+    if not path.startswith("/"):
+        raise bad_request(f"invalid JSON pointer: {path!r}")
+    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+
+
+def _container_at(document: Any, parts: list[str]) -> Any:
+    node = document
+    for part in parts:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node
+
+
+def json_patch(document: Obj, operations: list[Obj]) -> Obj:
+    """JSON patch (RFC 6902): add, remove, replace, test, copy, move."""
+    result = copy.deepcopy(document)
+    try:
+        for operation in operations:
+            op, parts = operation["op"], _pointer(operation["path"])
+            parent, last = _container_at(result, parts[:-1]), parts[-1]
+            if op == "test":
+                current = parent[int(last)] if isinstance(parent, list) else parent.get(last)
+                if current != operation.get("value"):
+                    raise ApiStatusError(422, "Invalid", f"test failed at {operation['path']}")
+                continue
+            if op in ("copy", "move"):
+                from_parts = _pointer(operation["from"])
+                from_parent = _container_at(result, from_parts[:-1])
+                value = copy.deepcopy(
+                    from_parent[int(from_parts[-1])]
+                    if isinstance(from_parent, list)
+                    else from_parent[from_parts[-1]]
+                )
+                if op == "move":
+                    del from_parent[int(from_parts[-1]) if isinstance(from_parent, list) else from_parts[-1]]
+            else:
+                value = copy.deepcopy(operation.get("value"))
+            if op in ("remove", "replace"):
+                del parent[int(last) if isinstance(parent, list) else last]
+            if op == "remove":
+                continue
+            if isinstance(parent, list):
+                parent.insert(len(parent) if last == "-" else int(last), value)
+            else:
+                parent[last] = value
+    except (KeyError, IndexError, ValueError, TypeError) as error:
+        raise ApiStatusError(422, "Invalid", f"the JSON patch cannot be applied: {error!r}") from error
+    return result
+
+
+def _applied_fields(obj: Obj) -> Obj:
+    """The part of an applied object whose fields a manager owns (identity fields are nobody's)."""
+    owned = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata", "status")}
+    metadata = obj.get("metadata") or {}
+    kept = {k: metadata[k] for k in ("labels", "annotations") if metadata.get(k)}
+    if kept:
+        owned["metadata"] = kept
+    return owned
+
+
+def field_paths(value: Obj, prefix: FieldPath = ()) -> set[FieldPath]:
+    paths: set[FieldPath] = set()
+    for key, child in value.items():
+        path = (*prefix, key)
+        merge_key = _merge_key(key, child) if isinstance(child, list) else None
+        if isinstance(child, dict) and child:
+            paths |= field_paths(child, path)
+        elif merge_key is not None:
+            for item in child:
+                item_path = (*path, (merge_key, item[merge_key]))
+                paths.add(item_path)
+                paths |= field_paths(item, item_path)
+        else:
+            paths.add(path)
+    return paths
+
+
+def _step(node: Any, step: Any) -> Any:
+    if isinstance(step, tuple):
+        key, value = step
+        items = node if isinstance(node, list) else []
+        return next((item for item in items if isinstance(item, dict) and item.get(key) == value), None)
+    return node.get(step) if isinstance(node, dict) else None
+
+
+def _value_at(obj: Obj, path: FieldPath) -> Any:
+    node: Any = obj
+    for step in path:
+        node = _step(node, step)
+    return node
+
+
+def _remove_field(node: Any, path: FieldPath) -> None:
+    """Remove the field at path, and the maps and lists left empty by its removal."""
+    step, rest = path[0], path[1:]
+    child = _step(node, step)
+    if child is None:
+        return
+    if rest:
+        _remove_field(child, rest)
+        if child or not isinstance(child, dict | list):
+            return
+    if isinstance(step, tuple):
+        node.remove(child)
+    else:
+        del node[step]
+
+
+def apply_merge(target: Obj, applied: Obj) -> None:
+    """Merge an applied configuration into target, lists of named things by their key."""
+    for key, value in applied.items():
+        current = target.get(key)
+        merge_key = _merge_key(key, value) if isinstance(value, list) else None
+        if isinstance(value, dict) and isinstance(current, dict):
+            apply_merge(current, value)
+        elif merge_key is not None and isinstance(current, list) and _merge_key(key, current) == merge_key:
+            for item in value:
+                existing = next((i for i in current if i.get(merge_key) == item[merge_key]), None)
+                if existing is None:
+                    current.append(copy.deepcopy(item))
+                else:
+                    apply_merge(existing, item)
+        elif value is None:
+            target.pop(key, None)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+# ---------------------------------------------------------------- validation and defaults
+
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+_DNS_LABEL_KINDS = {"Namespace", "Service"}
+_WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
+
+
+def _pod_spec_problems(spec: Any, where: str) -> list[str]:
+    if not isinstance(spec, dict) or not spec.get("containers"):
+        return [f"{where}.containers: Required value"]
+    problems = []
+    for index, container in enumerate(spec["containers"]):
+        for required in ("name", "image"):
+            if not container.get(required):
+                problems.append(f"{where}.containers[{index}].{required}: Required value")
+    return problems
+
+
+def validate(rtype: ResourceType, obj: Obj) -> None:
+    metadata = obj.get("metadata") or {}
+    name = metadata.get("name", "")
+    problems = []
+    pattern, limit = (_DNS_LABEL, 63) if rtype.kind in _DNS_LABEL_KINDS else (_SUBDOMAIN, 253)
+    if not name:
+        problems.append("metadata.name: Required value: name or generateName is required")
+    elif len(name) > limit or not pattern.fullmatch(name):
+        problems.append(f'metadata.name: Invalid value: "{name}": must be a lowercase RFC 1123 name')
+    for value in (metadata.get("labels") or {}).values():
+        if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
+            problems.append(
+                f'metadata.labels: Invalid value: "{value}": a valid label value is at most 63 characters'
+            )
+    spec = obj.get("spec") or {}
+    if rtype.kind == "Pod":
+        problems += _pod_spec_problems(spec, "spec")
+    if rtype.kind in _WORKLOADS:
+        template = spec.get("template") or {}
+        problems += _pod_spec_problems(template.get("spec"), "spec.template.spec")
+        template_labels = (template.get("metadata") or {}).get("labels") or {}
+        if not spec.get("selector"):
+            problems.append("spec.selector: Required value")
+        elif not selector_matches(spec["selector"], template_labels):
+            problems.append(
+                "spec.template.metadata.labels: Invalid value: `selector` does not match template `labels`"
+            )
+    if rtype.kind == "Job" and ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy") not in (
+        "Never",
+        "OnFailure",
+    ):
+        problems.append(
+            'spec.template.spec.restartPolicy: Required value: valid values: "OnFailure", "Never"'
+        )
+    if problems:
+        raise invalid(rtype, name, problems)
+
+
+def _default_pod_spec(spec: Obj, *, restart_policy: str | None) -> None:
+    if restart_policy:
+        spec.setdefault("restartPolicy", restart_policy)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    for container in spec.get("containers") or []:
+        image = str(container.get("image", ""))
+        untagged_or_latest = ":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest")
+        container.setdefault("imagePullPolicy", "Always" if untagged_or_latest else "IfNotPresent")
+        container.setdefault("terminationMessagePath", "/dev/termination-log")
+        for port in container.get("ports") or []:
+            port.setdefault("protocol", "TCP")
+
+
+def apply_defaults(rtype: ResourceType, obj: Obj) -> None:
+    """The defaults a real API server fills in, where previewbot or the controllers read them."""
+    spec = obj.setdefault("spec", {}) if rtype.kind in _WORKLOADS | {"Pod", "Service", "Namespace"} else {}
+    template_spec = (spec.get("template") or {}).get("spec")
+    if rtype.kind == "Pod":
+        _default_pod_spec(spec, restart_policy="Always")
+    elif isinstance(template_spec, dict):
+        _default_pod_spec(template_spec, restart_policy=None if rtype.kind == "Job" else "Always")
+    if rtype.kind in ("Deployment", "StatefulSet", "ReplicaSet"):
+        spec.setdefault("replicas", 1)
+    if rtype.kind == "Deployment":
+        spec.setdefault(
+            "strategy",
+            {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
+        )
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault("progressDeadlineSeconds", 600)
+    elif rtype.kind == "StatefulSet":
+        spec.setdefault("podManagementPolicy", "OrderedReady")
+        spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
+    elif rtype.kind == "DaemonSet":
+        spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
+    elif rtype.kind == "Job":
+        for key, value in (("backoffLimit", 6), ("completions", 1), ("parallelism", 1), ("suspend", False)):
+            spec.setdefault(key, value)
+        spec.setdefault("completionMode", "NonIndexed")
+    elif rtype.kind == "Service":
+        spec.setdefault("type", "ClusterIP")
+        spec.setdefault("sessionAffinity", "None")
+        for port in spec.get("ports") or []:
+            port.setdefault("protocol", "TCP")
+            port.setdefault("targetPort", port.get("port"))
+    elif rtype.kind == "Namespace":
+        spec.setdefault("finalizers", ["kubernetes"])
+        obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+
+
+def _spec_part(obj: Obj) -> Obj:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+
+
+# ---------------------------------------------------------------- the store
+
+
+@dataclass(slots=True)
+class WatchEvent:
+    resource_version: int
+    kind: str
+    type: str  # ADDED | MODIFIED | DELETED
+    obj: Obj
+    previous: Obj | None
+
+
+@dataclass(slots=True)
+class ContainerLog:
+    """What one container wrote: the current run, and the one before its last restart."""
+
+    current: list[str] = field(default_factory=list)
+    previous: list[str] | None = None
+
+
+Key = tuple[str, str | None, str]  # kind, namespace, name
+
+
+class KubeApiServer:
+    """The emulated API server: state behind a lock, served over HTTP on a thread of its own.
+
+    Tests and the test-only kubelet read and write the state directly through the methods
+    below (no HTTP); previewbot's code goes through the URL with the kubernetes client.
+    """
+
+    def __init__(self, *, namespace_finalize_delay: float = 0.2) -> None:
+        self.namespace_finalize_delay = namespace_finalize_delay
+        self.internal_errors: list[str] = []
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._objects: dict[Key, Obj] = {}
+        self._apply_fields: dict[Key, dict[str, set[FieldPath]]] = {}
+        self._events: list[WatchEvent] = []
+        self._event_versions: list[int] = []
+        self._version = 0
+        self._finalize_due: dict[str, float] = {}
+        self.logs: dict[tuple[str, str, str], ContainerLog] = {}
+        self._stopping = False
+        self._http = _HttpServer(self)
+        self._threads = [
+            threading.Thread(
+                target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, name="kube-api"
+            ),
+            threading.Thread(target=self._finalize_namespaces, name="kube-namespace-finalizer"),
+        ]
+        for name in ("default", "kube-system", "kube-public"):
+            self.create("Namespace", {"metadata": {"name": name}})
+
+    # ------------------------------------------------------------ life cycle
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._http.server_port}"
+
+    def start(self) -> KubeApiServer:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            self._changed.notify_all()
+        self._http.shutdown()
+        self._http.close_connections()
+        self._http.server_close()
+        for thread in self._threads:
+            thread.join()
+
+    # ------------------------------------------------------------ reading
+
+    def get(self, kind: str, name: str, *, namespace: str | None = None) -> Obj | None:
+        with self._lock:
+            obj = self._objects.get((kind, namespace, name))
+            return copy.deepcopy(obj) if obj is not None else None
+
+    def objects(
+        self, kind: str, *, namespace: str | None = None, label_selector: str = "", field_selector: str = ""
+    ) -> list[Obj]:
+        with self._lock:
+            return [copy.deepcopy(o) for o in self._select(kind, namespace, label_selector, field_selector)]
+
+    def _select(
+        self, kind: str, namespace: str | None, label_selector: str, field_selector: str
+    ) -> list[Obj]:
+        by_labels, by_fields = label_matcher(label_selector), field_matcher(field_selector)
+        return [
+            obj
+            for (obj_kind, obj_namespace, _), obj in sorted(
+                self._objects.items(), key=lambda item: str(item[0])
+            )
+            if obj_kind == kind
+            and (namespace is None or obj_namespace == namespace)
+            and by_labels(obj)
+            and by_fields(obj)
+        ]
+
+    def _existing(self, rtype: ResourceType, namespace: str | None, name: str) -> Obj:
+        obj = self._objects.get((rtype.kind, namespace, name))
+        if obj is None:
+            raise not_found(rtype, name)
+        return obj
+
+    # ------------------------------------------------------------ writing
+
+    def _commit(self, rtype: ResourceType, obj: Obj, *, previous: Obj | None, event: str) -> Obj:
+        metadata = obj["metadata"]
+        key: Key = (rtype.kind, metadata.get("namespace"), metadata["name"])
+        self._version += 1
+        metadata["resourceVersion"] = str(self._version)
+        obj["apiVersion"], obj["kind"] = rtype.api_version, rtype.kind
+        if event == "DELETED":
+            self._objects.pop(key, None)
+            self._apply_fields.pop(key, None)
+        else:
+            self._objects[key] = obj
+        self._events.append(WatchEvent(self._version, rtype.kind, event, copy.deepcopy(obj), previous))
+        self._event_versions.append(self._version)
+        self._changed.notify_all()
+        return copy.deepcopy(obj)
+
+    def _check_namespace(self, rtype: ResourceType, namespace: str | None, name: str) -> None:
+        if not rtype.namespaced:
+            return
+        if namespace is None:
+            raise bad_request("the namespace of the object does not match the namespace on the request")
+        owner = self._objects.get(("Namespace", None, namespace))
+        if owner is None:
+            raise not_found(_BY_KIND["Namespace"], namespace)
+        if owner["metadata"].get("deletionTimestamp"):
+            raise ApiStatusError(
+                403,
+                "Forbidden",
+                f'{rtype.qualified} "{name}" is forbidden: unable to create new content in namespace '
+                f"{namespace} because it is being terminated",
+                details=_details(rtype, name),
+            )
+
+    def create(
+        self, kind: str, obj: Obj, *, namespace: str | None = None, field_manager: str | None = None
+    ) -> Obj:
+        rtype = _BY_KIND[kind]
+        with self._lock:
+            new = copy.deepcopy(obj)
+            metadata = new.setdefault("metadata", {})
+            namespace = namespace or metadata.get("namespace")
+            if rtype.namespaced:
+                metadata["namespace"] = namespace
+            else:
+                metadata.pop("namespace", None)
+            if not metadata.get("name") and metadata.get("generateName"):
+                metadata["name"] = metadata["generateName"] + secrets.token_hex(3)[:5]
+            validate(rtype, new)
+            name = metadata["name"]
+            if (kind, metadata.get("namespace"), name) in self._objects:
+                raise ApiStatusError(
+                    409,
+                    "AlreadyExists",
+                    f'{rtype.qualified} "{name}" already exists',
+                    details=_details(rtype, name),
+                )
+            self._check_namespace(rtype, namespace, name)
+            for server_owned in ("resourceVersion", "deletionTimestamp", "managedFields"):
+                metadata.pop(server_owned, None)
+            metadata.update(uid=str(uuid.uuid4()), creationTimestamp=now_rfc3339(), generation=1)
+            if kind in _INITIAL_STATUS or "status" in rtype.subresources:
+                new["status"] = copy.deepcopy(_INITIAL_STATUS.get(kind, {}))
+            self._prepare_job(rtype, new)
+            apply_defaults(rtype, new)
+            if field_manager is not None:
+                self._apply_fields[(kind, metadata.get("namespace"), name)] = {
+                    field_manager: field_paths(_applied_fields(obj))
+                }
+            created = self._commit(rtype, new, previous=None, event="ADDED")
+            if kind == "Namespace":
+                self._populate_namespace(name)
+            return created
+
+    @staticmethod
+    def _prepare_job(rtype: ResourceType, job: Obj) -> None:
+        """Label a Job's pods with its uid and select them by it, as the API server does."""
+        if rtype.kind != "Job":
+            return
+        uid, name = job["metadata"]["uid"], job["metadata"]["name"]
+        spec = job.setdefault("spec", {})
+        generated = {
+            "batch.kubernetes.io/controller-uid": uid,
+            "batch.kubernetes.io/job-name": name,
+            "controller-uid": uid,
+            "job-name": name,
+        }
+        if not spec.get("selector"):
+            spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+        template_metadata = spec.setdefault("template", {}).setdefault("metadata", {})
+        template_metadata["labels"] = {**(template_metadata.get("labels") or {}), **generated}
+
+    def _populate_namespace(self, namespace: str) -> None:
+        """What a real control plane adds to every new namespace."""
+        self.create("ServiceAccount", {"metadata": {"name": "default"}}, namespace=namespace)
+        self.create(
+            "ConfigMap",
+            {"metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": "emulated\n"}},
+            namespace=namespace,
+        )
+
+    def _store_update(
+        self,
+        rtype: ResourceType,
+        current: Obj,
+        new: Obj,
+        *,
+        status_only: bool = False,
+        check_version: bool = True,
+    ) -> Obj:
+        """Write new over current, keeping identity and server fields, and status or spec per subresource."""
+        metadata, old_metadata = new.setdefault("metadata", {}), current["metadata"]
+        name = old_metadata["name"]
+        sent_version = metadata.get("resourceVersion")
+        if check_version and sent_version and sent_version != old_metadata["resourceVersion"]:
+            raise conflict(
+                rtype,
+                name,
+                "the object has been modified; please apply your changes to the latest version and try again",
+            )
+        if metadata.get("name", name) != name:
+            raise bad_request(
+                f"the name of the object ({metadata['name']}) does not match the name on the URL ({name})"
+            )
+        if status_only:
+            new = {**copy.deepcopy(current), "status": new.get("status", {})}
+        else:
+            if "status" in rtype.subresources or rtype.kind in _INITIAL_STATUS:
+                new["status"] = copy.deepcopy(current.get("status", {}))
+            for kept in ("uid", "creationTimestamp", "namespace", "generation", "deletionTimestamp", "name"):
+                if kept in old_metadata:
+                    new["metadata"][kept] = old_metadata[kept]
+                else:
+                    new["metadata"].pop(kept, None)
+            apply_defaults(rtype, new)
+            validate(rtype, new)
+            if rtype.kind == "Job" and new["spec"].get("template") != current["spec"].get("template"):
+                raise invalid(rtype, name, ["spec.template: Invalid value: field is immutable"])
+            if _spec_part(new) != _spec_part(current):
+                new["metadata"]["generation"] = old_metadata.get("generation", 1) + 1
+        new["apiVersion"], new["kind"] = rtype.api_version, rtype.kind
+        new["metadata"]["resourceVersion"] = old_metadata["resourceVersion"]
+        if new == current:  # a write that changes nothing keeps the resourceVersion, as on a real server
+            return copy.deepcopy(current)
+        return self._commit(rtype, new, previous=copy.deepcopy(current), event="MODIFIED")
+
+    def replace(
+        self,
+        kind: str,
+        obj: Obj,
+        *,
+        namespace: str | None = None,
+        status_only: bool = False,
+        check_version: bool = True,
+    ) -> Obj:
+        """PUT: the whole object (or its status) replaced; a stale resourceVersion is a Conflict."""
+        rtype = _BY_KIND[kind]
+        with self._lock:
+            name = obj.get("metadata", {}).get("name", "")
+            current = self._existing(rtype, namespace if rtype.namespaced else None, name)
+            return self._store_update(
+                rtype, current, copy.deepcopy(obj), status_only=status_only, check_version=check_version
+            )
+
+    def patch(
+        self,
+        kind: str,
+        name: str,
+        body: Any,
+        *,
+        namespace: str | None = None,
+        content_type: str = "application/merge-patch+json",
+        field_manager: str | None = None,
+        force: bool = False,
+        status_only: bool = False,
+    ) -> Obj:
+        rtype = _BY_KIND[kind]
+        namespace = namespace if rtype.namespaced else None
+        with self._lock:
+            if content_type.startswith("application/apply-patch"):
+                return self._apply(
+                    rtype, name, body, namespace=namespace, field_manager=field_manager, force=force
+                )
+            current = self._existing(rtype, namespace, name)
+            if content_type.startswith("application/json-patch"):
+                if not isinstance(body, list):
+                    raise bad_request("a JSON patch must be a list of operations")
+                new = json_patch(current, body)
+            else:
+                if not isinstance(body, dict):
+                    raise bad_request("a merge patch must be an object")
+                new = merge_patch(current, body)
+            return self._store_update(rtype, current, new, status_only=status_only)
+
+    def _apply(
+        self,
+        rtype: ResourceType,
+        name: str,
+        body: Any,
+        *,
+        namespace: str | None,
+        field_manager: str | None,
+        force: bool,
+    ) -> Obj:
+        if not field_manager:
+            raise bad_request("PATCH with apply patch requires a fieldManager")
+        if (
+            not isinstance(body, dict)
+            or body.get("kind") != rtype.kind
+            or body.get("apiVersion") != rtype.api_version
+        ):
+            raise bad_request(f"the apply configuration must be a {rtype.api_version} {rtype.kind}")
+        if body.get("metadata", {}).get("name") != name:
+            raise bad_request(f"the name of the object does not match the name on the URL ({name})")
+        key: Key = (rtype.kind, namespace, name)
+        current = self._objects.get(key)
+        if current is None:
+            return self.create(rtype.kind, body, namespace=namespace, field_manager=field_manager)
+        managers = self._apply_fields.setdefault(key, {})
+        new_fields = field_paths(_applied_fields(body))
+        others = {path for manager, paths in managers.items() if manager != field_manager for path in paths}
+        if not force:
+            applied = _applied_fields(body)
+            clashes = sorted(
+                ".".join(map(str, path))
+                for path in new_fields & others
+                if _value_at(current, path) != _value_at(applied, path)
+            )
+            if clashes:
+                raise conflict(
+                    rtype, name, f"Apply failed with {len(clashes)} conflicts: {', '.join(clashes)}"
+                )
+        new = copy.deepcopy(current)
+        for stale in managers.get(field_manager, set()) - new_fields - others:
+            _remove_field(new, stale)
+        apply_merge(new, _applied_fields(body))
+        new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        updated = self._store_update(rtype, current, new)
+        managers[field_manager] = new_fields
+        for manager in managers:
+            if manager != field_manager:
+                managers[manager] -= new_fields
+        return updated
+
+    def delete(
+        self, kind: str, name: str, *, namespace: str | None = None, propagation: str | None = None
+    ) -> Obj:
+        """Delete now (a Namespace goes Terminating first); returns what a DELETE answers."""
+        rtype = _BY_KIND[kind]
+        namespace = namespace if rtype.namespaced else None
+        with self._lock:
+            current = self._existing(rtype, namespace, name)
+            if kind == "Namespace":
+                if not current["metadata"].get("deletionTimestamp"):
+                    terminating = copy.deepcopy(current)
+                    terminating["metadata"]["deletionTimestamp"] = now_rfc3339()
+                    terminating["status"] = {"phase": "Terminating"}
+                    self._finalize_due[name] = time.monotonic() + self.namespace_finalize_delay
+                    return self._commit(rtype, terminating, previous=copy.deepcopy(current), event="MODIFIED")
+                return copy.deepcopy(current)
+            self._remove(rtype, current, propagation=propagation)
+            return {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "details": {**_details(rtype, name), "uid": current["metadata"]["uid"]},
+            }
+
+    def _remove(self, rtype: ResourceType, obj: Obj, *, propagation: str | None) -> None:
+        metadata = obj["metadata"]
+        self._commit(rtype, copy.deepcopy(obj), previous=copy.deepcopy(obj), event="DELETED")
+        if rtype.kind == "Pod":
+            for log_key in [k for k in self.logs if k[:2] == (metadata["namespace"], metadata["name"])]:
+                del self.logs[log_key]
+        orphan = propagation == "Orphan" or (propagation is None and rtype.kind in _ORPHAN_BY_DEFAULT)
+        for dependent_key, dependent in list(self._objects.items()):
+            references = dependent["metadata"].get("ownerReferences") or []
+            if dependent_key[1] != metadata.get("namespace") or not any(
+                r.get("uid") == metadata["uid"] for r in references
+            ):
+                continue
+            dependent_type = _BY_KIND[dependent_key[0]]
+            if orphan:
+                released = copy.deepcopy(dependent)
+                released["metadata"]["ownerReferences"] = [
+                    r for r in references if r.get("uid") != metadata["uid"]
+                ]
+                self._commit(dependent_type, released, previous=copy.deepcopy(dependent), event="MODIFIED")
+            else:
+                self._remove(dependent_type, dependent, propagation=propagation)
+
+    def delete_collection(
+        self,
+        kind: str,
+        *,
+        namespace: str | None = None,
+        label_selector: str = "",
+        field_selector: str = "",
+        propagation: str | None = None,
+    ) -> list[Obj]:
+        with self._lock:
+            doomed = self._select(kind, namespace, label_selector, field_selector)
+            for obj in doomed:
+                if (kind, obj["metadata"].get("namespace"), obj["metadata"]["name"]) in self._objects:
+                    self.delete(
+                        kind,
+                        obj["metadata"]["name"],
+                        namespace=obj["metadata"].get("namespace"),
+                        propagation=propagation,
+                    )
+            return copy.deepcopy(doomed)
+
+    def _finalize_namespaces(self) -> None:
+        """Empty and remove Terminating namespaces once their finalize delay is over."""
+        with self._lock:
+            while not self._stopping:
+                now = time.monotonic()
+                for name in [n for n, due in self._finalize_due.items() if due <= now]:
+                    del self._finalize_due[name]
+                    for key, obj in list(self._objects.items()):
+                        if key[1] == name and key in self._objects:
+                            self._remove(_BY_KIND[key[0]], obj, propagation="Background")
+                    namespace = self._objects.get(("Namespace", None, name))
+                    if namespace is not None:
+                        self._remove(_BY_KIND["Namespace"], namespace, propagation="Background")
+                wait = min(self._finalize_due.values(), default=now + 1.0) - now
+                self._changed.wait(max(wait, 0.001))
+
+    # ------------------------------------------------------------ watches
+
+    def watch(
+        self,
+        kind: str,
+        *,
+        namespace: str | None,
+        resource_version: str | None,
+        matches: Matcher,
+        timeout: float,
+    ) -> Iterator[Obj]:
+        """Events after resource_version (or the current objects as ADDED first), until timeout or stop."""
+        deadline = time.monotonic() + timeout
+
+        def relevant(obj: Obj) -> bool:
+            return obj["kind"] == kind and (
+                namespace is None or obj["metadata"].get("namespace") == namespace
+            )
+
+        with self._lock:
+            if resource_version in (None, "", "0"):
+                initial = [copy.deepcopy(o) for o in self._select(kind, namespace, "", "") if matches(o)]
+                position = len(self._events)
+            else:
+                initial = []
+                position = bisect.bisect_right(self._event_versions, int(resource_version))
+        for obj in initial:
+            yield {"type": "ADDED", "object": obj}
+        while True:
+            with self._lock:
+                while position == len(self._events) and not self._stopping and time.monotonic() < deadline:
+                    self._changed.wait(deadline - time.monotonic())
+                batch, position = self._events[position:], len(self._events)
+                if self._stopping or not batch:
+                    return
+            for event in batch:
+                if not relevant(event.obj):
+                    continue
+                translated = _selected_event(event, matches)
+                if translated is not None:
+                    yield {"type": translated, "object": event.obj}
+
+    # ------------------------------------------------------------ logs
+
+    def append_log(self, namespace: str, pod: str, container: str, text: str) -> None:
+        with self._lock:
+            self.logs.setdefault((namespace, pod, container), ContainerLog()).current.extend(
+                text.splitlines()
+            )
+
+    def restart_log(self, namespace: str, pod: str, container: str) -> None:
+        """A container starts (again): its last run becomes the previous log."""
+        with self._lock:
+            log = self.logs.get((namespace, pod, container))
+            if log is None:
+                self.logs[(namespace, pod, container)] = ContainerLog()
+            else:
+                log.previous, log.current = log.current, []
+
+    def read_log(
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        container: str | None,
+        tail_lines: int | None,
+        previous: bool = False,
+    ) -> str:
+        with self._lock:
+            obj = self._existing(_BY_KIND["Pod"], namespace, pod)
+            containers = [c["name"] for c in obj["spec"]["containers"]]
+            if container is None:
+                if len(containers) != 1:
+                    choices = " ".join(containers)
+                    raise bad_request(
+                        f"a container name must be specified for pod {pod}, choose one of: [{choices}]"
+                    )
+                container = containers[0]
+            if container not in containers:
+                raise bad_request(f"container {container} is not valid for pod {pod}")
+            log = self.logs.get((namespace, pod, container))
+            lines = (
+                log.previous if log is not None and previous else (log.current if log is not None else None)
+            )
+            if lines is None:
+                raise bad_request(self._not_started(obj, pod, container, previous=previous))
+            shown = lines if tail_lines is None else lines[len(lines) - min(tail_lines, len(lines)) :]
+            return "".join(f"{line}\n" for line in shown)
+
+    @staticmethod
+    def _not_started(pod_obj: Obj, pod: str, container: str, *, previous: bool) -> str:
+        if previous:
+            return f'previous terminated container "{container}" in pod "{pod}" not found'
+        statuses = pod_obj.get("status", {}).get("containerStatuses") or []
+        waiting = next((s.get("state", {}).get("waiting") for s in statuses if s["name"] == container), None)
+        reason = (waiting or {}).get("reason", "ContainerCreating")
+        if reason in ("ErrImagePull", "ImagePullBackOff"):
+            reason = "trying and failing to pull image"
+        return f'container "{container}" in pod "{pod}" is waiting to start: {reason}'
+
+
+def _selected_event(event: WatchEvent, matches: Matcher) -> str | None:
+    """The event a selective watch sees: an object moving into or out of the selection is ADDED or DELETED."""
+    now_in = matches(event.obj)
+    if event.type != "MODIFIED":
+        return event.type if now_in else None
+    was_in = event.previous is not None and matches(event.previous)
+    if now_in:
+        return "MODIFIED" if was_in else "ADDED"
+    return "DELETED" if was_in else None
+
+
+def template_hash(template: Obj) -> str:
+    """A short, stable digest of a pod template, as pod-template-hash and revision labels carry."""
+    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
+    return digest[:10]
+
+
+# ---------------------------------------------------------------- HTTP
+
+
+def _discovery_resources(group: str, version: str) -> list[Obj]:
+    listed: list[Obj] = []
+    for rtype in RESOURCES:
+        if (rtype.group, rtype.version) != (group, version):
+            continue
+        singular = rtype.kind.lower()
+        listed.append(
+            {
+                "name": rtype.plural,
+                "singularName": singular,
+                "namespaced": rtype.namespaced,
+                "kind": rtype.kind,
+                "verbs": _VERBS,
+                **({"shortNames": list(rtype.short_names)} if rtype.short_names else {}),
+            }
+        )
+        for sub in rtype.subresources:
+            verbs = (
+                ["get"] if sub == "log" else ["update"] if sub == "finalize" else ["get", "patch", "update"]
+            )
+            kind = "Scale" if sub == "scale" else rtype.kind
+            listed.append(
+                {
+                    "name": f"{rtype.plural}/{sub}",
+                    "singularName": "",
+                    "namespaced": rtype.namespaced,
+                    "kind": kind,
+                    "verbs": verbs,
+                }
+            )
+    return listed
+
+
+def _group_entry(group: str) -> Obj:
+    versions = [
+        {"groupVersion": f"{group}/{version}", "version": version}
+        for g, version in _GROUP_VERSIONS
+        if g == group
+    ]
+    return {"name": group, "versions": versions, "preferredVersion": versions[0]}
+
+
+@dataclass(slots=True)
+class _Route:
+    rtype: ResourceType
+    namespace: str | None
+    name: str | None
+    subresource: str | None
+
+
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = False  # joined on close, so no request thread outlives the test
+
+    def __init__(self, api: KubeApiServer) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.api = api
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def track(self, connection: socket.socket, *, open_: bool) -> None:
+        with self._connections_lock:
+            (self._connections.add if open_ else self._connections.discard)(connection)
+
+    def close_connections(self) -> None:
+        """Wake the request threads idling on kept-alive connections so that they end."""
+        with self._connections_lock:
+            for connection in self._connections:
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    continue
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HttpServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, open_=True)
+
+    def finish(self) -> None:
+        self.server.track(self.connection, open_=False)
+        try:
+            super().finish()
+        except OSError:
+            return
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Requests are not logged: a test's output stays about the test."""
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    # ------------------------------------------------------------ plumbing
+
+    def _send(self, code: int, body: bytes, *, content_type: str = "application/json") -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_json(self, code: int, payload: Any) -> None:
+        self._send(code, json.dumps(payload).encode())
+
+    def _body(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if not raw.strip():
+            return None
+        try:
+            if (self.headers.get("Content-Type") or "").startswith("application/apply-patch"):
+                return yaml.safe_load(raw)
+            return json.loads(raw)
+        except (ValueError, yaml.YAMLError) as error:
+            raise bad_request(f"the request body is not valid: {error}") from error
+
+    def _dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        query = {key: values[-1] for key, values in parse_qs(url.query).items()}
+        try:
+            body = self._body()
+            self._route(method, [p for p in url.path.split("/") if p], query, body)
+        except ApiStatusError as error:
+            self._send_json(error.code, error.body())
+        except (BrokenPipeError, ConnectionResetError):
+            return
+        except Exception:
+            self.server.api.internal_errors.append(traceback.format_exc())
+            self._send_json(
+                500, ApiStatusError(500, "InternalError", "the emulator failed; see internal_errors").body()
+            )
+
+    def _route(self, method: str, parts: list[str], query: dict[str, str], body: Any) -> None:
+        if parts == ["version"]:
+            self._send_json(
+                200,
+                {
+                    "major": "1",
+                    "minor": "31",
+                    "gitVersion": "v1.31.0-previewbot-emulator",
+                    "gitCommit": "0" * 40,
+                    "gitTreeState": "clean",
+                    "buildDate": "2024-08-13T00:00:00Z",
+                    "goVersion": "go1.22.5",
+                    "compiler": "gc",
+                    "platform": "linux/amd64",
+                },
+            )
+            return
+        if parts == ["api"]:
+            self._send_json(
+                200,
+                {
+                    "kind": "APIVersions",
+                    "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [
+                        {
+                            "clientCIDR": "0.0.0.0/0",
+                            "serverAddress": self.server.api.url.removeprefix("http://"),
+                        }
+                    ],
+                },
+            )
+            return
+        if parts == ["apis"]:
+            groups = sorted({g for g, _ in _GROUP_VERSIONS if g})
+            self._send_json(
+                200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [_group_entry(g) for g in groups]}
+            )
+            return
+        if len(parts) == 2 and parts[0] == "apis" and any(g == parts[1] for g, _ in _GROUP_VERSIONS):
+            self._send_json(200, {"kind": "APIGroup", "apiVersion": "v1", **_group_entry(parts[1])})
+            return
+        group, version, rest = (
+            ("", parts[1], parts[2:])
+            if parts[:1] == ["api"] and len(parts) > 1
+            else (
+                (parts[1], parts[2], parts[3:]) if parts[:1] == ["apis"] and len(parts) > 2 else ("", "", [])
+            )
+        )
+        if (group, version) not in _GROUP_VERSIONS:
+            raise ApiStatusError(404, "NotFound", "the server could not find the requested resource")
+        if not rest:
+            self._send_json(
+                200,
+                {
+                    "kind": "APIResourceList",
+                    "apiVersion": "v1",
+                    "groupVersion": f"{group}/{version}" if group else version,
+                    "resources": _discovery_resources(group, version),
+                },
+            )
+            return
+        namespace = None
+        if rest[0] == "namespaces" and len(rest) >= 3 and (group, version, rest[2]) in _BY_PATH:
+            namespace, rest = rest[1], rest[2:]
+        rtype = _BY_PATH.get((group, version, rest[0]))
+        if rtype is None or len(rest) > 3 or (len(rest) == 3 and rest[2] not in rtype.subresources):
+            raise ApiStatusError(404, "NotFound", "the server could not find the requested resource")
+        route = _Route(
+            rtype, namespace, rest[1] if len(rest) > 1 else None, rest[2] if len(rest) > 2 else None
+        )
+        self._serve(method, route, query, body)
+
+    def _serve(self, method: str, route: _Route, query: dict[str, str], body: Any) -> None:
+        api, rtype, kind = self.server.api, route.rtype, route.rtype.kind
+        namespace, name = route.namespace, route.name
+        labels, fields = query.get("labelSelector", ""), query.get("fieldSelector", "")
+        if method == "GET" and query.get("watch") in ("true", "1"):
+            if name is not None:
+                fields = ",".join(filter(None, [fields, f"metadata.name={name}"]))
+            self._stream_watch(kind, namespace, query, label_matcher(labels), field_matcher(fields))
+        elif method == "GET" and name is None:
+            with api._lock:
+                items = api.objects(kind, namespace=namespace, label_selector=labels, field_selector=fields)
+                version = str(api._version)
+            for item in items:
+                item.pop("apiVersion", None)
+                item.pop("kind", None)
+            self._send_json(
+                200,
+                {
+                    "kind": f"{kind}List",
+                    "apiVersion": rtype.api_version,
+                    "metadata": {"resourceVersion": version},
+                    "items": items,
+                },
+            )
+        elif method == "GET" and route.subresource == "log":
+            tail = query.get("tailLines")
+            text = api.read_log(
+                namespace or "",
+                name or "",
+                container=query.get("container"),
+                tail_lines=int(tail) if tail else None,
+                previous=query.get("previous") == "true",
+            )
+            self._send(200, text.encode(), content_type="text/plain")
+        elif method == "GET":
+            obj = api.get(kind, name or "", namespace=namespace)
+            if obj is None:
+                raise not_found(rtype, name or "")
+            self._send_json(200, obj)
+        elif method == "POST" and name is None:
+            self._check_body(body, route)
+            self._send_json(201, api.create(kind, body, namespace=namespace))
+        elif method == "PUT" and name is not None:
+            self._check_body(body, route)
+            self._send_json(
+                200, api.replace(kind, body, namespace=namespace, status_only=route.subresource == "status")
+            )
+        elif method == "PATCH" and name is not None:
+            created = namespace is not None and api.get(kind, name, namespace=namespace) is None
+            result = api.patch(
+                kind,
+                name,
+                body,
+                namespace=namespace,
+                content_type=self.headers.get("Content-Type") or "application/merge-patch+json",
+                field_manager=query.get("fieldManager"),
+                force=query.get("force") == "true",
+                status_only=route.subresource == "status",
+            )
+            self._send_json(201 if created else 200, result)
+        elif method == "DELETE":
+            options = body if isinstance(body, dict) else {}
+            propagation = query.get("propagationPolicy") or options.get("propagationPolicy")
+            if options.get("orphanDependents") is True:
+                propagation = "Orphan"
+            if name is None:
+                items = api.delete_collection(
+                    kind,
+                    namespace=namespace,
+                    label_selector=labels,
+                    field_selector=fields,
+                    propagation=propagation,
+                )
+                self._send_json(
+                    200,
+                    {"kind": f"{kind}List", "apiVersion": rtype.api_version, "metadata": {}, "items": items},
+                )
+            else:
+                self._send_json(200, api.delete(kind, name, namespace=namespace, propagation=propagation))
+        else:
+            raise ApiStatusError(
+                405, "MethodNotAllowed", f"the server does not allow this method on {rtype.qualified}"
+            )
+
+    @staticmethod
+    def _check_body(body: Any, route: _Route) -> None:
+        if not isinstance(body, dict):
+            raise bad_request("the request body must be an object")
+        sent_namespace = (body.get("metadata") or {}).get("namespace")
+        if route.rtype.namespaced and sent_namespace and sent_namespace != route.namespace:
+            raise bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
+
+    def _stream_watch(
+        self, kind: str, namespace: str | None, query: dict[str, str], by_labels: Matcher, by_fields: Matcher
+    ) -> None:
+        timeout = float(query.get("timeoutSeconds") or DEFAULT_WATCH_SECONDS)
+        events = self.server.api.watch(
+            kind,
+            namespace=namespace,
+            resource_version=query.get("resourceVersion"),
+            matches=lambda obj: by_labels(obj) and by_fields(obj),
+            timeout=timeout,
+        )
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+        try:
+            for event in events:
+                line = json.dumps(event).encode() + b"\n"
+                self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
