@@ -22,7 +22,7 @@ _GITHUB_TOKEN = re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0
 _AUTHORIZATION = re.compile(r"""(?i)(\bauthorization['"]?\s*[:=]\s*['"]?)[^'"\r\n]+""")
 _KUBECONFIG_CREDENTIAL = re.compile(
     r"""(?i)(\b(?:token|client-key-data|client-certificate-data|password)['"]?[ \t]*:[ \t]*)"""
-    r"""(?:"[^"\r\n]*"|'[^'\r\n]*'|[^\s'",}]+)"""
+    r"""(?:"(?:[^"\\\r\n]|\\.)*"|'(?:[^'\r\n]|'')*'|[^\s'",}]+)"""
 )
 
 
