@@ -1,0 +1,425 @@
+"""The Kubernetes adapter, driven through the real kubernetes client against the `kube` cluster.
+
+Every test here also passes on a real cluster (PREVIEWBOT_TEST_KUBECONFIG): names are unique,
+deletes are waited for, and the images are real ones (pause for servers, busybox for scripts).
+Tests that need the emulator's knobs take `emulated_kube`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import kubernetes
+import pytest
+
+from previewbot import errors, naming
+from previewbot.adapters.kubernetes import KubeconfigError, KubernetesCluster, connect
+from previewbot.model import ObjectRef
+from tests.emulators.kube_plugin import KubeEnv
+
+WAIT = 90.0  # generous for a real cluster pulling images; the emulator answers in well under a second
+SERVER_IMAGE = "registry.k8s.io/pause:3.9"
+SHELL_IMAGE = "busybox:1.36"
+OWNER = {naming.MANAGED_BY_LABEL: naming.MANAGED_BY_VALUE, naming.REPO_LABEL: "acme.shop"}
+OWNED = ",".join(f"{key}={value}" for key, value in OWNER.items())
+
+
+def fast_cluster(api_client: kubernetes.client.ApiClient) -> KubernetesCluster:
+    return KubernetesCluster(
+        api_client, recheck_interval=0.1, image_pull_grace=0.0, retry_wait=0.01, retry_max_wait=0.05
+    )
+
+
+@pytest.fixture
+def cluster(kube: KubeEnv) -> KubernetesCluster:
+    return fast_cluster(kube.api_client())
+
+
+@pytest.fixture
+def namespace(kube: KubeEnv, cluster: KubernetesCluster) -> Iterator[str]:
+    name = kube.unique("adapter")
+    cluster.create_namespace(name, labels=OWNER, annotations={})
+    yield name
+    with contextlib.suppress(errors.NotFound):
+        cluster.delete_namespace(name)
+
+
+@pytest.fixture
+def core(kube: KubeEnv) -> kubernetes.client.CoreV1Api:
+    return kubernetes.client.CoreV1Api(kube.api_client())
+
+
+@pytest.fixture
+def apps(kube: KubeEnv) -> kubernetes.client.AppsV1Api:
+    return kubernetes.client.AppsV1Api(kube.api_client())
+
+
+def config_map(name: str, data: dict[str, str], *, labels: dict[str, str] = OWNER) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "labels": labels},
+        "data": data,
+    }
+
+
+def deployment(
+    name: str, *, image: str = SERVER_IMAGE, script: str | None = None, replicas: int = 1
+) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "app", "image": image}
+    if script is not None:
+        container["command"] = ["sh", "-c", script]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": OWNER},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [container]}},
+        },
+    }
+
+
+def job(name: str, script: str, *, image: str = SHELL_IMAGE) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "labels": {**OWNER, naming.COMPONENT_LABEL: "tests"}},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "tests", "image": image, "command": ["sh", "-c", script]}],
+                }
+            },
+        },
+    }
+
+
+def ref(obj: dict[str, Any], namespace: str) -> ObjectRef:
+    return ObjectRef(
+        api_version=obj["apiVersion"], kind=obj["kind"], name=obj["metadata"]["name"], namespace=namespace
+    )
+
+
+# ---------------------------------------------------------------- connecting
+
+
+def test_connects_from_a_kubeconfig_path(kube: KubeEnv) -> None:
+    cluster = connect(kubeconfig=str(kube.kubeconfig))
+
+    assert cluster.namespace(kube.unique("absent")) is None
+
+
+def test_connects_from_the_kubeconfig_text_itself(kube: KubeEnv) -> None:
+    cluster = connect(kubeconfig=kube.kubeconfig.read_text())
+
+    assert cluster.namespace(kube.unique("absent")) is None
+
+
+def test_connects_from_the_kubeconfig_environment_variable(
+    kube: KubeEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig))
+
+    assert connect().namespace(kube.unique("absent")) is None
+
+
+def test_a_broken_kubeconfig_text_is_reported_without_its_content() -> None:
+    text = "users:\n- user:\n    token: s3cr3t-t0ken\n  bad: [\n"
+
+    with pytest.raises(KubeconfigError, match="line") as raised:
+        connect(kubeconfig=text)
+
+    assert "s3cr3t-t0ken" not in str(raised.value)
+    assert raised.value.__cause__ is None
+    assert raised.value.__suppress_context__
+
+
+def test_a_missing_kubeconfig_file_is_a_clear_error(tmp_path: Any) -> None:
+    with pytest.raises(KubeconfigError, match="kubeconfig"):
+        connect(kubeconfig=str(tmp_path / "absent"))
+
+
+# ---------------------------------------------------------------- namespaces
+
+
+def test_namespace_lifecycle(kube: KubeEnv, cluster: KubernetesCluster) -> None:
+    name = kube.unique("lifecycle")
+    cluster.create_namespace(name, labels=OWNER, annotations={naming.STATUS_ANNOTATION: "deploying"})
+
+    info = cluster.namespace(name)
+    assert info is not None
+    assert not info.terminating
+    assert info.labels.items() >= OWNER.items()
+    assert info.annotations[naming.STATUS_ANNOTATION] == "deploying"
+    assert name in {
+        ns.name for ns in cluster.namespaces(label_selector=f"{OWNED},kubernetes.io/metadata.name={name}")
+    }
+    with pytest.raises(errors.Conflict, match=name) as raised:
+        cluster.create_namespace(name, labels=OWNER, annotations={})
+    assert raised.value.status == 409
+
+    cluster.annotate_namespace(
+        name,
+        annotations={naming.STATUS_ANNOTATION: None, naming.URL_ANNOTATION: "https://pr-1.example.test"},
+        labels={naming.PR_LABEL: "1"},
+    )
+    info = cluster.namespace(name)
+    assert info is not None
+    assert naming.STATUS_ANNOTATION not in info.annotations
+    assert info.annotations[naming.URL_ANNOTATION] == "https://pr-1.example.test"
+    assert info.labels[naming.PR_LABEL] == "1"
+    assert info.labels[naming.REPO_LABEL] == "acme.shop"
+
+    cluster.delete_namespace(name)
+    leaving = cluster.namespace(name)
+    assert leaving is None or leaving.terminating
+    progress: list[str] = []
+    assert cluster.wait_namespace_gone(name, timeout=WAIT, progress=progress.append)
+    assert cluster.namespace(name) is None
+    with pytest.raises(errors.NotFound):
+        cluster.delete_namespace(name)
+
+
+def test_a_terminating_namespace_cannot_be_created_again(
+    emulated_kube: KubeEnv, cluster: KubernetesCluster
+) -> None:
+    assert emulated_kube.server is not None
+    emulated_kube.server.namespace_finalize_delay = 5.0
+    name = emulated_kube.unique("terminating")
+    cluster.create_namespace(name, labels=OWNER, annotations={})
+    cluster.delete_namespace(name)
+
+    info = cluster.namespace(name)
+    assert info is not None
+    assert info.terminating
+    with pytest.raises(errors.Conflict):
+        cluster.create_namespace(name, labels=OWNER, annotations={})
+    progress: list[str] = []
+    assert not cluster.wait_namespace_gone(name, timeout=0.3, progress=progress.append)
+    assert progress == [f"namespace/{name}: waiting for its deletion to finish"]
+
+
+# ---------------------------------------------------------------- apply and prune
+
+
+def test_apply_then_reapply_with_a_removed_field_and_a_changed_image(
+    namespace: str,
+    cluster: KubernetesCluster,
+    core: kubernetes.client.CoreV1Api,
+    apps: kubernetes.client.AppsV1Api,
+) -> None:
+    settings = config_map("settings", {"greeting": "hello", "colour": "blue"})
+    web = deployment("web", image="registry.k8s.io/pause:3.8")
+
+    applied = cluster.apply(namespace, [settings, web])
+
+    assert applied == [ref(settings, namespace), ref(web, namespace)]
+    assert core.read_namespaced_config_map("settings", namespace).data == {
+        "greeting": "hello",
+        "colour": "blue",
+    }
+
+    cluster.apply(
+        namespace, [config_map("settings", {"greeting": "hello"}), deployment("web", image=SERVER_IMAGE)]
+    )
+
+    assert core.read_namespaced_config_map("settings", namespace).data == {"greeting": "hello"}
+    container = apps.read_namespaced_deployment("web", namespace).spec.template.spec.containers[0]
+    assert container.image == SERVER_IMAGE
+
+
+def test_apply_records_previewbot_as_the_field_manager(
+    kube: KubeEnv,
+    namespace: str,
+    cluster: KubernetesCluster,
+    core: kubernetes.client.CoreV1Api,
+    request: pytest.FixtureRequest,
+) -> None:
+    if kube.emulated:
+        request.applymarker(
+            pytest.mark.xfail(
+                reason="the emulator keeps field managers to itself: objects carry no metadata.managedFields",
+                strict=True,
+            )
+        )
+    cluster.apply(namespace, [config_map("settings", {"greeting": "hello"})])
+
+    managed = core.read_namespaced_config_map("settings", namespace).metadata.managed_fields or []
+    assert [(entry.manager, entry.operation) for entry in managed] == [(naming.FIELD_MANAGER, "Apply")]
+
+
+def test_apply_takes_over_fields_another_manager_set(
+    namespace: str, cluster: KubernetesCluster, core: kubernetes.client.CoreV1Api
+) -> None:
+    core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "settings"}, "data": {"greeting": "hi"}}, field_manager="kubectl"
+    )
+
+    cluster.apply(namespace, [config_map("settings", {"greeting": "hello"})])
+
+    assert core.read_namespaced_config_map("settings", namespace).data == {"greeting": "hello"}
+
+
+def test_apply_names_the_object_the_api_refused(namespace: str, cluster: KubernetesCluster) -> None:
+    broken = deployment("web")
+    del broken["spec"]["selector"]
+
+    with pytest.raises(errors.Invalid, match=r"Deployment/web.*selector") as raised:
+        cluster.apply(namespace, [config_map("fine", {}), broken])
+    assert raised.value.status == 422
+
+
+def test_apply_names_an_object_of_a_kind_the_cluster_does_not_serve(
+    namespace: str, cluster: KubernetesCluster
+) -> None:
+    widget = {"apiVersion": "example.test/v1", "kind": "Widget", "metadata": {"name": "w"}}
+
+    with pytest.raises(errors.Invalid, match=r"Widget/w.*Widget"):
+        cluster.apply(namespace, [widget])
+
+
+def test_apply_refuses_cluster_wide_kinds(namespace: str, cluster: KubernetesCluster) -> None:
+    other = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "elsewhere"}}
+
+    with pytest.raises(errors.ManifestError, match="Namespace/elsewhere"):
+        cluster.apply(namespace, [other])
+
+
+def test_prune_deletes_only_labelled_objects_not_kept(
+    namespace: str, cluster: KubernetesCluster, core: kubernetes.client.CoreV1Api
+) -> None:
+    kept, dropped = config_map("kept", {}), config_map("dropped", {})
+    applied = cluster.apply(namespace, [kept, dropped])
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "someone-elses"}})
+
+    pruned = cluster.prune(
+        namespace,
+        label_selector=OWNED,
+        kinds=[("v1", "ConfigMap"), ("apps/v1", "Deployment"), ("example.test/v1", "Widget")],
+        keep={applied[0]},
+    )
+
+    assert pruned == [ref(dropped, namespace)]
+    remaining = {cm.metadata.name for cm in core.list_namespaced_config_map(namespace).items}
+    assert {"kept", "someone-elses"} <= remaining
+    assert (
+        "dropped" not in remaining
+        or core.read_namespaced_config_map("dropped", namespace).metadata.deletion_timestamp
+    )
+
+
+def test_prune_matches_kept_objects_whatever_their_namespace_field(
+    namespace: str, cluster: KubernetesCluster
+) -> None:
+    cluster.apply(namespace, [config_map("kept", {})])
+
+    pruned = cluster.prune(
+        namespace,
+        label_selector=OWNED,
+        kinds=[("v1", "ConfigMap")],
+        keep={ObjectRef(api_version="v1", kind="ConfigMap", name="kept")},
+    )
+
+    assert pruned == []
+
+
+# ---------------------------------------------------------------- errors
+
+
+def test_api_errors_become_previewbot_errors_with_the_api_message(
+    kube: KubeEnv, cluster: KubernetesCluster
+) -> None:
+    absent = kube.unique("absent")
+
+    with pytest.raises(errors.NotFound, match=absent) as raised:
+        cluster.delete_namespace(absent)
+
+    assert raised.value.status == 404
+    assert isinstance(raised.value.__cause__, kubernetes.client.exceptions.ApiException)
+    with pytest.raises(errors.NotFound):
+        cluster.annotate_namespace(absent, annotations={"a": "b"})
+
+
+def test_an_unreachable_api_is_a_temporary_error_after_retries(tmp_path: Any) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    configuration = kubernetes.client.Configuration()
+    configuration.host = f"http://127.0.0.1:{port}"
+    configuration.api_key = {"authorization": "Bearer s3cr3t-t0ken"}
+    cluster = KubernetesCluster(
+        kubernetes.client.ApiClient(configuration), retry_attempts=2, retry_wait=0.01, retry_max_wait=0.01
+    )
+
+    with pytest.raises(errors.TemporaryError, match="cannot reach the Kubernetes API") as raised:
+        cluster.namespace("anything")
+
+    assert "s3cr3t-t0ken" not in str(raised.value)
+
+
+# ---------------------------------------------------------------- secrets
+
+
+def test_copy_secret_copies_type_and_data_only_and_replaces_an_existing_copy(
+    kube: KubeEnv, namespace: str, cluster: KubernetesCluster, core: kubernetes.client.CoreV1Api
+) -> None:
+    source_namespace = kube.unique("source")
+    cluster.create_namespace(source_namespace, labels=OWNER, annotations={})
+    try:
+        core.create_namespaced_secret(
+            source_namespace,
+            {
+                "metadata": {
+                    "name": "registry",
+                    "labels": {"team": "shop"},
+                    "annotations": {"note": "origin"},
+                },
+                "type": "kubernetes.io/dockerconfigjson",
+                "data": {".dockerconfigjson": "e30="},
+            },
+        )
+        copied_labels = {**OWNER, naming.COMPONENT_LABEL: "secret"}
+
+        cluster.copy_secret(
+            source_namespace=source_namespace,
+            name="registry",
+            target_namespace=namespace,
+            labels=copied_labels,
+        )
+        core.patch_namespaced_secret("registry", source_namespace, {"data": {".dockerconfigjson": "e30K"}})
+        cluster.copy_secret(
+            source_namespace=source_namespace,
+            name="registry",
+            target_namespace=namespace,
+            labels=copied_labels,
+        )
+        cluster.copy_secret(
+            source_namespace=source_namespace,
+            name="registry",
+            target_namespace=namespace,
+            labels=copied_labels,
+            target_name="pull-secret",
+        )
+
+        for name in ("registry", "pull-secret"):
+            copy = core.read_namespaced_secret(name, namespace)
+            assert copy.type == "kubernetes.io/dockerconfigjson"
+            assert copy.data == {".dockerconfigjson": "e30K"}
+            assert copy.metadata.labels == copied_labels
+            assert not (copy.metadata.annotations or {}).get("note")
+        with pytest.raises(errors.NotFound):
+            cluster.copy_secret(
+                source_namespace=source_namespace,
+                name="absent",
+                target_namespace=namespace,
+                labels=copied_labels,
+            )
+    finally:
+        cluster.delete_namespace(source_namespace)
