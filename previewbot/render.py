@@ -70,6 +70,7 @@ _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _BACKTICKS = re.compile(r"`+")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~#!])")
+_UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
 _LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\[bot\])?$")
 
 
@@ -430,10 +431,14 @@ def _fit(parts: list[Part], *, footer: str, limit: int, measure: Callable[[str],
             excerpt.budget = low
         return text_of(parts)
     closing = "_… the rest of this report was cut to fit GitHub's size limit._\n\n"
-    kept = list(parts)
-    # The first part, the status with the marker, always stays.
-    while len(kept) > 1 and not fits([*kept, closing]):
-        kept.pop()
+    # The first part, the status with the marker, always stays; sizes add up, so each is measured once.
+    room = limit - measure(closing + footer) - 1
+    kept: list[Part] = []
+    for part in parts:
+        room -= measure(part if isinstance(part, str) else part.render())
+        if kept and room < 0:
+            break
+        kept.append(part)
     return text_of([*kept, closing])
 
 
@@ -487,7 +492,7 @@ def _plain(text: str) -> str:
 
 def _cell(text: str) -> str:
     # A code span does not protect a pipe inside a table cell; only escaping it does.
-    return text.replace("|", "\\|")
+    return _UNESCAPED_PIPE.sub(r"\\|", text)
 
 
 def _link(text: str, url: str, *, text_is_markdown: bool = False) -> str:
