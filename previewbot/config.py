@@ -160,6 +160,8 @@ class Smoke(_Strict):
 class TestJob(_Strict):
     """End-to-end tests as a Kubernetes Job in the preview namespace."""
 
+    model_config = ConfigDict(json_schema_extra={"dependentRequired": {"report": ["command"]}})
+
     image: str = Field(description="The test image, e.g. ghcr.io/acme/web-e2e:latest")
     command: list[str] | None = Field(default=None, description="The container's command (entrypoint)")
     args: list[str] | None = Field(default=None, description="The container's arguments")
@@ -167,8 +169,16 @@ class TestJob(_Strict):
         default_factory=dict, description="Environment of the test container; PREVIEW_URL is set too"
     )
     report: str | None = Field(
-        default=None, description="Path of the JUnit XML report inside the test container"
+        default=None,
+        description="Path of the JUnit XML report inside the test container; needs `command`, "
+        "which previewbot wraps to print the report when it ends",
     )
+
+    @model_validator(mode="after")
+    def _report_needs_command(self) -> TestJob:
+        if self.report is not None and self.command is None:
+            raise ValueError("`report` needs `command`: previewbot wraps the command to read the report")
+        return self
 
 
 class Tests(_Strict):

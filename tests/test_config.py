@@ -163,6 +163,14 @@ def test_tests_need_a_job_or_a_command() -> None:
     ]
 
 
+def test_a_job_report_needs_the_jobs_command() -> None:
+    text = "manifests: [a]\ntests:\n  job:\n    image: e2e:1\n    report: /tmp/junit.xml\n"
+
+    assert problems_of(text) == [
+        ".preview.yml:3: tests.job: `report` needs `command`: previewbot wraps the command to read the report"
+    ]
+
+
 def test_an_image_name_with_a_tag() -> None:
     (problem,) = problems_of("manifests: [a]\nimages:\n  - name: ghcr.io/acme/web:latest\n")
 
@@ -372,6 +380,7 @@ def test_the_schema_accepts_the_bundled_example() -> None:
         ("manifests: [a]\nnamespace:\n  network_policy: open\n", "network_policy is a choice"),
         ("manifests: [a]\nttl: 5 minutes\n", "a duration's form"),
         ("manifests: [a]\ntests:\n  timeout: 5m\n", "tests need a job or a command"),
+        ("manifests: [a]\ntests:\n  job: {image: e2e, report: /r.xml}\n", "a job's report needs its command"),
         ("images: []\n", "manifests is required"),
         ("manifests: [a]\nvariables:\n  api-host: x\n", "variable names"),
         ("manifests: [a]\nversion: 2\n", "only version 1"),
