@@ -689,7 +689,7 @@ class KubernetesCluster:
                     pending.remove(ref)
                     ready.append(ref)
                     continue
-                cause = state.failed or hopeless.verdict(self._pods_of(namespace, ref.kind, obj))
+                cause = state.failed or hopeless.verdict(self._pods_of(namespace, obj))
                 if cause:
                     pending.remove(ref)
                     failed.append(self._diagnose(namespace, ref, cause=str(cause)))
@@ -707,24 +707,12 @@ class KubernetesCluster:
         failed.extend(self._diagnose(namespace, ref, cause=waited) for ref in pending)
         return RolloutResult(ready=tuple(ready), failed=tuple(failed))
 
-    def _pods_of(self, namespace: str, kind: str, workload: Obj | None) -> list[Obj]:
-        if workload is None:
-            return []
-        metadata = _metadata(workload)
-        selector = _selector_text((workload.get("spec") or {}).get("selector"))
-        if not selector and kind == "Job":
-            selector = f"job-name={metadata['name']}"
+    def _pods_of(self, namespace: str, workload: Obj | None) -> list[Obj]:
+        """The workload's pods, oldest first. (The API server gives every Job a selector of its own uid.)"""
+        selector = _selector_text(((workload or {}).get("spec") or {}).get("selector"))
         if not selector:
             return []
-        pods = self._list("v1", "Pod", namespace=namespace, label_selector=selector)
-        if kind == "Job":
-            # A Job replaced under the same name may leave pods behind with the same labels.
-            pods = [
-                pod
-                for pod in pods
-                if _is_owned_by(pod, metadata.get("uid", "")) or not _metadata(pod).get("ownerReferences")
-            ]
-        return sorted(pods, key=_created)
+        return sorted(self._list("v1", "Pod", namespace=namespace, label_selector=selector), key=_created)
 
     # -------------------------------------------------------- diagnosis
 
@@ -733,7 +721,7 @@ class KubernetesCluster:
 
     def _diagnose(self, namespace: str, workload: ObjectRef, *, cause: str | None) -> WorkloadDiagnosis:
         obj = self._get(namespace, workload)
-        pods = self._pods_of(namespace, workload.kind, obj) if workload.kind in _ROLLOUT_RULES else []
+        pods = self._pods_of(namespace, obj) if workload.kind in _ROLLOUT_RULES else []
         stuck = [container for pod in pods for container in _stuck_containers(pod)]
         problems = tuple(
             ContainerProblem(
@@ -835,7 +823,7 @@ class KubernetesCluster:
                 if progress:
                     progress(f"job/{ref.name}: {'succeeded' if state.done else 'failed'}")
                 return JobOutcome(succeeded=state.done, log=self._job_log(namespace, current))
-            if stuck := never_ran.verdict(self._pods_of(namespace, ref.kind, current)):
+            if stuck := never_ran.verdict(self._pods_of(namespace, current)):
                 diagnosis = self._diagnose(namespace, ref, cause=str(stuck))
                 self._delete(namespace, ref)
                 return JobOutcome(succeeded=False, diagnosis=diagnosis)
@@ -853,7 +841,7 @@ class KubernetesCluster:
 
     def _job_log(self, namespace: str, job: Obj | None) -> str:
         """The log of the Job's latest pod, every container's, cut to its last JOB_LOG_LIMIT bytes."""
-        pods = self._pods_of(namespace, "Job", job)
+        pods = self._pods_of(namespace, job)
         if not pods:
             return ""
         pod = pods[-1]
