@@ -37,9 +37,7 @@ class Runner:
     def from_env(cls, env: Mapping[str, str]) -> Runner:
         missing = [key for key in ("GITHUB_EVENT_NAME", "GITHUB_EVENT_PATH") if not env.get(key)]
         if missing:
-            raise PreviewbotError(
-                f"{', '.join(missing)} not set: `previewbot action` runs inside a GitHub Actions job"
-            )
+            raise PreviewbotError(f"{', '.join(missing)} not set: `previewbot action` runs inside a GitHub Actions job")
         server_url = env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
         repository = env.get("GITHUB_REPOSITORY", "")
         run_id = env.get("GITHUB_RUN_ID")
@@ -97,4 +95,3 @@ def annotate_error(message: str) -> None:
     text = redactor.redact(message)
     escaped = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
     print(f"::error title=previewbot::{escaped}", flush=True)
-

@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 import yaml
@@ -25,30 +27,67 @@ from previewbot.wiring import Connection, build_previews, setup_logging
 PLAN_SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
-def _connection_options(command: click.Command) -> click.Command:
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _connection_options(command: F) -> F:
     options = [
-        click.option("--token", envvar=["INPUT_TOKEN", "GITHUB_TOKEN"], required=True, show_envvar=True,
-                     help="GitHub token with contents:read, pull-requests, issues, deployments and statuses: write."),
-        click.option("--api-url", envvar="GITHUB_API_URL", default=None, show_envvar=True,
-                     help="GitHub API address; GitHub Enterprise Server sets it. Default: api.github.com."),
-        click.option("--kubeconfig", envvar="INPUT_KUBECONFIG", default=None,
-                     help="Kubeconfig file or its text. Default: $KUBECONFIG, then the in-cluster service account."),
-        click.option("--context", "kube_context", envvar="INPUT_KUBE_CONTEXT", default=None,
-                     help="Kubeconfig context to use."),
+        click.option(
+            "--token",
+            envvar=["INPUT_TOKEN", "GITHUB_TOKEN"],
+            required=True,
+            show_envvar=True,
+            help="GitHub token with contents:read, pull-requests, issues, deployments and statuses: write.",
+        ),
+        click.option(
+            "--api-url",
+            envvar="GITHUB_API_URL",
+            default=None,
+            show_envvar=True,
+            help="GitHub API address; GitHub Enterprise Server sets it. Default: api.github.com.",
+        ),
+        click.option(
+            "--kubeconfig",
+            envvar="INPUT_KUBECONFIG",
+            default=None,
+            help="Kubeconfig file or its text. Default: $KUBECONFIG, then the in-cluster service account.",
+        ),
+        click.option(
+            "--context",
+            "kube_context",
+            envvar="INPUT_KUBE_CONTEXT",
+            default=None,
+            help="Kubeconfig context to use.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def _settings_options(command: click.Command) -> click.Command:
+def _settings_options(command: F) -> F:
     options = [
-        click.option("--workspace", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-                     show_default=True, help="The checkout of the PR's head."),
-        click.option("--config", "config_path", default=".preview.yml", show_default=True,
-                     help="Path of the config inside the workspace."),
-        click.option("--server-url", envvar="GITHUB_SERVER_URL", default="https://github.com", show_default=True,
-                     help="GitHub web address, for links."),
+        click.option(
+            "--workspace",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=Path("."),
+            show_default=True,
+            help="The checkout of the PR's head.",
+        ),
+        click.option(
+            "--config",
+            "config_path",
+            default=".preview.yml",
+            show_default=True,
+            help="Path of the config inside the workspace.",
+        ),
+        click.option(
+            "--server-url",
+            envvar="GITHUB_SERVER_URL",
+            default="https://github.com",
+            show_default=True,
+            help="GitHub web address, for links.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -81,8 +120,15 @@ def plan(workspace: Path, config_path: str, repo: str | None, number: int, sha: 
     (guardrails and the test Job included), and the PR comment a ready preview would get.
     """
     repo = repo or f"example/{workspace.resolve().name}"
-    pr = PullRequest(repo=repo, number=number, head_sha=sha, head_ref=branch, base_ref="main",
-                     author="octocat", head_repo=repo)
+    pr = PullRequest(
+        repo=repo,
+        number=number,
+        head_sha=sha,
+        head_ref=branch,
+        base_ref="main",
+        author="octocat",
+        head_repo=repo,
+    )
     try:
         config = load_config_file(workspace, config_path)
         namespace = naming.namespace_name(prefix=config.namespace.prefix, repo=repo, number=number)
@@ -90,18 +136,26 @@ def plan(workspace: Path, config_path: str, repo: str | None, number: int, sha: 
         url = manifests.preview_url(config, base)
         variables = manifests.preview_variables(pr=pr, namespace=namespace, url=url, extra=config.variables)
         labels = naming.preview_labels(repo=repo, number=number)
-        rendered = manifests.render_manifests(config, root=workspace, variables=variables, namespace=namespace,
-                                              labels={**labels, naming.COMPONENT_LABEL: "app"})
-        guardrails = manifests.guardrails(config, namespace=namespace,
-                                          labels={**labels, naming.COMPONENT_LABEL: "guardrail"})
+        rendered = manifests.render_manifests(
+            config,
+            root=workspace,
+            variables=variables,
+            namespace=namespace,
+            labels={**labels, naming.COMPONENT_LABEL: "app"},
+        )
+        guardrails = manifests.guardrails(
+            config, namespace=namespace, labels={**labels, naming.COMPONENT_LABEL: "guardrail"}
+        )
         job = test_job(config, variables=variables, labels=labels) if config.tests and config.tests.job else None
     except PreviewbotError as error:
         click.echo(f"✘ {error}", err=True)
         sys.exit(1)
     out = click.echo
     out(f"# ✔ {config_path} is valid")
-    out(f"# ✔ {len(rendered.objects)} objects from {', '.join(config.manifests)}; "
-        f"workloads: {', '.join(map(str, rendered.workloads)) or 'none'}")
+    out(
+        f"# ✔ {len(rendered.objects)} objects from {', '.join(config.manifests)}; "
+        f"workloads: {', '.join(map(str, rendered.workloads)) or 'none'}"
+    )
     for image in config.images:
         out(f"# ✔ image {image.name} pinned to tag {manifests.substitute(image.tag, variables, source='images')}")
     out(f"# namespace: {namespace}")
@@ -110,10 +164,13 @@ def plan(workspace: Path, config_path: str, repo: str | None, number: int, sha: 
     documents = [*guardrails, *rendered.objects, *([job] if job else [])]
     out(yaml.safe_dump_all(documents, sort_keys=False, explicit_start=True).rstrip())
     now = datetime.now(UTC)
-    steps = tuple(StepTiming(name=step, started=now, seconds=0.0, ok=True)
-                  for step in ("Namespace", "Apply manifests", "Wait for rollout"))
-    report = PreviewReport(ref=pr.ref, phase=Phase.READY, head_sha=sha, namespace=namespace, url=url,
-                           steps=steps, updated_at=now)
+    steps = tuple(
+        StepTiming(name=step, started=now, seconds=0.0, ok=True)
+        for step in ("Namespace", "Apply manifests", "Wait for rollout")
+    )
+    report = PreviewReport(
+        ref=pr.ref, phase=Phase.READY, head_sha=sha, namespace=namespace, url=url, steps=steps, updated_at=now
+    )
     out("---\n# The PR comment of a ready preview:")
     for line in render.render_comment(report).splitlines():
         out(f"# {line}")
@@ -129,8 +186,17 @@ def _exit(outcome: Outcome) -> None:
 @click.option("--pr", "number", type=int, required=True)
 @_settings_options
 @_connection_options
-def deploy(repo: str, number: int, workspace: Path, config_path: str, server_url: str, token: str,
-           api_url: str | None, kubeconfig: str | None, kube_context: str | None) -> None:
+def deploy(
+    repo: str,
+    number: int,
+    workspace: Path,
+    config_path: str,
+    server_url: str,
+    token: str,
+    api_url: str | None,
+    kubeconfig: str | None,
+    kube_context: str | None,
+) -> None:
     """Deploy a PR's current head now, as a push would (its tests included)."""
     previews = build_previews(
         Connection(token=token, api_url=api_url, kubeconfig=kubeconfig, kube_context=kube_context),
@@ -146,8 +212,17 @@ def deploy(repo: str, number: int, workspace: Path, config_path: str, server_url
 @click.option("--pr", "number", type=int, required=True)
 @_settings_options
 @_connection_options
-def destroy(repo: str, number: int, workspace: Path, config_path: str, server_url: str, token: str,
-            api_url: str | None, kubeconfig: str | None, kube_context: str | None) -> None:
+def destroy(
+    repo: str,
+    number: int,
+    workspace: Path,
+    config_path: str,
+    server_url: str,
+    token: str,
+    api_url: str | None,
+    kubeconfig: str | None,
+    kube_context: str | None,
+) -> None:
     """Tear a PR's preview down now: its namespace (only if previewbot's), deployments, comment."""
     previews = build_previews(
         Connection(token=token, api_url=api_url, kubeconfig=kubeconfig, kube_context=kube_context),
@@ -158,13 +233,30 @@ def destroy(repo: str, number: int, workspace: Path, config_path: str, server_ur
 
 
 @main.command("action")
-@click.option("--config", "config_path", envvar="INPUT_CONFIG", default=".preview.yml", show_default=True,
-              help="Path of .preview.yml in the working directory.")
-@click.option("--working-directory", envvar="INPUT_WORKING_DIRECTORY", default=".", show_default=True,
-              help="Folder of the checkout that holds the config and manifests.")
+@click.option(
+    "--config",
+    "config_path",
+    envvar="INPUT_CONFIG",
+    default=".preview.yml",
+    show_default=True,
+    help="Path of .preview.yml in the working directory.",
+)
+@click.option(
+    "--working-directory",
+    envvar="INPUT_WORKING_DIRECTORY",
+    default=".",
+    show_default=True,
+    help="Folder of the checkout that holds the config and manifests.",
+)
 @_connection_options
-def action_command(config_path: str, working_directory: str, token: str, api_url: str | None,
-                   kubeconfig: str | None, kube_context: str | None) -> None:
+def action_command(
+    config_path: str,
+    working_directory: str,
+    token: str,
+    api_url: str | None,
+    kubeconfig: str | None,
+    kube_context: str | None,
+) -> None:
     """What action.yml runs: handle this workflow run's event.
 
     Reads GITHUB_EVENT_NAME and GITHUB_EVENT_PATH as the runner sets them, writes the step's

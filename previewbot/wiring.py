@@ -66,7 +66,8 @@ def build_previews(connection: Connection, settings: Settings, *, with_runner: b
     register_secrets(connection)
     return Previews(
         github=GitHubApi.from_env(connection.token, api_url=connection.api_url),
-        cluster=connect(kubeconfig=connection.kubeconfig, context=connection.kube_context),
+        # The Action passes empty inputs as empty strings: they mean "not given".
+        cluster=connect(kubeconfig=connection.kubeconfig or None, context=connection.kube_context or None),
         probe=HttpProbe(),
         settings=settings,
         runner=ShellRunner() if with_runner else None,

@@ -194,8 +194,6 @@ class UrlProbe(Protocol):
 class CommandRunner(Protocol):
     """Runs the repo's test command on the Action's runner (the webhook server has none)."""
 
-    def run(
-        self, command: str, *, env: Mapping[str, str], cwd: str, timeout: float
-    ) -> tuple[int | None, str]:
+    def run(self, command: str, *, env: Mapping[str, str], cwd: str, timeout: float) -> tuple[int | None, str]:
         """The exit code (None on timeout) and the combined output's end."""
         ...

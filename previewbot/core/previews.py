@@ -22,8 +22,8 @@ from previewbot.errors import ApiError, Conflict, NotFound, PreviewbotError, Use
 from previewbot.model import (
     Approve,
     CommitState,
-    DeploymentState,
     Deploy,
+    DeploymentState,
     Destroy,
     Ignore,
     Intent,
@@ -333,7 +333,13 @@ class _Deployment:
     """One deploy run of one PR head, as a sequence of reported steps."""
 
     def __init__(
-        self, previews: Previews, *, pr: PullRequest, config: PreviewConfig, reporter: Reporter, namespace: str
+        self,
+        previews: Previews,
+        *,
+        pr: PullRequest,
+        config: PreviewConfig,
+        reporter: Reporter,
+        namespace: str,
     ) -> None:
         self.p = previews
         self.pr = pr
@@ -352,8 +358,13 @@ class _Deployment:
         try:
             variables = self._variables()
             self.reporter.update(
-                phase=Phase.DEPLOYING, namespace=self.namespace, url=variables.get("PREVIEW_URL") or None,
-                error=None, diagnoses=(), tests=None, note=None,
+                phase=Phase.DEPLOYING,
+                namespace=self.namespace,
+                url=variables.get("PREVIEW_URL") or None,
+                error=None,
+                diagnoses=(),
+                tests=None,
+                note=None,
             )
             self._status(CommitState.PENDING, "Deploying the preview")
             self.deployment_id = github.create_deployment(
@@ -364,8 +375,11 @@ class _Deployment:
                 payload={"namespace": self.namespace, "pr": pr.number},
             )
             github.set_deployment_status(
-                pr.repo, self.deployment_id, state=DeploymentState.IN_PROGRESS,
-                description="Deploying", log_url=self.p._settings.run_url,
+                pr.repo,
+                self.deployment_id,
+                state=DeploymentState.IN_PROGRESS,
+                description="Deploying",
+                log_url=self.p._settings.run_url,
             )
             with self.reporter.step("Namespace"):
                 self._ensure_namespace()
@@ -373,16 +387,16 @@ class _Deployment:
                 rendered = self._apply(variables)
             with self.reporter.step("Wait for rollout"):
                 rollout = self.p._cluster.wait_rollout(
-                    self.namespace, rendered.workloads, timeout=self.config.readiness.timeout,
+                    self.namespace,
+                    rendered.workloads,
+                    timeout=self.config.readiness.timeout,
                     progress=self.reporter.progress,
                 )
         except PreviewbotError as error:
             return self._finish_with_error(error)
         if not rollout.ok:
             names = ", ".join(str(d.workload) for d in rollout.failed)
-            return self._finish(
-                Phase.FAILED, f"Not ready: {names}", diagnoses=rollout.failed, variables=variables
-            )
+            return self._finish(Phase.FAILED, f"Not ready: {names}", diagnoses=rollout.failed, variables=variables)
         tests: TestRun | None = None
         if self.config.tests is not None:
             tests = self._tests(variables)
@@ -398,18 +412,14 @@ class _Deployment:
     def _variables(self) -> dict[str, str]:
         base = manifests.preview_variables(pr=self.pr, namespace=self.namespace, url=None, extra={})
         url = manifests.preview_url(self.config, base)
-        return manifests.preview_variables(
-            pr=self.pr, namespace=self.namespace, url=url, extra=self.config.variables
-        )
+        return manifests.preview_variables(pr=self.pr, namespace=self.namespace, url=url, extra=self.config.variables)
 
     def _ensure_namespace(self) -> None:
         cluster, name = self.p._cluster, self.namespace
         now = self.p._clock()
         for _attempt in range(2):
             existing = cluster.namespace(name)
-            if existing is not None and not naming.is_owned(
-                existing.labels, repo=self.pr.repo, number=self.pr.number
-            ):
+            if existing is not None and not naming.is_owned(existing.labels, repo=self.pr.repo, number=self.pr.number):
                 raise UserError(
                     f"namespace {name} exists and is not previewbot's preview of {self.pr.repo}#{self.pr.number}; "
                     "previewbot will not touch it. Rename it, or set namespace.prefix in .preview.yml."
@@ -424,12 +434,9 @@ class _Deployment:
                     )
                 existing = None
             if existing is None:
-                annotations = {
-                    naming.REPO_ANNOTATION: self.pr.repo,
-                    naming.CREATED_AT_ANNOTATION: _iso(now),
-                }
+                created = {naming.REPO_ANNOTATION: self.pr.repo, naming.CREATED_AT_ANNOTATION: _iso(now)}
                 try:
-                    cluster.create_namespace(name, labels=self.labels, annotations=annotations)
+                    cluster.create_namespace(name, labels=self.labels, annotations=created)
                 except Conflict:
                     continue  # another run made it, or an old one began terminating: look again
             break
@@ -447,8 +454,11 @@ class _Deployment:
         cluster = self.p._cluster
         app_labels = {**self.labels, naming.COMPONENT_LABEL: "app"}
         rendered = manifests.render_manifests(
-            self.config, root=self.p._settings.workspace, variables=variables,
-            namespace=self.namespace, labels=app_labels,
+            self.config,
+            root=self.p._settings.workspace,
+            variables=variables,
+            namespace=self.namespace,
+            labels=app_labels,
         )
         guard_labels = {**self.labels, naming.COMPONENT_LABEL: "guardrail"}
         guardrails = manifests.guardrails(self.config, namespace=self.namespace, labels=guard_labels)
@@ -489,8 +499,13 @@ class _Deployment:
         self.p._cluster.annotate_namespace(self.namespace, annotations={naming.STATUS_ANNOTATION: Phase.TESTING})
         with self.reporter.step("End-to-end tests", phase=Phase.TESTING):
             tests = run_tests(
-                self.config, cluster=self.p._cluster, probe=self.p._probe, runner=self.p._runner,
-                workspace=self.p._settings.workspace, variables=variables, labels=self.labels,
+                self.config,
+                cluster=self.p._cluster,
+                probe=self.p._probe,
+                runner=self.p._runner,
+                workspace=self.p._settings.workspace,
+                variables=variables,
+                labels=self.labels,
                 progress=self.reporter.progress,
             )
         if self._superseded():
@@ -524,9 +539,12 @@ class _Deployment:
         ok = phase is Phase.READY
         if self.deployment_id is not None:
             github.set_deployment_status(
-                pr.repo, self.deployment_id,
+                pr.repo,
+                self.deployment_id,
                 state=DeploymentState.SUCCESS if ok else DeploymentState.FAILURE,
-                description=summary, environment_url=url if ok else None, log_url=self.p._settings.run_url,
+                description=summary,
+                environment_url=url if ok else None,
+                log_url=self.p._settings.run_url,
             )
         self._status(CommitState.SUCCESS if ok else CommitState.FAILURE, summary, target_url=url if ok else None)
         self.p._cluster.annotate_namespace(
@@ -542,28 +560,35 @@ class _Deployment:
         github, pr = self.p._github, self.pr
         if self.deployment_id is not None:
             github.set_deployment_status(
-                pr.repo, self.deployment_id, state=DeploymentState.ERROR if isinstance(error, ApiError)
-                else DeploymentState.FAILURE, description=message.splitlines()[0],
+                pr.repo,
+                self.deployment_id,
+                state=DeploymentState.ERROR if isinstance(error, ApiError) else DeploymentState.FAILURE,
+                description=message.splitlines()[0],
                 log_url=self.p._settings.run_url,
             )
-        self._status(CommitState.ERROR if isinstance(error, ApiError) else CommitState.FAILURE,
-                     message.splitlines()[0])
+        self._status(CommitState.ERROR if isinstance(error, ApiError) else CommitState.FAILURE, message.splitlines()[0])
         try:
             if self.p._cluster.namespace(self.namespace) is not None and not isinstance(error, UserError):
-                self.p._cluster.annotate_namespace(
-                    self.namespace, annotations={naming.STATUS_ANNOTATION: Phase.FAILED}
-                )
+                self.p._cluster.annotate_namespace(self.namespace, annotations={naming.STATUS_ANNOTATION: Phase.FAILED})
         except PreviewbotError:
             log.warning("could not record the failure on namespace %s", self.namespace)
         report = self.reporter.update(phase=Phase.FAILED, error=message)
         return Outcome(status=Phase.FAILED, message=message, namespace=self.namespace, report=report)
 
     def _status(
-        self, state: CommitState, description: str, *, context: str | None = None, target_url: str | None = None
+        self,
+        state: CommitState,
+        description: str,
+        *,
+        context: str | None = None,
+        target_url: str | None = None,
     ) -> None:
         self.p._github.set_commit_status(
-            self.pr.repo, self.pr.head_sha, state=state,
-            context=context or _deploy_context(self.config), description=description,
+            self.pr.repo,
+            self.pr.head_sha,
+            state=state,
+            context=context or _deploy_context(self.config),
+            description=description,
             target_url=target_url or self.p._settings.run_url,
         )
 

@@ -20,7 +20,6 @@ from typing import Any
 from previewbot import junit, manifests, naming
 from previewbot.config import PreviewConfig, Tests
 from previewbot.core.ports import Cluster, CommandRunner, Progress, UrlProbe
-from previewbot.errors import ConfigError
 from previewbot.model import TestReport, TestRun
 
 LOG_TAIL_LINES = 80
@@ -56,33 +55,34 @@ def wrap_for_report(command: list[str], report_path: str) -> list[str]:
     return ["sh", "-c", script, "previewbot-e2e", *command]
 
 
-def test_job(
-    config: PreviewConfig, *, variables: Mapping[str, str], labels: Mapping[str, str]
-) -> dict[str, Any]:
+def test_job(config: PreviewConfig, *, variables: Mapping[str, str], labels: Mapping[str, str]) -> dict[str, Any]:
     """The Job manifest for this deploy's tests."""
     tests = config.tests
-    assert tests is not None and tests.job is not None
+    assert tests is not None
+    assert tests.job is not None
     spec = tests.job
-    command = [*(spec.command or []), *(spec.args or [])]
     container: dict[str, Any] = {
         "name": "e2e",
         "image": spec.image,
         "env": [{"name": k, "value": v} for k, v in {**test_env(variables), **spec.env}.items()],
     }
     if spec.report:
-        if not command:
-            # Without a command the image's own entrypoint runs and cannot be wrapped.
-            raise ConfigError(
-                ".preview.yml", ["tests.job.report needs tests.job.command: the command is wrapped to print it"]
-            )
-        container["command"] = wrap_for_report(command, spec.report)
-    elif command:
-        container["command"] = command
+        # The config requires a command with a report: the image's own entrypoint cannot be wrapped.
+        container["command"] = wrap_for_report([*(spec.command or []), *(spec.args or [])], spec.report)
+    else:
+        if spec.command:
+            container["command"] = spec.command
+        if spec.args:
+            container["args"] = spec.args
     job_labels = {**labels, naming.COMPONENT_LABEL: "tests"}
     job: dict[str, Any] = {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": job_name(variables["SHA"]), "namespace": variables["NAMESPACE"], "labels": job_labels},
+        "metadata": {
+            "name": job_name(variables["SHA"]),
+            "namespace": variables["NAMESPACE"],
+            "labels": job_labels,
+        },
         "spec": {
             "backoffLimit": 0,
             "activeDeadlineSeconds": int(tests.timeout),
@@ -106,7 +106,13 @@ def _report_from(text: str | None, *, source: str) -> tuple[TestReport | None, s
 
 
 def _outcome(
-    *, exit_ok: bool, report: TestReport | None, problem: str | None, log: str, seconds: float, wanted_report: bool
+    *,
+    exit_ok: bool,
+    report: TestReport | None,
+    problem: str | None,
+    log: str,
+    seconds: float,
+    wanted_report: bool,
 ) -> TestRun:
     if problem is None and wanted_report and report is None:
         problem = "the tests ended without writing their JUnit report" + (
@@ -157,7 +163,9 @@ def _run_command(
     seconds = time.monotonic() - began
     if code is None:
         return TestRun(
-            passed=False, problem=f"the tests did not finish in {tests.timeout:.0f}s", log_tail=tail(output),
+            passed=False,
+            problem=f"the tests did not finish in {tests.timeout:.0f}s",
+            log_tail=tail(output),
             seconds=seconds,
         )
     if code == 127:
@@ -173,7 +181,11 @@ def _run_command(
         text = path.read_text(errors="replace") if path.is_file() else None
         report, problem = _report_from(text, source=tests.report)
     return _outcome(
-        exit_ok=code == 0, report=report, problem=problem, log=output, seconds=seconds,
+        exit_ok=code == 0,
+        report=report,
+        problem=problem,
+        log=output,
+        seconds=seconds,
         wanted_report=bool(tests.report),
     )
 
@@ -188,7 +200,8 @@ def _run_job(
     began: float,
 ) -> TestRun:
     tests = config.tests
-    assert tests is not None and tests.job is not None
+    assert tests is not None
+    assert tests.job is not None
     job = test_job(config, variables=variables, labels=labels)
     namespace = variables["NAMESPACE"]
     # A push supersedes the tests of the commit before it.
@@ -210,11 +223,17 @@ def _run_job(
         )
     if outcome.timed_out:
         return TestRun(
-            passed=False, problem=f"the tests did not finish in {tests.timeout:.0f}s", log_tail=tail(log),
+            passed=False,
+            problem=f"the tests did not finish in {tests.timeout:.0f}s",
+            log_tail=tail(log),
             seconds=seconds,
         )
     report, problem = _report_from(report_text, source=f"job/{job['metadata']['name']}: {tests.job.report}")
     return _outcome(
-        exit_ok=outcome.succeeded, report=report, problem=problem, log=log, seconds=seconds,
+        exit_ok=outcome.succeeded,
+        report=report,
+        problem=problem,
+        log=log,
+        seconds=seconds,
         wanted_report=bool(tests.job.report),
     )

@@ -1,0 +1,161 @@
+"""What the scenario tests share: a repo checkout on disk, GitHub's payloads, and the wired core.
+
+The core runs with the real adapters (PyGithub, kubernetes, httpx) against the emulated APIs,
+or a real cluster when PREVIEWBOT_TEST_KUBECONFIG is set.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from kubernetes.client import ApiException
+
+from previewbot import events
+from previewbot.adapters.github import GitHubApi
+from previewbot.adapters.http import HttpProbe
+from previewbot.adapters.kubernetes import connect
+from previewbot.adapters.shell import ShellRunner
+from previewbot.core.previews import Outcome, Previews, Settings
+
+FIXTURES = Path(__file__).parent / "fixtures" / "github"
+REPO = "Codertocat/Hello-World"
+PR_NUMBER = 2
+PAUSE = "registry.k8s.io/pause:3.9"
+PAUSE_NEXT = "registry.k8s.io/pause:3.10"
+
+
+def payload(name: str) -> dict[str, Any]:
+    """One of GitHub's example payloads (tests/fixtures/github/NAME.json), as a fresh dict."""
+    return copy.deepcopy(json.loads((FIXTURES / f"{name}.json").read_text()))
+
+
+def pr_event(action: str, *, sha: str | None = None, merged: bool = False, fork: str | None = None) -> dict[str, Any]:
+    """A pull_request event for PR #2, changed only where GitHub would change it."""
+    name = {"closed": "pull_request.closed.unmerged"}.get(action, f"pull_request.{action}")
+    event = payload(name if (FIXTURES / f"{name}.json").exists() else "pull_request.opened")
+    event["action"] = action
+    pull = event["pull_request"]
+    if sha is not None:
+        pull["head"]["sha"] = sha
+    if action == "closed":
+        pull["state"] = "closed"
+        pull["merged"] = merged
+    if fork is not None:
+        pull["head"]["repo"] = {**pull["head"]["repo"], "full_name": fork, "fork": True}
+    return event
+
+
+def comment_event(
+    body: str, *, user: str = "Codertocat", user_type: str = "User", comment_id: int = 9001
+) -> dict[str, Any]:
+    """An issue_comment created on PR #2 (GitHub's example is on an issue; a PR comment adds issue.pull_request)."""
+    event = payload("issue_comment.created.on_issue")
+    event["issue"]["number"] = PR_NUMBER
+    event["issue"]["pull_request"] = {
+        "url": f"https://api.github.com/repos/{REPO}/pulls/{PR_NUMBER}",
+        "html_url": f"https://github.com/{REPO}/pull/{PR_NUMBER}",
+    }
+    event["comment"]["id"] = comment_id
+    event["comment"]["body"] = body
+    event["comment"]["user"] = {**event["comment"]["user"], "login": user, "type": user_type}
+    event["sender"] = {**event["sender"], "login": user, "type": user_type}
+    return event
+
+
+def namespace_phase(core: Any, name: str) -> str | None:
+    """The namespace's phase (Active, Terminating), or None when it is gone."""
+    try:
+        return str(core.read_namespace(name).status.phase)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+@dataclass
+class Checkout:
+    """The PR head's working tree: .preview.yml and the manifests, rewritten as a PR would change them."""
+
+    root: Path
+
+    def write(self, path: str, text: str) -> None:
+        target = self.root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+
+    def remove(self, path: str) -> None:
+        (self.root / path).unlink()
+
+
+def web_deployment(name: str = "web", *, image: str = PAUSE, command: str | None = None) -> str:
+    container = f"        - name: {name}\n          image: {image}\n"
+    if command is not None:
+        container += f"          command: [sh, -c, {json.dumps(command)}]\n"
+    return (
+        "apiVersion: apps/v1\nkind: Deployment\n"
+        f"metadata:\n  name: {name}\n  labels: {{app: {name}}}\n"
+        f"spec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: {name}}}\n"
+        f"  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n{container}"
+    )
+
+
+def config_map(name: str, data: str) -> str:
+    return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: {json.dumps(data)}\n"
+
+
+@contextmanager
+def preview_site(status: int = 200) -> Iterator[str]:
+    """A loopback web server that plays the preview's ingress; yields its base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@dataclass
+class Bot:
+    """previewbot wired as the Action wires it, over the emulated (or real) APIs."""
+
+    github_url: str
+    token: str
+    kubeconfig: Path
+    checkout: Checkout
+    namespace_wait: float = 30.0
+
+    def previews(self) -> Previews:
+        return Previews(
+            github=GitHubApi.from_env(self.token, api_url=self.github_url),
+            cluster=connect(kubeconfig=str(self.kubeconfig)),
+            probe=HttpProbe(max_interval=0.2),
+            settings=Settings(workspace=self.checkout.root, namespace_wait=self.namespace_wait),
+            runner=ShellRunner(),
+        )
+
+    def on(self, event_name: str, event: dict[str, Any]) -> list[Outcome]:
+        """Run previewbot on one event, as one workflow run would."""
+        previews = self.previews()
+        return [previews.handle(intent) for intent in events.intents_from_event(event_name, event)]

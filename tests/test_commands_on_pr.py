@@ -1,0 +1,271 @@
+"""Comment commands and trust, as people use them on a PR: each verb, permissions, forks, secrets."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from previewbot import naming, render
+from previewbot.model import Phase
+from tests.harness import (
+    PR_NUMBER,
+    REPO,
+    Bot,
+    Checkout,
+    comment_event,
+    namespace_phase,
+    pr_event,
+    preview_site,
+    web_deployment,
+)
+
+SHA_1 = "1" * 40
+SHA_2 = "2" * 40
+FORK = "stranger/Hello-World"
+SECRET_VALUE = "s3cr3t-db-password-for-previews"
+
+
+@pytest.fixture
+def prefix() -> str:
+    return "c" + secrets.token_hex(3)
+
+
+@pytest.fixture
+def source_namespace(kube: Any) -> Iterator[str]:
+    """A namespace holding a secret that trusted previews get a copy of."""
+    core = client.CoreV1Api(kube.api_client())
+    name = kube.unique("previewbot-secrets")
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    core.create_namespaced_secret(
+        name,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="db"),
+            data={"password": base64.b64encode(SECRET_VALUE.encode()).decode()},
+        ),
+    )
+    yield name
+    if not kube.emulated:
+        core.delete_namespace(name)
+
+
+@pytest.fixture
+def checkout(tmp_path: Any, prefix: str, source_namespace: str) -> Iterator[Checkout]:
+    with preview_site() as site:
+        repo = Checkout(tmp_path / "repo")
+        repo.write(
+            ".preview.yml",
+            f"""version: 1
+manifests: [deploy/]
+url: {site}/pr-${{PR_NUMBER}}
+readiness:
+  timeout: 60s
+namespace:
+  prefix: {prefix}
+  network_policy: none
+  secrets:
+    - from: {source_namespace}/db
+forks:
+  policy: approve
+  approve_label: preview-approved
+""",
+        )
+        repo.write("deploy/web.yaml", web_deployment())
+        yield repo
+
+
+@pytest.fixture
+def bot(github: Any, kube: Any, checkout: Checkout) -> Iterator[Bot]:
+    github.set_permission(REPO, "Codertocat", "write")
+    github.set_permission(REPO, "maintainer", "maintain")
+    github.set_permission(REPO, "reader", "read")
+    github.add_pull(pr_event("opened", sha=SHA_1)["pull_request"])
+    yield Bot(github_url=github.url, token=github.token, kubeconfig=kube.kubeconfig, checkout=checkout)
+    if not kube.emulated:
+        core = client.CoreV1Api(kube.api_client())
+        for ns in core.list_namespace(label_selector=naming.owned_selector(repo=REPO)).items:
+            core.delete_namespace(ns.metadata.name)
+
+
+@pytest.fixture
+def core(kube: Any) -> client.CoreV1Api:
+    return client.CoreV1Api(kube.api_client())
+
+
+def namespace_of(prefix: str) -> str:
+    return naming.namespace_name(prefix=prefix, repo=REPO, number=PR_NUMBER)
+
+
+def sticky(github: Any) -> str:
+    [body] = [c["body"] for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c["body"])]
+    return body
+
+
+def replies(github: Any) -> list[str]:
+    return [c["body"] for c in github.comments(REPO, PR_NUMBER) if not render.is_preview_comment(c["body"])]
+
+
+def reactions(github: Any, comment_id: int) -> list[str]:
+    return [r["content"] for r in github.reactions(REPO, comment_id)]
+
+
+def namespace_exists(core: Any, name: str) -> bool:
+    return namespace_phase(core, name) == "Active"
+
+
+def test_destroy_tears_down_and_a_later_push_deploys_again(bot: Bot, github: Any, core: Any, prefix: str) -> None:
+    bot.on("pull_request", pr_event("opened", sha=SHA_1))
+
+    [outcome] = bot.on("issue_comment", comment_event("/preview destroy", comment_id=11))
+
+    assert outcome.status == Phase.DESTROYED
+    assert not namespace_exists(core, namespace_of(prefix))
+    assert "/preview destroy" in sticky(github)
+    assert "eyes" in reactions(github, 11)
+    github.add_pull(pr_event("synchronize", sha=SHA_2)["pull_request"])
+    [again] = bot.on("pull_request", pr_event("synchronize", sha=SHA_2))
+    assert again.status == Phase.READY
+
+
+def test_status_replies_with_the_current_state(bot: Bot, github: Any, prefix: str) -> None:
+    bot.on("pull_request", pr_event("opened", sha=SHA_1))
+
+    bot.on("issue_comment", comment_event("/preview status", comment_id=12))
+
+    [reply] = replies(github)
+    assert namespace_of(prefix) in reply or SHA_1[:7] in reply
+    assert "ready" in reply.lower()
+
+
+def test_help_and_an_unknown_verb_get_replies(bot: Bot, github: Any) -> None:
+    bot.on("issue_comment", comment_event("/preview help", comment_id=13))
+    bot.on("issue_comment", comment_event("/preview deploy-everything", comment_id=14))
+
+    help_reply, error_reply = replies(github)
+    for verb in ("redeploy", "destroy", "status", "help", "approve"):
+        assert verb in help_reply
+        assert verb in error_reply
+    assert "deploy-everything" in error_reply
+    assert "confused" in reactions(github, 14)
+
+
+def test_a_reader_may_not_destroy(bot: Bot, github: Any, core: Any, prefix: str) -> None:
+    bot.on("pull_request", pr_event("opened", sha=SHA_1))
+
+    [outcome] = bot.on("issue_comment", comment_event("/preview destroy", user="reader", comment_id=15))
+
+    assert outcome.status == "refused"
+    assert namespace_exists(core, namespace_of(prefix))
+    [reply] = replies(github)
+    assert "@reader" in reply
+    assert "write" in reply
+    assert "-1" in reactions(github, 15)
+
+
+def test_a_bot_comment_runs_nothing(bot: Bot, github: Any) -> None:
+    [outcome] = bot.on(
+        "issue_comment",
+        comment_event("/preview redeploy", user="previewbot[bot]", user_type="Bot", comment_id=16),
+    )
+
+    assert outcome.status == "ignored"
+    assert github.comments(REPO, PR_NUMBER) == []
+    assert github.deployments(REPO) == []
+
+
+def test_a_fork_pr_waits_for_approval_and_again_after_a_push(bot: Bot, github: Any, core: Any, prefix: str) -> None:
+    fork_pr = pr_event("opened", sha=SHA_1, fork=FORK)
+    github.add_pull(fork_pr["pull_request"])
+
+    [waiting] = bot.on("pull_request", fork_pr)
+
+    assert waiting.status == Phase.PENDING
+    assert "/preview approve" in sticky(github)
+    assert not namespace_exists(core, namespace_of(prefix))
+    assert github.deployments(REPO) == []
+
+    [approved] = bot.on("issue_comment", comment_event("/preview approve", user="maintainer", comment_id=21))
+
+    assert approved.status == Phase.READY
+    assert namespace_exists(core, namespace_of(prefix))
+
+    pushed = pr_event("synchronize", sha=SHA_2, fork=FORK)
+    github.add_pull(pushed["pull_request"])
+    [again] = bot.on("pull_request", pushed)
+
+    assert again.status == Phase.PENDING
+    assert core.read_namespace(namespace_of(prefix)).metadata.annotations[naming.HEAD_SHA_ANNOTATION] == SHA_1
+
+
+def test_a_label_approves_a_fork_pr(bot: Bot, github: Any) -> None:
+    fork_pr = pr_event("opened", sha=SHA_1, fork=FORK)
+    github.add_pull(fork_pr["pull_request"])
+    bot.on("pull_request", fork_pr)
+    labeled = pr_event("labeled", sha=SHA_1, fork=FORK)
+    labeled["label"] = {**labeled.get("label", {}), "name": "preview-approved"}
+    labeled["sender"] = {**labeled["sender"], "login": "maintainer", "type": "User"}
+
+    [outcome] = bot.on("pull_request", labeled)
+
+    assert outcome.status == Phase.READY
+
+
+def test_a_reader_cannot_approve_a_fork_pr(bot: Bot, github: Any, core: Any, prefix: str) -> None:
+    fork_pr = pr_event("opened", sha=SHA_1, fork=FORK)
+    github.add_pull(fork_pr["pull_request"])
+    bot.on("pull_request", fork_pr)
+
+    [outcome] = bot.on("issue_comment", comment_event("/preview approve", user="reader", comment_id=22))
+
+    assert outcome.status == "refused"
+    assert not namespace_exists(core, namespace_of(prefix))
+
+
+def test_a_deny_policy_never_previews_forks(bot: Bot, github: Any, checkout: Checkout) -> None:
+    config = (checkout.root / ".preview.yml").read_text().replace("policy: approve", "policy: deny")
+    checkout.write(".preview.yml", config)
+    fork_pr = pr_event("opened", sha=SHA_1, fork=FORK)
+    github.add_pull(fork_pr["pull_request"])
+
+    [outcome] = bot.on("pull_request", fork_pr)
+
+    assert outcome.status == Phase.PENDING
+    assert "forks" in sticky(github)
+    assert github.deployments(REPO) == []
+
+
+def test_secrets_are_copied_into_trusted_previews_only(bot: Bot, github: Any, core: Any, prefix: str) -> None:
+    bot.on("pull_request", pr_event("opened", sha=SHA_1))
+    copied = core.read_namespaced_secret("db", namespace_of(prefix))
+    assert base64.b64decode(copied.data["password"]).decode() == SECRET_VALUE
+
+    bot.on("pull_request", pr_event("closed", sha=SHA_1))
+    fork_pr = pr_event("reopened", sha=SHA_2, fork=FORK)
+    github.add_pull(fork_pr["pull_request"])
+    bot.on("pull_request", fork_pr)
+    bot.on("issue_comment", comment_event("/preview approve", user="maintainer", comment_id=23))
+
+    with pytest.raises(client.ApiException) as missing:
+        core.read_namespaced_secret("db", namespace_of(prefix))
+    assert missing.value.status == 404
+
+
+def test_a_failing_deploy_never_shows_a_secret_value(bot: Bot, github: Any, checkout: Checkout) -> None:
+    # A manifest that echoes the copied secret into an error: the API rejects a bad name that holds it.
+    checkout.write(
+        "deploy/bad.yaml",
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_{SECRET_VALUE}\ndata: {{}}\n",
+    )
+
+    [outcome] = bot.on("pull_request", pr_event("opened", sha=SHA_1))
+
+    assert outcome.status == Phase.FAILED
+    assert SECRET_VALUE not in outcome.message
+    for comment in github.comments(REPO, PR_NUMBER):
+        assert SECRET_VALUE not in comment["body"]
+    for status in github.statuses(REPO, SHA_1):
+        assert SECRET_VALUE not in (status.get("description") or "")

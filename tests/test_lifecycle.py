@@ -1,0 +1,270 @@
+"""The preview lifecycle as users meet it: events in, namespace and PR reports out.
+
+previewbot runs with its real adapters against the emulated GitHub API and the emulated (or,
+with PREVIEWBOT_TEST_KUBECONFIG, a real) Kubernetes API.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from previewbot import naming, render
+from previewbot.model import Phase
+from tests.harness import (
+    PAUSE_NEXT,
+    PR_NUMBER,
+    REPO,
+    Bot,
+    Checkout,
+    comment_event,
+    config_map,
+    namespace_phase,
+    pr_event,
+    preview_site,
+    web_deployment,
+)
+
+SHA_1 = "1" * 40
+SHA_2 = "2" * 40
+
+
+@pytest.fixture
+def prefix() -> str:
+    # Real clusters are shared: each test's namespaces get their own prefix.
+    return "t" + secrets.token_hex(3)
+
+
+@pytest.fixture
+def site() -> Iterator[str]:
+    with preview_site() as url:
+        yield url
+
+
+@pytest.fixture
+def checkout(tmp_path: Any, prefix: str, site: str) -> Checkout:
+    repo = Checkout(tmp_path / "repo")
+    repo.write(
+        ".preview.yml",
+        f"""version: 1
+manifests: [deploy/]
+url: {site}/pr-${{PR_NUMBER}}
+readiness:
+  timeout: 60s
+namespace:
+  prefix: {prefix}
+  network_policy: none
+""",
+    )
+    repo.write("deploy/web.yaml", web_deployment())
+    repo.write("deploy/settings.yaml", config_map("settings", "branch ${BRANCH_SLUG}"))
+    return repo
+
+
+@pytest.fixture
+def bot(github: Any, kube: Any, checkout: Checkout) -> Iterator[Bot]:
+    github.set_permission(REPO, "Codertocat", "admin")
+    yield Bot(github_url=github.url, token=github.token, kubeconfig=kube.kubeconfig, checkout=checkout)
+    if not kube.emulated:
+        core = client.CoreV1Api(kube.api_client())
+        for ns in core.list_namespace(label_selector=naming.owned_selector(repo=REPO)).items:
+            core.delete_namespace(ns.metadata.name)
+
+
+@pytest.fixture
+def core(kube: Any) -> client.CoreV1Api:
+    return client.CoreV1Api(kube.api_client())
+
+
+@pytest.fixture
+def apps(kube: Any) -> client.AppsV1Api:
+    return client.AppsV1Api(kube.api_client())
+
+
+def namespace_of(prefix: str) -> str:
+    return naming.namespace_name(prefix=prefix, repo=REPO, number=PR_NUMBER)
+
+
+def sticky_comments(github: Any) -> list[str]:
+    return [c["body"] for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c["body"])]
+
+
+def deploy_status(github: Any, sha: str) -> str:
+    states = [s["state"] for s in github.statuses(REPO, sha) if s["context"] == "previewbot/deploy"]
+    return states[-1]
+
+
+def test_first_deploy_creates_the_namespace_deploys_and_reports(
+    bot: Bot, github: Any, core: Any, apps: Any, prefix: str, site: str
+) -> None:
+    [outcome] = bot.on("pull_request", pr_event("opened", sha=SHA_1))
+
+    assert outcome.status == Phase.READY
+    name = namespace_of(prefix)
+    assert outcome.namespace == name
+    assert outcome.url == f"{site}/pr-{PR_NUMBER}"
+    namespace = core.read_namespace(name)
+    assert naming.is_owned(namespace.metadata.labels, repo=REPO, number=PR_NUMBER)
+    assert namespace.metadata.annotations[naming.HEAD_SHA_ANNOTATION] == SHA_1
+    assert namespace.metadata.annotations[naming.STATUS_ANNOTATION] == "ready"
+    web = apps.read_namespaced_deployment("web", name)
+    assert web.status.available_replicas == 1
+    assert web.metadata.labels[naming.MANAGED_BY_LABEL] == naming.MANAGED_BY_VALUE
+    settings = core.read_namespaced_config_map("settings", name)
+    assert settings.data["value"] == "branch " + naming.dns_label("changes", limit=40)
+
+    [comment] = sticky_comments(github)
+    assert "Ready" in comment or "ready" in comment
+    assert outcome.url in comment
+    assert name in comment
+    assert SHA_1[:7] in comment
+    [deployment] = github.deployments(REPO)
+    assert deployment["environment"] == f"preview/pr-{PR_NUMBER}"
+    assert deployment["transient_environment"] is True
+    assert deployment["production_environment"] is False
+    assert [s["state"] for s in deployment["statuses"]] == ["in_progress", "success"]
+    assert deployment["statuses"][-1]["environment_url"] == outcome.url
+    assert deploy_status(github, SHA_1) == "success"
+
+
+def test_a_push_redeploys_changes_the_image_and_prunes_removed_objects(
+    bot: Bot, github: Any, core: Any, apps: Any, checkout: Checkout, prefix: str
+) -> None:
+    bot.on("pull_request", pr_event("opened", sha=SHA_1))
+    checkout.write("deploy/web.yaml", web_deployment(image=PAUSE_NEXT))
+    checkout.remove("deploy/settings.yaml")
+    github.add_pull(pr_event("synchronize", sha=SHA_2)["pull_request"])
+
+    [outcome] = bot.on("pull_request", pr_event("synchronize", sha=SHA_2))
+
+    assert outcome.status == Phase.READY
+    name = namespace_of(prefix)
+    web = apps.read_namespaced_deployment("web", name)
+    assert web.spec.template.spec.containers[0].image == PAUSE_NEXT
+    with pytest.raises(client.ApiException) as gone:
+        core.read_namespaced_config_map("settings", name)
+    assert gone.value.status == 404
+    [comment] = sticky_comments(github)
+    assert SHA_2[:7] in comment
+    assert core.read_namespace(name).metadata.annotations[naming.HEAD_SHA_ANNOTATION] == SHA_2
+    assert len(github.deployments(REPO)) == 2
+
+
+def test_a_redeploy_comment_deploys_the_head_again(bot: Bot, github: Any) -> None:
+    bot.on("pull_request", pr_event("opened", sha=SHA_1))
+    github.add_pull(pr_event("opened", sha=SHA_1)["pull_request"])
+
+    [outcome] = bot.on("issue_comment", comment_event("/preview redeploy", comment_id=77))
+
+    assert outcome.status == Phase.READY
+    assert len(github.deployments(REPO)) == 2
+    assert len(sticky_comments(github)) == 1
+    reactions = [r["content"] for r in github.reactions(REPO, 77)]
+    assert "eyes" in reactions
+    assert "rocket" in reactions
+
+
+def test_an_image_that_cannot_be_pulled_is_diagnosed_on_the_pr(bot: Bot, github: Any, checkout: Checkout) -> None:
+    checkout.write("deploy/web.yaml", web_deployment(image="registry.invalid/acme/web:missing"))
+
+    [outcome] = bot.on("pull_request", pr_event("opened", sha=SHA_1))
+
+    assert outcome.status == Phase.FAILED
+    [comment] = sticky_comments(github)
+    assert "deployment/web" in comment.lower() or "Deployment/web" in comment
+    assert "ImagePullBackOff" in comment or "ErrImagePull" in comment
+    assert "registry.invalid/acme/web:missing" in comment
+    assert deploy_status(github, SHA_1) == "failure"
+    [deployment] = github.deployments(REPO)
+    assert deployment["statuses"][-1]["state"] == "failure"
+
+
+def test_a_crashing_container_is_diagnosed_with_its_log(bot: Bot, github: Any, checkout: Checkout) -> None:
+    checkout.write("deploy/web.yaml", web_deployment(image="busybox:1.36", command="echo database unreachable; exit 3"))
+
+    [outcome] = bot.on("pull_request", pr_event("opened", sha=SHA_1))
+
+    assert outcome.status == Phase.FAILED
+    [comment] = sticky_comments(github)
+    assert "CrashLoopBackOff" in comment or "Error" in comment
+    assert "database unreachable" in comment
+
+
+def test_a_config_error_is_posted_and_nothing_is_deployed(
+    bot: Bot, github: Any, core: Any, checkout: Checkout, prefix: str
+) -> None:
+    checkout.write(".preview.yml", f"version: 1\nmanifests: [deploy/]\nnamespace:\n  prefix: {prefix}\n  qouta: {{}}\n")
+
+    [outcome] = bot.on("pull_request", pr_event("opened", sha=SHA_1))
+
+    assert outcome.status == Phase.FAILED
+    [comment] = sticky_comments(github)
+    assert "namespace.qouta" in comment
+    assert ":5" in comment
+    assert deploy_status(github, SHA_1) == "failure"
+    assert github.deployments(REPO) == []
+    with pytest.raises(client.ApiException) as missing:
+        core.read_namespace(namespace_of(prefix))
+    assert missing.value.status == 404
+
+
+def test_closing_the_pr_tears_the_preview_down(bot: Bot, github: Any, core: Any, prefix: str) -> None:
+    bot.on("pull_request", pr_event("opened", sha=SHA_1))
+
+    [outcome] = bot.on("pull_request", pr_event("closed", sha=SHA_1, merged=True))
+
+    assert outcome.status == Phase.DESTROYED
+    assert namespace_phase(core, namespace_of(prefix)) in ("Terminating", None)
+    [deployment] = github.deployments(REPO)
+    assert deployment["statuses"][-1]["state"] == "inactive"
+    [comment] = sticky_comments(github)
+    assert "merged" in comment
+
+
+def test_reopening_while_the_old_namespace_terminates_waits_and_deploys(
+    bot: Bot, github: Any, kube: Any, core: Any, prefix: str
+) -> None:
+    if kube.server is not None:
+        kube.server.namespace_finalize_delay = 1.0
+    bot.on("pull_request", pr_event("opened", sha=SHA_1))
+    bot.on("pull_request", pr_event("closed", sha=SHA_1))
+
+    [outcome] = bot.on("pull_request", pr_event("reopened", sha=SHA_1))
+
+    assert outcome.status == Phase.READY
+    namespace = core.read_namespace(namespace_of(prefix))
+    assert namespace.status.phase == "Active"
+    assert len(sticky_comments(github)) == 1
+
+
+def test_the_same_event_twice_deploys_once(bot: Bot, github: Any) -> None:
+    event = pr_event("synchronize", sha=SHA_1)
+    bot.on("pull_request", event)
+
+    [again] = bot.on("pull_request", event)
+
+    assert again.status == Phase.READY
+    assert len(github.deployments(REPO)) == 1
+    assert len(sticky_comments(github)) == 1
+
+
+def test_a_foreign_namespace_with_the_same_name_is_never_touched(bot: Bot, github: Any, core: Any, prefix: str) -> None:
+    name = namespace_of(prefix)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"team": "payments"})))
+
+    [deploy] = bot.on("pull_request", pr_event("opened", sha=SHA_1))
+    [destroy] = bot.on("pull_request", pr_event("closed", sha=SHA_1))
+
+    assert deploy.status == Phase.FAILED
+    assert "not previewbot's" in deploy.message
+    namespace = core.read_namespace(name)
+    assert namespace.status.phase == "Active"
+    assert namespace.metadata.labels == {"team": "payments", "kubernetes.io/metadata.name": name} or (
+        namespace.metadata.labels.get("team") == "payments"
+    )
+    assert destroy.status == Phase.DESTROYED
+    core.delete_namespace(name)
