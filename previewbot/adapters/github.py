@@ -42,7 +42,7 @@ SECONDARY_LIMIT_WAIT = 60.0
 
 _ERRORS_BY_STATUS: Mapping[int, type[ApiError]] = {
     400: Invalid,
-    401: Forbidden,
+    401: Forbidden,  # a wrong or expired token: previewbot may not act, and trying again will not help
     403: Forbidden,
     404: NotFound,
     409: Conflict,
@@ -141,9 +141,7 @@ class GitHubApi:
     def comments(self, repo: str, number: int) -> Sequence[Comment]:
         def read() -> list[Comment]:
             return [
-                Comment(
-                    id=comment.id, body=comment.body or "", author=comment.user.login if comment.user else ""
-                )
+                Comment(id=comment.id, body=comment.body or "", author=comment.user.login if comment.user else "")
                 for comment in self._repo(repo).get_issue(number).get_comments()
             ]
 
@@ -204,9 +202,7 @@ class GitHubApi:
 
     def deployments(self, repo: str, *, environment: str) -> Sequence[int]:
         return self._call(
-            lambda: [
-                deployment.id for deployment in self._repo(repo).get_deployments(environment=environment)
-            ],
+            lambda: [deployment.id for deployment in self._repo(repo).get_deployments(environment=environment)],
             doing=f"listing the deployments to {environment} in {repo}",
         )
 

@@ -9,6 +9,7 @@ inject failures (rate limits, 5xx, dropped connections) to prove previewbot's re
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import json
@@ -341,8 +342,10 @@ class GitHubEmulator:
             self._server.shutdown()
             self._thread.join()
         for connection in list(self._server.connections):
-            # Unblocks handler threads waiting on keep-alive connections, so they close their sockets.
-            connection.shutdown(socket.SHUT_RDWR)
+            # Unblocks handler threads waiting on keep-alive connections, so they close their sockets;
+            # a client may have closed its end meanwhile.
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         self._server.server_close()
 
     def __enter__(self) -> GitHubEmulator:
@@ -502,9 +505,7 @@ class GitHubEmulator:
         headers = {"Retry-After": str(retry_after)}
         self.fail_next(method, path_regex, 403, headers=headers, body=body, times=times)
 
-    def fail_with_primary_rate_limit(
-        self, method: str, path_regex: str, *, reset_at: int, times: int = 1
-    ) -> None:
+    def fail_with_primary_rate_limit(self, method: str, path_regex: str, *, reset_at: int, times: int = 1) -> None:
         """A 403 with the hourly quota spent: x-ratelimit-remaining 0 until the epoch second reset_at."""
         body = _error_body(403, PRIMARY_RATE_LIMIT_MESSAGE)
         headers = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset_at)}
@@ -515,9 +516,7 @@ class GitHubEmulator:
     ) -> None:
         """A 429 with Retry-After."""
         body = _error_body(429, SECONDARY_RATE_LIMIT_MESSAGE)
-        self.fail_next(
-            method, path_regex, 429, headers={"Retry-After": str(retry_after)}, body=body, times=times
-        )
+        self.fail_next(method, path_regex, 429, headers={"Retry-After": str(retry_after)}, body=body, times=times)
 
     def fail_with_bad_gateway(self, method: str, path_regex: str, *, times: int = 1) -> None:
         self.fail_next(method, path_regex, 502, body=_error_body(502, "Server Error"), times=times)
@@ -589,9 +588,7 @@ class GitHubEmulator:
             else:
                 reply = self._route(_Request(method, path, parts.path, query, body))
             if parts.path.startswith(ENTERPRISE_PREFIX + "/"):
-                reply = _Reply(
-                    reply.status, self._rebased(reply.body, onto=self.enterprise_url), reply.headers
-                )
+                reply = _Reply(reply.status, self._rebased(reply.body, onto=self.enterprise_url), reply.headers)
             return self._with_rate_headers(reply, {})
 
     def _authenticated(self, headers: Mapping[str, str]) -> bool:
@@ -676,9 +673,7 @@ class GitHubEmulator:
         mine = [s for s in self._commit_statuses if s.sha == sha and s.repo.lower() == repo.lower()]
         return sorted(mine, key=lambda s: s.id, reverse=True)
 
-    def _new_comment(
-        self, repo: str, number: int, body: str, *, user: str, user_type: str
-    ) -> EmulatedComment:
+    def _new_comment(self, repo: str, number: int, body: str, *, user: str, user_type: str) -> EmulatedComment:
         self._check_comment_body(body)
         comment = EmulatedComment(
             id=next(self._ids), repo=repo, issue_number=number, body=body, user=user, user_type=user_type
@@ -691,9 +686,7 @@ class GitHubEmulator:
         if not isinstance(body, str) or not body:
             raise _invalid("IssueComment", "body", "Body can't be blank")
         if len(body) > COMMENT_BODY_LIMIT:
-            raise _invalid(
-                "IssueComment", "body", f"Body is too long (maximum is {COMMENT_BODY_LIMIT} characters)"
-            )
+            raise _invalid("IssueComment", "body", f"Body is too long (maximum is {COMMENT_BODY_LIMIT} characters)")
 
     def _page(self, request: _Request, items: list[Any]) -> _Reply:
         """One page of items, with the Link header GitHub sends (first, prev, next, last)."""
@@ -854,9 +847,7 @@ class GitHubEmulator:
             "description": deployment.description,
             "creator": self._user_json(deployment.creator, self.user_type),
             "created_at": deployment.created_at,
-            "updated_at": deployment.statuses[-1].created_at
-            if deployment.statuses
-            else deployment.created_at,
+            "updated_at": deployment.statuses[-1].created_at if deployment.statuses else deployment.created_at,
             "statuses_url": f"{url}/statuses",
             "repository_url": f"{self.url}/repos/{deployment.repo}",
             "transient_environment": deployment.transient_environment,
@@ -936,9 +927,7 @@ class GitHubEmulator:
     def _create_comment(self, match: re.Match[str], request: _Request) -> _Reply:
         repo, number = self._repo_name(match), int(match["number"])
         self._require_issue(repo, number)
-        comment = self._new_comment(
-            repo, number, request.field("body"), user=self.login, user_type=self.user_type
-        )
+        comment = self._new_comment(repo, number, request.field("body"), user=self.login, user_type=self.user_type)
         body = self._comment_json(comment)
         return _Reply(201, body, {"Location": body["url"]})
 
@@ -1034,9 +1023,7 @@ class GitHubEmulator:
         """Contexts that keep a deployment from being created; all contexts count unless some are named."""
         latest = self._latest_statuses(repo, sha)
         contexts = latest.keys() if required is None else required
-        return [
-            context for context in contexts if context not in latest or latest[context].state != "success"
-        ]
+        return [context for context in contexts if context not in latest or latest[context].state != "success"]
 
     def _get_deployment(self, match: re.Match[str], request: _Request) -> _Reply:
         return _Reply(200, self._deployment_json(self._deployment(match)))
@@ -1050,8 +1037,7 @@ class GitHubEmulator:
         if deployment.state != "inactive" and not alone:
             raise _Refusal(
                 422,
-                "We cannot delete an active deployment unless it is the only deployment "
-                "in a given environment.",
+                "We cannot delete an active deployment unless it is the only deployment in a given environment.",
             )
         del self._deployments[deployment.id]
         return _Reply(204)
@@ -1117,9 +1103,7 @@ class GitHubEmulator:
             raise _invalid("Status", "state", f"state is not included in the list: {state!r}")
         description = request.field("description")
         if description is not None and len(description) > DESCRIPTION_LIMIT:
-            raise _invalid(
-                "Status", "description", f"description is too long (maximum is {DESCRIPTION_LIMIT})"
-            )
+            raise _invalid("Status", "description", f"description is too long (maximum is {DESCRIPTION_LIMIT})")
         status = EmulatedCommitStatus(
             id=next(self._ids),
             repo=repo,
