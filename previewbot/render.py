@@ -41,6 +41,7 @@ SUMMARY_LIMIT = 1024 * 1024
 """GitHub's limit on one step's job summary, in bytes."""
 
 FAILED_TESTS_SHOWN = 20
+TEST_MESSAGE_LINES = 10
 LINE_LIMIT = 1000
 """Longer lines (minified code, base64 blobs) are cut: one line should not use up a whole comment."""
 TEXT_LIMIT = 10000
@@ -155,13 +156,8 @@ def _status_text(report: PreviewReport) -> str:
 
 
 def _status_heading(report: PreviewReport, *, subject: str | None = None) -> str:
-    title = _PHASE_TITLE[report.phase]
-    if subject:
-        title += f" · {subject}"
-    heading = f"### {_PHASE_EMOJI[report.phase]} {_plain(title)}"
-    if report.phase in (Phase.DEPLOYING, Phase.TESTING) and report.running:
-        heading += f": _{_plain(report.running)}_"
-    return heading + "\n\n"
+    title = _status_text(report) + (f" · {subject}" if subject else "")
+    return f"### {_PHASE_EMOJI[report.phase]} {_plain(title)}\n\n"
 
 
 def _body(report: PreviewReport, *, server_url: str) -> list[Part]:
@@ -270,7 +266,6 @@ def _tests(run: TestRun) -> list[Part]:
         heading = "#### ⚠️ Tests could not finish"
     else:
         heading = "#### ✅ Tests passed" if run.passed else "#### ❌ Tests failed"
-    parts: list[Part] = []
     text = heading + "\n\n"
     if run.report:
         text += _test_counts(run.report, seconds=run.seconds or run.report.seconds) + "\n\n"
@@ -278,7 +273,7 @@ def _tests(run: TestRun) -> list[Part]:
         text += f"Ran for {_duration(run.seconds)}.\n\n"
     if run.problem:
         text += _code_block(_clip(_clean(run.problem), TEXT_LIMIT))
-    parts.append(text)
+    parts: list[Part] = [text]
     if run.diagnosis:
         parts.extend(_diagnosis(run.diagnosis))
     failures = run.report.failures if run.report else ()
@@ -322,7 +317,7 @@ def _failed_test(case: TestCase) -> str:
         title = f"{case.classname}::{case.name}"
     text = f"❌ {_code(title)} ({_OUTCOME_LABEL.get(case.outcome, case.outcome.value)})\n\n"
     if case.message:
-        lines = [_clip_line(line) for line in _clean(case.message).splitlines()]
+        lines = [_clip_line(line) for line in _clean(case.message).splitlines()[:TEST_MESSAGE_LINES]]
         text += _code_block("\n".join(lines))
     return text
 

@@ -128,12 +128,12 @@ def utf16_length(text: str) -> int:
         ),
         (
             {"phase": Phase.DEPLOYING, "running": "Wait for rollout"},
-            "### 🚧 Deploying: _Wait for rollout_",
+            "### 🚧 Deploying: Wait for rollout",
             ALL_COMMANDS,
         ),
         (
             {"phase": Phase.TESTING, "running": "End-to-end tests"},
-            "### 🧪 Testing: _End-to-end tests_",
+            "### 🧪 Testing: End-to-end tests",
             ALL_COMMANDS,
         ),
         ({"phase": Phase.READY}, "### ✅ Preview ready", ALL_COMMANDS),
@@ -286,6 +286,13 @@ def test_at_most_twenty_failed_tests_are_listed() -> None:
     assert "test_page_19`" in comment
     assert "test_page_20`" not in comment
     assert "_… and 5 more failed tests not shown._" in comment
+
+
+def test_only_the_first_lines_of_a_test_message_are_shown() -> None:
+    comment = render_comment(preview(phase=Phase.FAILED, tests=failing_tests(1, message=numbered(30))))
+
+    assert "line 000009 " in comment
+    assert "line 000010 " not in comment
 
 
 def test_tests_that_could_not_finish_say_why() -> None:
