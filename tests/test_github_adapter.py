@@ -176,9 +176,7 @@ def test_create_deployment_is_a_transient_preview_that_does_not_wait_for_checks(
 
 def test_deployments_lists_the_environments_newest_first(api: GitHubApi) -> None:
     def deploy(environment: str) -> int:
-        return api.create_deployment(
-            SEEDED_REPO, sha=HEAD_SHA, environment=environment, description="", payload={}
-        )
+        return api.create_deployment(SEEDED_REPO, sha=HEAD_SHA, environment=environment, description="", payload={})
 
     first, _, second = deploy(ENVIRONMENT), deploy("preview/pr-3"), deploy(ENVIRONMENT)
     assert api.deployments(SEEDED_REPO, environment=ENVIRONMENT) == [second, first]
@@ -189,9 +187,7 @@ def test_set_deployment_status_with_urls(api: GitHubApi, github: GitHubEmulator)
     deployment_id = api.create_deployment(
         SEEDED_REPO, sha=HEAD_SHA, environment=ENVIRONMENT, description="", payload={}
     )
-    api.set_deployment_status(
-        SEEDED_REPO, deployment_id, state=DeploymentState.IN_PROGRESS, description="deploying"
-    )
+    api.set_deployment_status(SEEDED_REPO, deployment_id, state=DeploymentState.IN_PROGRESS, description="deploying")
     api.set_deployment_status(
         SEEDED_REPO,
         deployment_id,
@@ -216,9 +212,7 @@ def test_set_deployment_status_inactive_on_teardown(api: GitHubApi, github: GitH
     deployment_id = api.create_deployment(
         SEEDED_REPO, sha=HEAD_SHA, environment=ENVIRONMENT, description="", payload={}
     )
-    api.set_deployment_status(
-        SEEDED_REPO, deployment_id, state=DeploymentState.INACTIVE, description="destroyed"
-    )
+    api.set_deployment_status(SEEDED_REPO, deployment_id, state=DeploymentState.INACTIVE, description="destroyed")
     assert github.deployments(SEEDED_REPO)[0].state == "inactive"
 
 
@@ -244,9 +238,7 @@ def test_set_commit_status(api: GitHubApi, github: GitHubEmulator) -> None:
     assert status.target_url == "https://github.com/Codertocat/Hello-World/pull/2"
 
 
-def test_set_commit_status_cuts_a_long_description_with_an_ellipsis(
-    api: GitHubApi, github: GitHubEmulator
-) -> None:
+def test_set_commit_status_cuts_a_long_description_with_an_ellipsis(api: GitHubApi, github: GitHubEmulator) -> None:
     api.set_commit_status(
         SEEDED_REPO, HEAD_SHA, state=CommitState.FAILURE, context="previewbot", description="why " * 100
     )
@@ -320,9 +312,7 @@ def test_a_bad_gateway_is_retried_with_exponential_backoff(
     api: GitHubApi, github: GitHubEmulator, sleeps: list[float]
 ) -> None:
     github.fail_with_bad_gateway("POST", r"/statuses/", times=2)
-    api.set_commit_status(
-        SEEDED_REPO, HEAD_SHA, state=CommitState.SUCCESS, context="previewbot", description="ok"
-    )
+    api.set_commit_status(SEEDED_REPO, HEAD_SHA, state=CommitState.SUCCESS, context="previewbot", description="ok")
     assert sleeps == [1.0, 2.0]
     assert len(github.statuses(SEEDED_REPO, HEAD_SHA)) == 1
 
@@ -356,9 +346,7 @@ def test_an_unreachable_github_is_a_temporary_error(sleeps: list[float]) -> None
     assert len(sleeps) == POLICY.attempts - 1
 
 
-@pytest.mark.parametrize(
-    ("status", "error"), [(404, NotFound), (422, Invalid), (403, Forbidden), (418, ApiError)]
-)
+@pytest.mark.parametrize(("status", "error"), [(404, NotFound), (422, Invalid), (403, Forbidden), (418, ApiError)])
 def test_other_client_errors_are_never_retried(
     api: GitHubApi, github: GitHubEmulator, sleeps: list[float], status: int, error: type[ApiError]
 ) -> None:

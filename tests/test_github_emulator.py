@@ -87,9 +87,7 @@ def test_user_and_rate_limit(gh: Github, github: GitHubEmulator) -> None:
     assert 0 < core.remaining < 5000
 
 
-def test_requests_are_recorded_without_the_authorization_header(
-    repo: Repository, github: GitHubEmulator
-) -> None:
+def test_requests_are_recorded_without_the_authorization_header(repo: Repository, github: GitHubEmulator) -> None:
     repo.get_issue(SEEDED_PR).create_comment("hello")
     recorded = github.requests[-1]
     assert (recorded.method, recorded.path, recorded.body) == (
@@ -131,12 +129,8 @@ def test_api_links_in_seeded_payloads_point_at_the_emulator(github: GitHubEmulat
     assert repo.get_pull(SEEDED_PR).head.repo.url == f"{github.url}/repos/{SEEDED_REPO}"
 
 
-def test_a_pull_request_made_from_fields_can_come_from_a_fork(
-    github: GitHubEmulator, repo: Repository
-) -> None:
-    github.add_pull(
-        repo=SEEDED_REPO, number=7, head_sha="f" * 40, head_repo="mallory/Hello-World", author="mallory"
-    )
+def test_a_pull_request_made_from_fields_can_come_from_a_fork(github: GitHubEmulator, repo: Repository) -> None:
+    github.add_pull(repo=SEEDED_REPO, number=7, head_sha="f" * 40, head_repo="mallory/Hello-World", author="mallory")
     pull = repo.get_pull(7)
     assert (pull.head.sha, pull.head.repo.full_name, pull.head.repo.fork) == (
         "f" * 40,
@@ -176,9 +170,7 @@ def test_an_issue_from_an_event_takes_comments(github: GitHubEmulator, repo: Rep
 # ---------------------------------------------------------------- comments and reactions
 
 
-def test_comments_are_paginated_with_link_headers(
-    github: GitHubEmulator, repo: Repository, http: httpx.Client
-) -> None:
+def test_comments_are_paginated_with_link_headers(github: GitHubEmulator, repo: Repository, http: httpx.Client) -> None:
     for index in range(130):
         github.add_comment(SEEDED_REPO, SEEDED_PR, f"comment {index}")
     first = http.get(f"/repos/{SEEDED_REPO}/issues/{SEEDED_PR}/comments", params={"per_page": 50})
@@ -211,9 +203,7 @@ def test_a_comment_body_is_limited_to_65536_characters(github: GitHubEmulator, r
     assert len(github.comments(SEEDED_REPO, SEEDED_PR)) == 1
 
 
-def test_a_comment_can_be_read_edited_and_deleted(
-    github: GitHubEmulator, gh: Github, repo: Repository
-) -> None:
+def test_a_comment_can_be_read_edited_and_deleted(github: GitHubEmulator, gh: Github, repo: Repository) -> None:
     comment_id = github.add_comment(SEEDED_REPO, SEEDED_PR, "/preview redeploy", user="octocat")
     comment = repo.get_issue(SEEDED_PR).get_comment(comment_id)
     assert (comment.body, comment.user.login) == ("/preview redeploy", "octocat")
@@ -367,18 +357,14 @@ def test_a_new_success_makes_earlier_deployments_of_the_environment_inactive(
     assert states[elsewhere.id] == "success"
 
 
-def test_auto_inactive_false_keeps_earlier_deployments_active(
-    github: GitHubEmulator, repo: Repository
-) -> None:
+def test_auto_inactive_false_keeps_earlier_deployments_active(github: GitHubEmulator, repo: Repository) -> None:
     earlier = repo.get_deployment(deploy(repo))
     earlier.create_status("success")
     repo.get_deployment(deploy(repo)).create_status("success", auto_inactive=False)
     assert {d.id: d.state for d in github.deployments(SEEDED_REPO)}[earlier.id] == "success"
 
 
-def test_an_active_deployment_cannot_be_deleted(
-    github: GitHubEmulator, http: httpx.Client, repo: Repository
-) -> None:
+def test_an_active_deployment_cannot_be_deleted(github: GitHubEmulator, http: httpx.Client, repo: Repository) -> None:
     first = repo.get_deployment(deploy(repo))
     first.create_status("success")
     deploy(repo)
@@ -392,9 +378,7 @@ def test_an_active_deployment_cannot_be_deleted(
 # ---------------------------------------------------------------- commit statuses
 
 
-def test_commit_statuses_are_listed_newest_first_and_combined(
-    github: GitHubEmulator, repo: Repository
-) -> None:
+def test_commit_statuses_are_listed_newest_first_and_combined(github: GitHubEmulator, repo: Repository) -> None:
     commit = repo.get_commit(HEAD_SHA)
     commit.create_status("pending", context="previewbot", description="deploying", target_url="https://ci/1")
     assert commit.get_combined_status().state == "pending"
