@@ -83,9 +83,7 @@ def test_discovery_serves_every_resource_previewbot_applies(api: client.ApiClien
 
 def test_crud_round_trip_with_not_found_and_already_exists(api: client.ApiClient, namespace: str) -> None:
     core = client.CoreV1Api(api)
-    created = core.create_namespaced_config_map(
-        namespace, {"metadata": {"name": "settings"}, "data": {"a": "1"}}
-    )
+    created = core.create_namespaced_config_map(namespace, {"metadata": {"name": "settings"}, "data": {"a": "1"}})
     assert created.metadata.uid
     assert created.metadata.resource_version
 
@@ -116,9 +114,7 @@ def test_crud_round_trip_with_not_found_and_already_exists(api: client.ApiClient
 
 def test_a_stale_resource_version_is_a_conflict(api: client.ApiClient, namespace: str) -> None:
     core = client.CoreV1Api(api)
-    first = core.create_namespaced_secret(
-        namespace, {"metadata": {"name": "token"}, "stringData": {"k": "v"}}
-    )
+    first = core.create_namespaced_secret(namespace, {"metadata": {"name": "token"}, "stringData": {"k": "v"}})
     core.patch_namespaced_secret("token", namespace, {"metadata": {"labels": {"touched": "yes"}}})
 
     with pytest.raises(ApiException) as stale:
@@ -171,9 +167,7 @@ def test_server_side_apply_creates_updates_and_removes_fields_its_manager_droppe
     )
 
     assert "stale" not in updated.metadata.labels
-    assert updated.to_dict()["spec"]["template"]["spec"]["containers"][0]["env"] == [
-        {"name": "A", "value": "10"}
-    ]
+    assert updated.to_dict()["spec"]["template"]["spec"]["containers"][0]["env"] == [{"name": "A", "value": "10"}]
     assert updated.to_dict()["metadata"]["annotations"] == {"by-hand": "kept"}
     assert updated.metadata.generation == 2
 
@@ -185,9 +179,7 @@ def test_server_side_apply_merges_containers_by_name(api: client.ApiClient, name
         resource, body=deployment("web"), namespace=namespace, field_manager="a", force_conflicts=True
     )
     sidecar = deployment("web")
-    sidecar["spec"]["template"]["spec"]["containers"] = [
-        {"name": "sidecar", "image": "registry.k8s.io/pause:3.9"}
-    ]
+    sidecar["spec"]["template"]["spec"]["containers"] = [{"name": "sidecar", "image": "registry.k8s.io/pause:3.9"}]
 
     merged = dynamic.server_side_apply(
         resource, body=sidecar, namespace=namespace, field_manager="b", force_conflicts=True
@@ -213,13 +205,10 @@ def test_server_side_apply_merges_containers_by_name(api: client.ApiClient, name
 def test_label_selectors(api: client.ApiClient, namespace: str, selector: str, expected: set[str]) -> None:
     core = client.CoreV1Api(api)
     for name, labels in {"a": {"tier": "web"}, "b": {"tier": "db", "env": "prod"}, "c": {}}.items():
-        core.create_namespaced_config_map(
-            namespace, {"metadata": {"name": name, "labels": {"set": "s", **labels}}}
-        )
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": name, "labels": {"set": "s", **labels}}})
 
     found = {
-        cm.metadata.name
-        for cm in core.list_namespaced_config_map(namespace, label_selector=f"set=s,{selector}").items
+        cm.metadata.name for cm in core.list_namespaced_config_map(namespace, label_selector=f"set=s,{selector}").items
     }
 
     assert found == expected
@@ -228,13 +217,10 @@ def test_label_selectors(api: client.ApiClient, namespace: str, selector: str, e
 def test_field_selector_and_delete_collection(api: client.ApiClient, namespace: str) -> None:
     core = client.CoreV1Api(api)
     for name in ("one", "two"):
-        core.create_namespaced_config_map(
-            namespace, {"metadata": {"name": name, "labels": {"doomed": "yes"}}}
-        )
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": name, "labels": {"doomed": "yes"}}})
 
     assert [
-        cm.metadata.name
-        for cm in core.list_namespaced_config_map(namespace, field_selector="metadata.name=two").items
+        cm.metadata.name for cm in core.list_namespaced_config_map(namespace, field_selector="metadata.name=two").items
     ] == ["two"]
     core.delete_collection_namespaced_config_map(namespace, label_selector="doomed=yes")
     assert core.list_namespaced_config_map(namespace, label_selector="doomed").items == []
@@ -285,9 +271,7 @@ def test_a_watch_without_resource_version_starts_with_current_objects_and_sees_d
 def test_a_watch_ends_at_its_timeout(api: client.ApiClient, namespace: str) -> None:
     started = time.monotonic()
 
-    events = list(
-        watch.Watch().stream(client.CoreV1Api(api).list_namespaced_secret, namespace, timeout_seconds=1)
-    )
+    events = list(watch.Watch().stream(client.CoreV1Api(api).list_namespaced_secret, namespace, timeout_seconds=1))
 
     assert events == []
     assert time.monotonic() - started < 3
@@ -314,9 +298,7 @@ def test_a_deleted_namespace_terminates_then_goes(kube: KubeEnv, api: client.Api
     assert status_of(inside) == (403, "Forbidden")
     assert "being terminated" in inside.value.body
 
-    for event in watch.Watch().stream(
-        core.list_namespace, field_selector=f"metadata.name={name}", timeout_seconds=60
-    ):
+    for event in watch.Watch().stream(core.list_namespace, field_selector=f"metadata.name={name}", timeout_seconds=60):
         if event["type"] == "DELETED":
             break
     else:
@@ -324,3 +306,261 @@ def test_a_deleted_namespace_terminates_then_goes(kube: KubeEnv, api: client.Api
     with pytest.raises(ApiException) as missing:
         core.read_namespace(name)
     assert missing.value.status == 404
+
+
+# ---------------------------------------------------------------- workloads, kubelet and events
+
+
+def watch_until(list_function: Any, namespace: str, name: str, done: Any, *, timeout: int = 60) -> Any:
+    """Watch one object until done(obj) holds; the object, or a failed test at the timeout."""
+    for event in watch.Watch().stream(
+        list_function, namespace, field_selector=f"metadata.name={name}", timeout_seconds=timeout
+    ):
+        if event["type"] != "DELETED" and done(event["object"]):
+            return event["object"]
+    pytest.fail(f"{name} never reached the expected state")
+
+
+def rolled_out(deployment: client.V1Deployment) -> bool:
+    status, desired = deployment.status, deployment.spec.replicas
+    return bool(
+        status.observed_generation
+        and status.observed_generation >= deployment.metadata.generation
+        and status.updated_replicas == desired
+        and status.available_replicas == desired
+        and status.replicas == desired
+    )
+
+
+def job_finished(job: client.V1Job) -> bool:
+    return any(c.type in ("Complete", "Failed") and c.status == "True" for c in job.status.conditions or [])
+
+
+def app_pods(api: client.ApiClient, namespace: str, app: str) -> list[client.V1Pod]:
+    return list(client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=f"app={app}").items)
+
+
+def waiting_reason(pod: client.V1Pod) -> str | None:
+    state = pod.status.container_statuses[0].state if pod.status.container_statuses else None
+    return state.waiting.reason if state and state.waiting else None
+
+
+def test_a_deployment_of_a_server_image_rolls_out_ready(api: client.ApiClient, namespace: str) -> None:
+    apps = client.AppsV1Api(api)
+    apps.create_namespaced_deployment(namespace, deployment("web"))
+
+    ready = watch_until(apps.list_namespaced_deployment, namespace, "web", rolled_out)
+
+    assert {c.type: c.status for c in ready.status.conditions} == {"Available": "True", "Progressing": "True"}
+    [pod] = app_pods(api, namespace, "web")
+    assert pod.status.phase == "Running"
+    assert pod.metadata.owner_references[0].kind == "ReplicaSet"
+    assert "pod-template-hash" in pod.metadata.labels
+
+
+def wait_for_pods(api: client.ApiClient, namespace: str, app: str, done: Any, *, timeout: int = 60) -> list[Any]:
+    """List the app's pods until done(pods) holds, watching for the next change between two looks."""
+    core = client.CoreV1Api(api)
+    while True:
+        listed = core.list_namespaced_pod(namespace, label_selector=f"app={app}")
+        if done(listed.items):
+            return list(listed.items)
+        changes = watch.Watch().stream(
+            core.list_namespaced_pod,
+            namespace,
+            label_selector=f"app={app}",
+            resource_version=listed.metadata.resource_version,
+            timeout_seconds=timeout,
+        )
+        if next(changes, None) is None:
+            pytest.fail(f"the pods of {app} never reached the expected state")
+        changes.close()
+
+
+def test_a_new_template_replaces_the_old_pods(api: client.ApiClient, namespace: str) -> None:
+    apps = client.AppsV1Api(api)
+    apps.create_namespaced_deployment(namespace, deployment("web"))
+    watch_until(apps.list_namespaced_deployment, namespace, "web", rolled_out)
+    [old_pod] = app_pods(api, namespace, "web")
+
+    apps.patch_namespaced_deployment(
+        "web", namespace, {"spec": {"template": {"metadata": {"annotations": {"rev": "2"}}}}}
+    )
+    rolled = watch_until(apps.list_namespaced_deployment, namespace, "web", rolled_out)
+    [new_pod] = wait_for_pods(
+        api,
+        namespace,
+        "web",
+        lambda pods: (
+            [p.metadata.name for p in pods if p.metadata.name != old_pod.metadata.name]
+            == [p.metadata.name for p in pods]
+            and len(pods) == 1
+        ),
+    )
+
+    assert rolled.metadata.generation == 2
+    assert new_pod.metadata.labels["pod-template-hash"] != old_pod.metadata.labels["pod-template-hash"]
+
+
+def test_an_unpullable_image_backs_off_with_warning_events(api: client.ApiClient, namespace: str) -> None:
+    client.AppsV1Api(api).create_namespaced_deployment(namespace, deployment("web", image="registry.invalid/app:1"))
+
+    [pod] = wait_for_pods(api, namespace, "web", lambda pods: [waiting_reason(p) for p in pods] == ["ImagePullBackOff"])
+
+    events = client.CoreV1Api(api).list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={pod.metadata.name}"
+    )
+    warnings = {(e.reason, e.type) for e in events.items if e.type == "Warning"}
+    assert {("Failed", "Warning"), ("BackOff", "Warning")} <= warnings
+    assert any("registry.invalid/app:1" in e.message for e in events.items if e.reason == "Failed")
+    assert pod.status.phase == "Pending"
+    with pytest.raises(ApiException) as not_started:
+        client.CoreV1Api(api).read_namespaced_pod_log(pod.metadata.name, namespace)
+    assert not_started.value.status == 400
+
+
+def test_an_image_the_test_removed_cannot_be_pulled(
+    emulated_kube: KubeEnv, api: client.ApiClient, namespace: str
+) -> None:
+    assert emulated_kube.kubelet is not None
+    emulated_kube.kubelet.missing_images.add("example.com/gone:1")
+    client.AppsV1Api(api).create_namespaced_deployment(namespace, deployment("web", image="example.com/gone:1"))
+
+    wait_for_pods(api, namespace, "web", lambda pods: [waiting_reason(p) for p in pods] == ["ImagePullBackOff"])
+
+
+def test_a_crashing_container_loops_with_its_log_readable(api: client.ApiClient, namespace: str) -> None:
+    crashing = deployment(
+        "web", image="busybox:1.36", command=["sh", "-c", "echo starting up\necho bad config >&2\nexit 3"]
+    )
+    client.AppsV1Api(api).create_namespaced_deployment(namespace, crashing)
+
+    [pod] = wait_for_pods(
+        api,
+        namespace,
+        "web",
+        lambda pods: (
+            [waiting_reason(p) for p in pods] == ["CrashLoopBackOff"]
+            and pods[0].status.container_statuses[0].restart_count >= 1
+        ),
+    )
+
+    status = pod.status.container_statuses[0]
+    assert status.last_state.terminated.exit_code == 3
+    assert status.last_state.terminated.reason == "Error"
+    log = client.CoreV1Api(api).read_namespaced_pod_log(pod.metadata.name, namespace, container="main", tail_lines=5)
+    assert log == "starting up\nbad config\n"
+    events = client.CoreV1Api(api).list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={pod.metadata.name}"
+    )
+    assert "BackOff" in {e.reason for e in events.items if e.type == "Warning"}
+
+
+def job_running(name: str, script: str, *, backoff_limit: int = 0) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "backoffLimit": backoff_limit,
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "tests", "image": "busybox:1.36", "command": ["sh", "-c", script]}],
+                },
+            },
+        },
+    }
+
+
+def test_a_job_that_succeeds_completes_with_its_log(api: client.ApiClient, namespace: str) -> None:
+    batch = client.BatchV1Api(api)
+    script = "echo running e2e\nsleep 1\nprintf '%s passed\\n' 3\ncat <<'EOF'\n<testsuite tests=\"3\"/>\nEOF\n"
+    batch.create_namespaced_job(namespace, job_running("e2e", script))
+
+    done = watch_until(batch.list_namespaced_job, namespace, "e2e", job_finished)
+
+    assert [(c.type, c.status) for c in done.status.conditions if c.type in ("Complete", "Failed")] == [
+        ("Complete", "True")
+    ]
+    assert done.status.succeeded == 1
+    [pod] = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector="job-name=e2e").items
+    assert pod.status.phase == "Succeeded"
+    log = client.CoreV1Api(api).read_namespaced_pod_log(pod.metadata.name, namespace)
+    assert log == 'running e2e\n3 passed\n<testsuite tests="3"/>\n'
+
+
+def test_a_job_that_fails_runs_out_of_retries(api: client.ApiClient, namespace: str) -> None:
+    batch = client.BatchV1Api(api)
+    batch.create_namespaced_job(namespace, job_running("e2e", "echo 1 failed\nexit 1", backoff_limit=1))
+
+    done = watch_until(batch.list_namespaced_job, namespace, "e2e", job_finished)
+
+    failed = next(c for c in done.status.conditions if c.type == "Failed")
+    assert (failed.status, failed.reason) == ("True", "BackoffLimitExceeded")
+    assert done.status.failed == 2
+    pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector="job-name=e2e").items
+    assert {p.status.phase for p in pods} == {"Failed"}
+    assert client.CoreV1Api(api).read_namespaced_pod_log(pods[0].metadata.name, namespace) == "1 failed\n"
+
+
+def test_a_job_past_its_active_deadline_fails(api: client.ApiClient, namespace: str) -> None:
+    batch = client.BatchV1Api(api)
+    body = job_running("e2e", "sleep 600")
+    body["spec"]["activeDeadlineSeconds"] = 2
+    batch.create_namespaced_job(namespace, body)
+
+    done = watch_until(batch.list_namespaced_job, namespace, "e2e", job_finished)
+
+    assert [c.reason for c in done.status.conditions if c.type == "Failed"] == ["DeadlineExceeded"]
+
+
+def test_a_missing_secret_is_a_container_config_error(api: client.ApiClient, namespace: str) -> None:
+    body = deployment("web", env=[{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "t"}}}])
+    client.AppsV1Api(api).create_namespaced_deployment(namespace, body)
+
+    [pod] = wait_for_pods(
+        api, namespace, "web", lambda pods: [waiting_reason(p) for p in pods] == ["CreateContainerConfigError"]
+    )
+
+    assert 'secret "absent" not found' in pod.status.container_statuses[0].state.waiting.message
+
+
+def test_stateful_sets_and_daemon_sets_become_ready(api: client.ApiClient, namespace: str) -> None:
+    apps = client.AppsV1Api(api)
+    stateful = deployment("db")
+    stateful.update(kind="StatefulSet")
+    stateful["spec"].update(replicas=2, serviceName="db")
+    daemon = deployment("agent")
+    daemon.update(kind="DaemonSet")
+    del daemon["spec"]["replicas"]
+    apps.create_namespaced_stateful_set(namespace, stateful)
+    apps.create_namespaced_daemon_set(namespace, daemon)
+
+    ready_set = watch_until(
+        apps.list_namespaced_stateful_set,
+        namespace,
+        "db",
+        lambda s: s.status.ready_replicas == 2 and s.status.current_revision == s.status.update_revision,
+    )
+    ready_daemons = watch_until(
+        apps.list_namespaced_daemon_set,
+        namespace,
+        "agent",
+        lambda d: d.status.number_ready == d.status.desired_number_scheduled >= 1,
+    )
+
+    assert ready_set.status.observed_generation == 1
+    assert ready_daemons.status.updated_number_scheduled == ready_daemons.status.desired_number_scheduled
+    assert sorted(p.metadata.name for p in app_pods(api, namespace, "db")) == ["db-0", "db-1"]
+
+
+def test_deleting_a_deployment_deletes_its_pods(api: client.ApiClient, namespace: str) -> None:
+    apps = client.AppsV1Api(api)
+    apps.create_namespaced_deployment(namespace, deployment("web"))
+    watch_until(apps.list_namespaced_deployment, namespace, "web", rolled_out)
+
+    apps.delete_namespaced_deployment("web", namespace, propagation_policy="Background")
+
+    assert wait_for_pods(api, namespace, "web", lambda pods: pods == []) == []

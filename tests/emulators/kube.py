@@ -25,7 +25,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -163,9 +163,7 @@ def _details(rtype: ResourceType, name: str) -> Obj:
 
 
 def not_found(rtype: ResourceType, name: str) -> ApiStatusError:
-    return ApiStatusError(
-        404, "NotFound", f'{rtype.qualified} "{name}" not found', details=_details(rtype, name)
-    )
+    return ApiStatusError(404, "NotFound", f'{rtype.qualified} "{name}" not found', details=_details(rtype, name))
 
 
 def bad_request(message: str) -> ApiStatusError:
@@ -337,9 +335,7 @@ def json_patch(document: Obj, operations: list[Obj]) -> Obj:
                 from_parts = _pointer(operation["from"])
                 from_parent = _container_at(result, from_parts[:-1])
                 value = copy.deepcopy(
-                    from_parent[int(from_parts[-1])]
-                    if isinstance(from_parent, list)
-                    else from_parent[from_parts[-1]]
+                    from_parent[int(from_parts[-1])] if isinstance(from_parent, list) else from_parent[from_parts[-1]]
                 )
                 if op == "move":
                     del from_parent[int(from_parts[-1]) if isinstance(from_parent, list) else from_parts[-1]]
@@ -467,9 +463,7 @@ def validate(rtype: ResourceType, obj: Obj) -> None:
         problems.append(f'metadata.name: Invalid value: "{name}": must be a lowercase RFC 1123 name')
     for value in (metadata.get("labels") or {}).values():
         if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
-            problems.append(
-                f'metadata.labels: Invalid value: "{value}": a valid label value is at most 63 characters'
-            )
+            problems.append(f'metadata.labels: Invalid value: "{value}": a valid label value is at most 63 characters')
     spec = obj.get("spec") or {}
     if rtype.kind == "Pod":
         problems += _pod_spec_problems(spec, "spec")
@@ -480,16 +474,12 @@ def validate(rtype: ResourceType, obj: Obj) -> None:
         if not spec.get("selector"):
             problems.append("spec.selector: Required value")
         elif not selector_matches(spec["selector"], template_labels):
-            problems.append(
-                "spec.template.metadata.labels: Invalid value: `selector` does not match template `labels`"
-            )
+            problems.append("spec.template.metadata.labels: Invalid value: `selector` does not match template `labels`")
     if rtype.kind == "Job" and ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy") not in (
         "Never",
         "OnFailure",
     ):
-        problems.append(
-            'spec.template.spec.restartPolicy: Required value: valid values: "OnFailure", "Never"'
-        )
+        problems.append('spec.template.spec.restartPolicy: Required value: valid values: "OnFailure", "Never"')
     if problems:
         raise invalid(rtype, name, problems)
 
@@ -543,7 +533,7 @@ def apply_defaults(rtype: ResourceType, obj: Obj) -> None:
             port.setdefault("targetPort", port.get("port"))
     elif rtype.kind == "Namespace":
         spec.setdefault("finalizers", ["kubernetes"])
-        obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+        obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"].get("name", "")
 
 
 def _spec_part(obj: Obj) -> Obj:
@@ -566,8 +556,8 @@ class WatchEvent:
 class ContainerLog:
     """What one container wrote: the current run, and the one before its last restart."""
 
-    current: list[str] = field(default_factory=list)
-    previous: list[str] | None = None
+    current: str = ""
+    previous: str | None = None
 
 
 Key = tuple[str, str | None, str]  # kind, namespace, name
@@ -595,9 +585,7 @@ class KubeApiServer:
         self._stopping = False
         self._http = _HttpServer(self)
         self._threads = [
-            threading.Thread(
-                target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, name="kube-api"
-            ),
+            threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, name="kube-api"),
             threading.Thread(target=self._finalize_namespaces, name="kube-namespace-finalizer"),
         ]
         for name in ("default", "kube-system", "kube-public"):
@@ -637,15 +625,11 @@ class KubeApiServer:
         with self._lock:
             return [copy.deepcopy(o) for o in self._select(kind, namespace, label_selector, field_selector)]
 
-    def _select(
-        self, kind: str, namespace: str | None, label_selector: str, field_selector: str
-    ) -> list[Obj]:
+    def _select(self, kind: str, namespace: str | None, label_selector: str, field_selector: str) -> list[Obj]:
         by_labels, by_fields = label_matcher(label_selector), field_matcher(field_selector)
         return [
             obj
-            for (obj_kind, obj_namespace, _), obj in sorted(
-                self._objects.items(), key=lambda item: str(item[0])
-            )
+            for (obj_kind, obj_namespace, _), obj in sorted(self._objects.items(), key=lambda item: str(item[0]))
             if obj_kind == kind
             and (namespace is None or obj_namespace == namespace)
             and by_labels(obj)
@@ -693,9 +677,7 @@ class KubeApiServer:
                 details=_details(rtype, name),
             )
 
-    def create(
-        self, kind: str, obj: Obj, *, namespace: str | None = None, field_manager: str | None = None
-    ) -> Obj:
+    def create(self, kind: str, obj: Obj, *, namespace: str | None = None, field_manager: str | None = None) -> Obj:
         rtype = _BY_KIND[kind]
         with self._lock:
             new = copy.deepcopy(obj)
@@ -707,8 +689,15 @@ class KubeApiServer:
                 metadata.pop("namespace", None)
             if not metadata.get("name") and metadata.get("generateName"):
                 metadata["name"] = metadata["generateName"] + secrets.token_hex(3)[:5]
+            name = metadata.get("name", "")
+            for server_owned in ("resourceVersion", "deletionTimestamp", "managedFields"):
+                metadata.pop(server_owned, None)
+            metadata.update(uid=str(uuid.uuid4()), creationTimestamp=now_rfc3339(), generation=1)
+            if kind in _INITIAL_STATUS or "status" in rtype.subresources:
+                new["status"] = copy.deepcopy(_INITIAL_STATUS.get(kind, {}))
+            self._prepare_job(rtype, new)
+            apply_defaults(rtype, new)
             validate(rtype, new)
-            name = metadata["name"]
             if (kind, metadata.get("namespace"), name) in self._objects:
                 raise ApiStatusError(
                     409,
@@ -717,13 +706,6 @@ class KubeApiServer:
                     details=_details(rtype, name),
                 )
             self._check_namespace(rtype, namespace, name)
-            for server_owned in ("resourceVersion", "deletionTimestamp", "managedFields"):
-                metadata.pop(server_owned, None)
-            metadata.update(uid=str(uuid.uuid4()), creationTimestamp=now_rfc3339(), generation=1)
-            if kind in _INITIAL_STATUS or "status" in rtype.subresources:
-                new["status"] = copy.deepcopy(_INITIAL_STATUS.get(kind, {}))
-            self._prepare_job(rtype, new)
-            apply_defaults(rtype, new)
             if field_manager is not None:
                 self._apply_fields[(kind, metadata.get("namespace"), name)] = {
                     field_manager: field_paths(_applied_fields(obj))
@@ -738,7 +720,7 @@ class KubeApiServer:
         """Label a Job's pods with its uid and select them by it, as the API server does."""
         if rtype.kind != "Job":
             return
-        uid, name = job["metadata"]["uid"], job["metadata"]["name"]
+        uid, name = job["metadata"]["uid"], job["metadata"].get("name", "")
         spec = job.setdefault("spec", {})
         generated = {
             "batch.kubernetes.io/controller-uid": uid,
@@ -839,9 +821,7 @@ class KubeApiServer:
         namespace = namespace if rtype.namespaced else None
         with self._lock:
             if content_type.startswith("application/apply-patch"):
-                return self._apply(
-                    rtype, name, body, namespace=namespace, field_manager=field_manager, force=force
-                )
+                return self._apply(rtype, name, body, namespace=namespace, field_manager=field_manager, force=force)
             current = self._existing(rtype, namespace, name)
             if content_type.startswith("application/json-patch"):
                 if not isinstance(body, list):
@@ -865,11 +845,7 @@ class KubeApiServer:
     ) -> Obj:
         if not field_manager:
             raise bad_request("PATCH with apply patch requires a fieldManager")
-        if (
-            not isinstance(body, dict)
-            or body.get("kind") != rtype.kind
-            or body.get("apiVersion") != rtype.api_version
-        ):
+        if not isinstance(body, dict) or body.get("kind") != rtype.kind or body.get("apiVersion") != rtype.api_version:
             raise bad_request(f"the apply configuration must be a {rtype.api_version} {rtype.kind}")
         if body.get("metadata", {}).get("name") != name:
             raise bad_request(f"the name of the object does not match the name on the URL ({name})")
@@ -888,9 +864,7 @@ class KubeApiServer:
                 if _value_at(current, path) != _value_at(applied, path)
             )
             if clashes:
-                raise conflict(
-                    rtype, name, f"Apply failed with {len(clashes)} conflicts: {', '.join(clashes)}"
-                )
+                raise conflict(rtype, name, f"Apply failed with {len(clashes)} conflicts: {', '.join(clashes)}")
         new = copy.deepcopy(current)
         for stale in managers.get(field_manager, set()) - new_fields - others:
             _remove_field(new, stale)
@@ -903,9 +877,7 @@ class KubeApiServer:
                 managers[manager] -= new_fields
         return updated
 
-    def delete(
-        self, kind: str, name: str, *, namespace: str | None = None, propagation: str | None = None
-    ) -> Obj:
+    def delete(self, kind: str, name: str, *, namespace: str | None = None, propagation: str | None = None) -> Obj:
         """Delete now (a Namespace goes Terminating first); returns what a DELETE answers."""
         rtype = _BY_KIND[kind]
         namespace = namespace if rtype.namespaced else None
@@ -944,9 +916,7 @@ class KubeApiServer:
             dependent_type = _BY_KIND[dependent_key[0]]
             if orphan:
                 released = copy.deepcopy(dependent)
-                released["metadata"]["ownerReferences"] = [
-                    r for r in references if r.get("uid") != metadata["uid"]
-                ]
+                released["metadata"]["ownerReferences"] = [r for r in references if r.get("uid") != metadata["uid"]]
                 self._commit(dependent_type, released, previous=copy.deepcopy(dependent), event="MODIFIED")
             else:
                 self._remove(dependent_type, dependent, propagation=propagation)
@@ -1003,9 +973,7 @@ class KubeApiServer:
         deadline = time.monotonic() + timeout
 
         def relevant(obj: Obj) -> bool:
-            return obj["kind"] == kind and (
-                namespace is None or obj["metadata"].get("namespace") == namespace
-            )
+            return obj["kind"] == kind and (namespace is None or obj["metadata"].get("namespace") == namespace)
 
         with self._lock:
             if resource_version in (None, "", "0"):
@@ -1034,9 +1002,7 @@ class KubeApiServer:
 
     def append_log(self, namespace: str, pod: str, container: str, text: str) -> None:
         with self._lock:
-            self.logs.setdefault((namespace, pod, container), ContainerLog()).current.extend(
-                text.splitlines()
-            )
+            self.logs.setdefault((namespace, pod, container), ContainerLog()).current += text
 
     def restart_log(self, namespace: str, pod: str, container: str) -> None:
         """A container starts (again): its last run becomes the previous log."""
@@ -1045,7 +1011,7 @@ class KubeApiServer:
             if log is None:
                 self.logs[(namespace, pod, container)] = ContainerLog()
             else:
-                log.previous, log.current = log.current, []
+                log.previous, log.current = log.current, ""
 
     def read_log(
         self,
@@ -1062,20 +1028,16 @@ class KubeApiServer:
             if container is None:
                 if len(containers) != 1:
                     choices = " ".join(containers)
-                    raise bad_request(
-                        f"a container name must be specified for pod {pod}, choose one of: [{choices}]"
-                    )
+                    raise bad_request(f"a container name must be specified for pod {pod}, choose one of: [{choices}]")
                 container = containers[0]
             if container not in containers:
                 raise bad_request(f"container {container} is not valid for pod {pod}")
             log = self.logs.get((namespace, pod, container))
-            lines = (
-                log.previous if log is not None and previous else (log.current if log is not None else None)
-            )
-            if lines is None:
+            text = None if log is None else log.previous if previous else log.current
+            if text is None:
                 raise bad_request(self._not_started(obj, pod, container, previous=previous))
-            shown = lines if tail_lines is None else lines[len(lines) - min(tail_lines, len(lines)) :]
-            return "".join(f"{line}\n" for line in shown)
+            lines = text.splitlines(keepends=True)
+            return "".join(lines if tail_lines is None else lines[len(lines) - min(tail_lines, len(lines)) :])
 
     @staticmethod
     def _not_started(pod_obj: Obj, pod: str, container: str, *, previous: bool) -> str:
@@ -1126,9 +1088,7 @@ def _discovery_resources(group: str, version: str) -> list[Obj]:
             }
         )
         for sub in rtype.subresources:
-            verbs = (
-                ["get"] if sub == "log" else ["update"] if sub == "finalize" else ["get", "patch", "update"]
-            )
+            verbs = ["get"] if sub == "log" else ["update"] if sub == "finalize" else ["get", "patch", "update"]
             kind = "Scale" if sub == "scale" else rtype.kind
             listed.append(
                 {
@@ -1144,9 +1104,7 @@ def _discovery_resources(group: str, version: str) -> list[Obj]:
 
 def _group_entry(group: str) -> Obj:
     versions = [
-        {"groupVersion": f"{group}/{version}", "version": version}
-        for g, version in _GROUP_VERSIONS
-        if g == group
+        {"groupVersion": f"{group}/{version}", "version": version} for g, version in _GROUP_VERSIONS if g == group
     ]
     return {"name": group, "versions": versions, "preferredVersion": versions[0]}
 
@@ -1299,9 +1257,7 @@ class _Handler(BaseHTTPRequestHandler):
         group, version, rest = (
             ("", parts[1], parts[2:])
             if parts[:1] == ["api"] and len(parts) > 1
-            else (
-                (parts[1], parts[2], parts[3:]) if parts[:1] == ["apis"] and len(parts) > 2 else ("", "", [])
-            )
+            else ((parts[1], parts[2], parts[3:]) if parts[:1] == ["apis"] and len(parts) > 2 else ("", "", []))
         )
         if (group, version) not in _GROUP_VERSIONS:
             raise ApiStatusError(404, "NotFound", "the server could not find the requested resource")
@@ -1322,9 +1278,7 @@ class _Handler(BaseHTTPRequestHandler):
         rtype = _BY_PATH.get((group, version, rest[0]))
         if rtype is None or len(rest) > 3 or (len(rest) == 3 and rest[2] not in rtype.subresources):
             raise ApiStatusError(404, "NotFound", "the server could not find the requested resource")
-        route = _Route(
-            rtype, namespace, rest[1] if len(rest) > 1 else None, rest[2] if len(rest) > 2 else None
-        )
+        route = _Route(rtype, namespace, rest[1] if len(rest) > 1 else None, rest[2] if len(rest) > 2 else None)
         self._serve(method, route, query, body)
 
     def _serve(self, method: str, route: _Route, query: dict[str, str], body: Any) -> None:
@@ -1407,9 +1361,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send_json(200, api.delete(kind, name, namespace=namespace, propagation=propagation))
         else:
-            raise ApiStatusError(
-                405, "MethodNotAllowed", f"the server does not allow this method on {rtype.qualified}"
-            )
+            raise ApiStatusError(405, "MethodNotAllowed", f"the server does not allow this method on {rtype.qualified}")
 
     @staticmethod
     def _check_body(body: Any, route: _Route) -> None:
@@ -1417,9 +1369,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise bad_request("the request body must be an object")
         sent_namespace = (body.get("metadata") or {}).get("namespace")
         if route.rtype.namespaced and sent_namespace and sent_namespace != route.namespace:
-            raise bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request"
-            )
+            raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
 
     def _stream_watch(
         self, kind: str, namespace: str | None, query: dict[str, str], by_labels: Matcher, by_fields: Matcher

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from tests.emulators.kube import KubeApiServer
+from tests.emulators.kubelet import Kubelet
 
 REAL_CLUSTER_ENV = "PREVIEWBOT_TEST_KUBECONFIG"
 
@@ -27,7 +28,7 @@ class KubeEnv:
     kubeconfig: Path
     emulated: bool
     server: KubeApiServer | None
-    kubelet: None  # the test-only kubelet arrives with the workload controllers
+    kubelet: Kubelet | None
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
     _clients: list[kubernetes.client.ApiClient] = field(default_factory=list, repr=False)
 
@@ -72,16 +73,18 @@ def kube(tmp_path: Path) -> Iterator[KubeEnv]:
             env.close()
         return
     server = KubeApiServer().start()
+    kubelet = Kubelet(server).start()
     env = KubeEnv(
         kubeconfig=write_kubeconfig(tmp_path / "kubeconfig", server.url),
         emulated=True,
         server=server,
-        kubelet=None,
+        kubelet=kubelet,
     )
     try:
         yield env
     finally:
         env.close()
+        kubelet.stop()
         server.stop()
     if server.internal_errors:
         pytest.fail("the Kubernetes emulator failed:\n" + "\n".join(server.internal_errors))
