@@ -28,12 +28,15 @@ class UserError(PreviewbotError):
 
 
 class ConfigError(UserError):
-    """The repo's .preview.yml is invalid. `problems` holds one line per problem."""
+    """The repo's .preview.yml is invalid. `problems` holds one line per problem, each naming where."""
 
     def __init__(self, path: str, problems: list[str]) -> None:
         self.path = path
         self.problems = problems
-        super().__init__(f"{path}: " + "; ".join(problems))
+        if len(problems) == 1:
+            super().__init__(problems[0])
+        else:
+            super().__init__("\n".join([f"{path} has {len(problems)} problems:", *problems]))
 
 
 class ManifestError(UserError):

@@ -67,7 +67,7 @@ def comment_event(
     event["comment"]["body"] = body
     event["comment"]["user"] = {**event["comment"]["user"], "login": user, "type": user_type}
     event["sender"] = {**event["sender"], "login": user, "type": user_type}
-    return event
+    return comment_id, event
 
 
 def namespace_phase(core: Any, name: str) -> str | None:

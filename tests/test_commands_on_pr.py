@@ -101,16 +101,21 @@ def namespace_of(prefix: str) -> str:
 
 
 def sticky(github: Any) -> str:
-    [body] = [c["body"] for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c["body"])]
+    [body] = [c.body for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c.body)]
     return body
 
 
 def replies(github: Any) -> list[str]:
-    return [c["body"] for c in github.comments(REPO, PR_NUMBER) if not render.is_preview_comment(c["body"])]
+    """What previewbot answered, besides its sticky comment."""
+    return [
+        c.body
+        for c in github.comments(REPO, PR_NUMBER)
+        if c.user == github.login and not render.is_preview_comment(c.body)
+    ]
 
 
 def reactions(github: Any, comment_id: int) -> list[str]:
-    return [r["content"] for r in github.reactions(REPO, comment_id)]
+    return [r.content for r in github.reactions(REPO, comment_id)]
 
 
 def namespace_exists(core: Any, name: str) -> bool:
@@ -120,12 +125,13 @@ def namespace_exists(core: Any, name: str) -> bool:
 def test_destroy_tears_down_and_a_later_push_deploys_again(bot: Bot, github: Any, core: Any, prefix: str) -> None:
     bot.on("pull_request", pr_event("opened", sha=SHA_1))
 
-    [outcome] = bot.on("issue_comment", comment_event("/preview destroy", comment_id=11))
+    comment_id, event = comment_event(github, "/preview destroy")
+    [outcome] = bot.on("issue_comment", event)
 
     assert outcome.status == Phase.DESTROYED
     assert not namespace_exists(core, namespace_of(prefix))
     assert "/preview destroy" in sticky(github)
-    assert "eyes" in reactions(github, 11)
+    assert "eyes" in reactions(github, comment_id)
     github.add_pull(pr_event("synchronize", sha=SHA_2)["pull_request"])
     [again] = bot.on("pull_request", pr_event("synchronize", sha=SHA_2))
     assert again.status == Phase.READY
@@ -134,7 +140,8 @@ def test_destroy_tears_down_and_a_later_push_deploys_again(bot: Bot, github: Any
 def test_status_replies_with_the_current_state(bot: Bot, github: Any, prefix: str) -> None:
     bot.on("pull_request", pr_event("opened", sha=SHA_1))
 
-    bot.on("issue_comment", comment_event("/preview status", comment_id=12))
+    comment_id, event = comment_event(github, "/preview status")
+    bot.on("issue_comment", event)
 
     [reply] = replies(github)
     assert namespace_of(prefix) in reply or SHA_1[:7] in reply
@@ -142,38 +149,40 @@ def test_status_replies_with_the_current_state(bot: Bot, github: Any, prefix: st
 
 
 def test_help_and_an_unknown_verb_get_replies(bot: Bot, github: Any) -> None:
-    bot.on("issue_comment", comment_event("/preview help", comment_id=13))
-    bot.on("issue_comment", comment_event("/preview deploy-everything", comment_id=14))
+    comment_id, event = comment_event(github, "/preview help")
+    bot.on("issue_comment", event)
+    comment_id, event = comment_event(github, "/preview deploy-everything")
+    bot.on("issue_comment", event)
 
     help_reply, error_reply = replies(github)
     for verb in ("redeploy", "destroy", "status", "help", "approve"):
         assert verb in help_reply
         assert verb in error_reply
     assert "deploy-everything" in error_reply
-    assert "confused" in reactions(github, 14)
+    assert "confused" in reactions(github, comment_id)
 
 
 def test_a_reader_may_not_destroy(bot: Bot, github: Any, core: Any, prefix: str) -> None:
     bot.on("pull_request", pr_event("opened", sha=SHA_1))
 
-    [outcome] = bot.on("issue_comment", comment_event("/preview destroy", user="reader", comment_id=15))
+    comment_id, event = comment_event(github, "/preview destroy", user="reader")
+    [outcome] = bot.on("issue_comment", event)
 
     assert outcome.status == "refused"
     assert namespace_exists(core, namespace_of(prefix))
     [reply] = replies(github)
     assert "@reader" in reply
     assert "write" in reply
-    assert "-1" in reactions(github, 15)
+    assert "-1" in reactions(github, comment_id)
 
 
 def test_a_bot_comment_runs_nothing(bot: Bot, github: Any) -> None:
-    [outcome] = bot.on(
-        "issue_comment",
-        comment_event("/preview redeploy", user="previewbot[bot]", user_type="Bot", comment_id=16),
-    )
+    comment_id, event = comment_event(github, "/preview redeploy", user="dependabot[bot]", user_type="Bot")
+    [outcome] = bot.on("issue_comment", event)
 
     assert outcome.status == "ignored"
-    assert github.comments(REPO, PR_NUMBER) == []
+    assert replies(github) == []
+    assert github.reactions(REPO, comment_id) == []
     assert github.deployments(REPO) == []
 
 
@@ -188,7 +197,8 @@ def test_a_fork_pr_waits_for_approval_and_again_after_a_push(bot: Bot, github: A
     assert not namespace_exists(core, namespace_of(prefix))
     assert github.deployments(REPO) == []
 
-    [approved] = bot.on("issue_comment", comment_event("/preview approve", user="maintainer", comment_id=21))
+    comment_id, event = comment_event(github, "/preview approve", user="maintainer")
+    [approved] = bot.on("issue_comment", event)
 
     assert approved.status == Phase.READY
     assert namespace_exists(core, namespace_of(prefix))
@@ -219,7 +229,8 @@ def test_a_reader_cannot_approve_a_fork_pr(bot: Bot, github: Any, core: Any, pre
     github.add_pull(fork_pr["pull_request"])
     bot.on("pull_request", fork_pr)
 
-    [outcome] = bot.on("issue_comment", comment_event("/preview approve", user="reader", comment_id=22))
+    comment_id, event = comment_event(github, "/preview approve", user="reader")
+    [outcome] = bot.on("issue_comment", event)
 
     assert outcome.status == "refused"
     assert not namespace_exists(core, namespace_of(prefix))
@@ -247,7 +258,8 @@ def test_secrets_are_copied_into_trusted_previews_only(bot: Bot, github: Any, co
     fork_pr = pr_event("reopened", sha=SHA_2, fork=FORK)
     github.add_pull(fork_pr["pull_request"])
     bot.on("pull_request", fork_pr)
-    bot.on("issue_comment", comment_event("/preview approve", user="maintainer", comment_id=23))
+    comment_id, event = comment_event(github, "/preview approve", user="maintainer")
+    bot.on("issue_comment", event)
 
     with pytest.raises(client.ApiException) as missing:
         core.read_namespaced_secret("db", namespace_of(prefix))
@@ -266,6 +278,6 @@ def test_a_failing_deploy_never_shows_a_secret_value(bot: Bot, github: Any, chec
     assert outcome.status == Phase.FAILED
     assert SECRET_VALUE not in outcome.message
     for comment in github.comments(REPO, PR_NUMBER):
-        assert SECRET_VALUE not in comment["body"]
+        assert SECRET_VALUE not in comment.body
     for status in github.statuses(REPO, SHA_1):
-        assert SECRET_VALUE not in (status.get("description") or "")
+        assert SECRET_VALUE not in (status.description or "")

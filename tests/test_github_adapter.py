@@ -420,3 +420,12 @@ def test_from_env_prefers_the_given_url(github: GitHubEmulator, monkeypatch: pyt
     monkeypatch.setenv("GITHUB_API_URL", "http://127.0.0.1:9/unused")
     with GitHubApi.from_env(github.token, api_url=github.url) as given:
         assert given.permission(SEEDED_REPO, "Codertocat") == "admin"
+
+
+def test_remove_label_takes_it_off_and_tolerates_its_absence(api: GitHubApi, github: GitHubEmulator) -> None:
+    github.update_pull(SEEDED_REPO, SEEDED_PR, labels=["preview-approved", "bug"])
+
+    api.remove_label(SEEDED_REPO, SEEDED_PR, "preview-approved")
+    api.remove_label(SEEDED_REPO, SEEDED_PR, "preview-approved")
+
+    assert api.pull_request(SEEDED_REPO, SEEDED_PR).labels == ("bug",)

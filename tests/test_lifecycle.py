@@ -90,12 +90,12 @@ def namespace_of(prefix: str) -> str:
 
 
 def sticky_comments(github: Any) -> list[str]:
-    return [c["body"] for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c["body"])]
+    return [c.body for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c.body)]
 
 
 def deploy_status(github: Any, sha: str) -> str:
-    states = [s["state"] for s in github.statuses(REPO, sha) if s["context"] == "previewbot/deploy"]
-    return states[-1]
+    states = [s.state for s in github.statuses(REPO, sha) if s.context == "previewbot/deploy"]
+    return states[0]  # newest first
 
 
 def test_first_deploy_creates_the_namespace_deploys_and_reports(
@@ -123,11 +123,11 @@ def test_first_deploy_creates_the_namespace_deploys_and_reports(
     assert name in comment
     assert SHA_1[:7] in comment
     [deployment] = github.deployments(REPO)
-    assert deployment["environment"] == f"preview/pr-{PR_NUMBER}"
-    assert deployment["transient_environment"] is True
-    assert deployment["production_environment"] is False
-    assert [s["state"] for s in deployment["statuses"]] == ["in_progress", "success"]
-    assert deployment["statuses"][-1]["environment_url"] == outcome.url
+    assert deployment.environment == f"preview/pr-{PR_NUMBER}"
+    assert deployment.transient_environment is True
+    assert deployment.production_environment is False
+    assert [s.state for s in deployment.statuses] == ["in_progress", "success"]
+    assert deployment.statuses[-1].environment_url == outcome.url
     assert deploy_status(github, SHA_1) == "success"
 
 
@@ -158,12 +158,13 @@ def test_a_redeploy_comment_deploys_the_head_again(bot: Bot, github: Any) -> Non
     bot.on("pull_request", pr_event("opened", sha=SHA_1))
     github.add_pull(pr_event("opened", sha=SHA_1)["pull_request"])
 
-    [outcome] = bot.on("issue_comment", comment_event("/preview redeploy", comment_id=77))
+    comment_id, event = comment_event(github, "/preview redeploy")
+    [outcome] = bot.on("issue_comment", event)
 
     assert outcome.status == Phase.READY
     assert len(github.deployments(REPO)) == 2
     assert len(sticky_comments(github)) == 1
-    reactions = [r["content"] for r in github.reactions(REPO, 77)]
+    reactions = [r.content for r in github.reactions(REPO, comment_id)]
     assert "eyes" in reactions
     assert "rocket" in reactions
 
@@ -180,7 +181,7 @@ def test_an_image_that_cannot_be_pulled_is_diagnosed_on_the_pr(bot: Bot, github:
     assert "registry.invalid/acme/web:missing" in comment
     assert deploy_status(github, SHA_1) == "failure"
     [deployment] = github.deployments(REPO)
-    assert deployment["statuses"][-1]["state"] == "failure"
+    assert deployment.state == "failure"
 
 
 def test_a_crashing_container_is_diagnosed_with_its_log(bot: Bot, github: Any, checkout: Checkout) -> None:
@@ -220,7 +221,7 @@ def test_closing_the_pr_tears_the_preview_down(bot: Bot, github: Any, core: Any,
     assert outcome.status == Phase.DESTROYED
     assert namespace_phase(core, namespace_of(prefix)) in ("Terminating", None)
     [deployment] = github.deployments(REPO)
-    assert deployment["statuses"][-1]["state"] == "inactive"
+    assert deployment.state == "inactive"
     [comment] = sticky_comments(github)
     assert "merged" in comment
 

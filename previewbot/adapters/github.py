@@ -167,6 +167,15 @@ class GitHubApi:
             doing=f"reacting {content} to comment {comment_id} in {repo}",
         )
 
+    def remove_label(self, repo: str, number: int, label: str) -> None:
+        try:
+            self._call(
+                lambda: self._repo(repo).get_issue(number).remove_from_labels(label),
+                doing=f"removing label {label!r} from {repo}#{number}",
+            )
+        except NotFound:
+            log.info("label %r was not on %s#%d", label, repo, number)
+
     def permission(self, repo: str, user: str) -> str:
         def read() -> str:
             url = f"{self._repo(repo).url}/collaborators/{quote(user, safe='')}/permission"

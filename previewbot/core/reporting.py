@@ -104,7 +104,7 @@ class Reporter:
             self.report = replace(self.report, running=None, steps=(*done, finished))
 
     def _publish(self) -> None:
-        body = render.render_comment(self.report, server_url=self._server_url) + "\n" + _state_line(self.state)
+        body = render.render_comment(self.report, server_url=self._server_url, trailer=_state_line(self.state))
         repo, number = self.report.ref.repo, self.report.ref.number
         if self.comment_id is not None:
             try:

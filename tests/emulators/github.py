@@ -27,7 +27,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "github"
 PUBLIC_API_URL = "https://api.github.com"
@@ -308,6 +308,7 @@ class GitHubEmulator:
                 ("GET", _REPO + r"/pulls/(?P<number>\d+)", self._get_pull),
                 ("GET", _REPO + r"/issues/(?P<number>\d+)", self._get_issue),
                 ("GET", _REPO + r"/issues/(?P<number>\d+)/comments", self._list_comments),
+                ("DELETE", _REPO + r"/issues/(?P<number>\d+)/labels/(?P<label>[^/]+)", self._remove_label),
                 ("POST", _REPO + r"/issues/(?P<number>\d+)/comments", self._create_comment),
                 ("GET", _REPO + r"/issues/comments/(?P<id>\d+)", self._get_comment),
                 ("PATCH", _REPO + r"/issues/comments/(?P<id>\d+)", self._edit_comment),
@@ -918,6 +919,14 @@ class GitHubEmulator:
         repo, number = self._repo_name(match), int(match["number"])
         self._require_issue(repo, number)
         return _Reply(200, self._issue_json(repo, number))
+
+    def _remove_label(self, match: re.Match[str], request: _Request) -> _Reply:
+        pull = self._pulls.get((self._repo_name(match).lower(), int(match["number"])))
+        name = unquote(match["label"])
+        if pull is None or not any(label["name"] == name for label in pull["labels"]):
+            raise _Refusal(404, "Label does not exist")
+        pull["labels"] = [label for label in pull["labels"] if label["name"] != name]
+        return _Reply(200, pull["labels"])
 
     def _list_comments(self, match: re.Match[str], request: _Request) -> _Reply:
         repo, number = self._repo_name(match), int(match["number"])
