@@ -188,6 +188,29 @@ def test_server_side_apply_merges_containers_by_name(api: client.ApiClient, name
     assert [c.name for c in merged.spec.template.spec.containers] == ["main", "sidecar"]
 
 
+def test_server_side_apply_records_its_manager_and_conflicts_unless_forced(
+    api: client.ApiClient, namespace: str
+) -> None:
+    core = client.CoreV1Api(api)
+    dynamic = DynamicClient(api)
+    resource = dynamic.resources.get(api_version="v1", kind="ConfigMap")
+    core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "settings"}, "data": {"greeting": "hi"}}, field_manager="kubectl"
+    )
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"greeting": "hello"}}
+
+    with pytest.raises(ApiException) as clash:
+        dynamic.server_side_apply(resource, body=body, namespace=namespace, field_manager="previewbot")
+    assert status_of(clash) == (409, "Conflict")
+    dynamic.server_side_apply(
+        resource, body=body, namespace=namespace, field_manager="previewbot", force_conflicts=True
+    )
+
+    settings = core.read_namespaced_config_map("settings", namespace)
+    assert settings.data == {"greeting": "hello"}
+    assert [(entry.manager, entry.operation) for entry in settings.metadata.managed_fields] == [("previewbot", "Apply")]
+
+
 # ---------------------------------------------------------------- selectors
 
 

@@ -561,6 +561,41 @@ class ContainerLog:
 
 
 Key = tuple[str, str | None, str]  # kind, namespace, name
+Manager = tuple[str, str]  # field manager, operation ("Apply" or "Update")
+
+
+@dataclass(slots=True)
+class Ownership:
+    """The fields one manager set on one object, and when it last wrote."""
+
+    fields: set[FieldPath]
+    time: str
+
+
+def _updater(field_manager: str | None, *, status_only: bool) -> tuple[Manager, set[FieldPath]] | None:
+    """Who a non-apply write is recorded as; the fields it changed are filled in once they are known."""
+    if field_manager is None or status_only:
+        return None
+    return (field_manager, "Update"), set()
+
+
+def _changed_fields(before: Obj, after: Obj) -> set[FieldPath]:
+    old, new = _applied_fields(before), _applied_fields(after)
+    return {path for path in field_paths(new) if _value_at(old, path) != _value_at(new, path)}
+
+
+def fields_v1(paths: set[FieldPath]) -> Obj:
+    """Field paths in the FieldsV1 notation of metadata.managedFields."""
+    tree: Obj = {}
+    for path in paths:
+        node = tree
+        for step in path:
+            if isinstance(step, tuple):
+                name = "k:" + json.dumps({step[0]: step[1]}, separators=(",", ":"))
+            else:
+                name = f"f:{step}"
+            node = node.setdefault(name, {})
+    return tree
 
 
 class KubeApiServer:
@@ -576,7 +611,7 @@ class KubeApiServer:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._objects: dict[Key, Obj] = {}
-        self._apply_fields: dict[Key, dict[str, set[FieldPath]]] = {}
+        self._managers: dict[Key, dict[Manager, Ownership]] = {}
         self._events: list[WatchEvent] = []
         self._event_versions: list[int] = []
         self._version = 0
@@ -644,15 +679,44 @@ class KubeApiServer:
 
     # ------------------------------------------------------------ writing
 
-    def _commit(self, rtype: ResourceType, obj: Obj, *, previous: Obj | None, event: str) -> Obj:
+    def _commit(
+        self,
+        rtype: ResourceType,
+        obj: Obj,
+        *,
+        previous: Obj | None,
+        event: str,
+        owner: tuple[Manager, set[FieldPath]] | None = None,
+    ) -> Obj:
+        """Store a write (and who made it: a manager takes its fields from the others) and tell the watches."""
         metadata = obj["metadata"]
         key: Key = (rtype.kind, metadata.get("namespace"), metadata["name"])
         self._version += 1
         metadata["resourceVersion"] = str(self._version)
         obj["apiVersion"], obj["kind"] = rtype.api_version, rtype.kind
+        managers = self._managers.setdefault(key, {})
+        if owner is not None:
+            manager, paths = owner
+            for ownership in managers.values():
+                ownership.fields -= paths
+            if manager[1] == "Update":
+                paths = paths | (managers[manager].fields if manager in managers else set())
+            managers[manager] = Ownership(paths, now_rfc3339())
+        metadata["managedFields"] = [
+            {
+                "manager": name,
+                "operation": operation,
+                "apiVersion": rtype.api_version,
+                "time": ownership.time,
+                "fieldsType": "FieldsV1",
+                "fieldsV1": fields_v1(ownership.fields),
+            }
+            for (name, operation), ownership in managers.items()
+            if ownership.fields
+        ]
         if event == "DELETED":
             self._objects.pop(key, None)
-            self._apply_fields.pop(key, None)
+            self._managers.pop(key, None)
         else:
             self._objects[key] = obj
         self._events.append(WatchEvent(self._version, rtype.kind, event, copy.deepcopy(obj), previous))
@@ -677,7 +741,7 @@ class KubeApiServer:
                 details=_details(rtype, name),
             )
 
-    def create(self, kind: str, obj: Obj, *, namespace: str | None = None, field_manager: str | None = None) -> Obj:
+    def create(self, kind: str, obj: Obj, *, namespace: str | None = None, manager: Manager | None = None) -> Obj:
         rtype = _BY_KIND[kind]
         with self._lock:
             new = copy.deepcopy(obj)
@@ -706,11 +770,8 @@ class KubeApiServer:
                     details=_details(rtype, name),
                 )
             self._check_namespace(rtype, namespace, name)
-            if field_manager is not None:
-                self._apply_fields[(kind, metadata.get("namespace"), name)] = {
-                    field_manager: field_paths(_applied_fields(obj))
-                }
-            created = self._commit(rtype, new, previous=None, event="ADDED")
+            owner = (manager, field_paths(_applied_fields(obj))) if manager is not None else None
+            created = self._commit(rtype, new, previous=None, event="ADDED", owner=owner)
             if kind == "Namespace":
                 self._populate_namespace(name)
             return created
@@ -750,6 +811,7 @@ class KubeApiServer:
         *,
         status_only: bool = False,
         check_version: bool = True,
+        owner: tuple[Manager, set[FieldPath]] | None = None,
     ) -> Obj:
         """Write new over current, keeping identity and server fields, and status or spec per subresource."""
         metadata, old_metadata = new.setdefault("metadata", {}), current["metadata"]
@@ -783,9 +845,12 @@ class KubeApiServer:
                 new["metadata"]["generation"] = old_metadata.get("generation", 1) + 1
         new["apiVersion"], new["kind"] = rtype.api_version, rtype.kind
         new["metadata"]["resourceVersion"] = old_metadata["resourceVersion"]
+        new["metadata"]["managedFields"] = old_metadata.get("managedFields", [])
         if new == current:  # a write that changes nothing keeps the resourceVersion, as on a real server
             return copy.deepcopy(current)
-        return self._commit(rtype, new, previous=copy.deepcopy(current), event="MODIFIED")
+        if owner is not None and owner[0][1] == "Update":
+            owner = (owner[0], _changed_fields(current, new))
+        return self._commit(rtype, new, previous=copy.deepcopy(current), event="MODIFIED", owner=owner)
 
     def replace(
         self,
@@ -795,6 +860,7 @@ class KubeApiServer:
         namespace: str | None = None,
         status_only: bool = False,
         check_version: bool = True,
+        field_manager: str | None = None,
     ) -> Obj:
         """PUT: the whole object (or its status) replaced; a stale resourceVersion is a Conflict."""
         rtype = _BY_KIND[kind]
@@ -802,7 +868,12 @@ class KubeApiServer:
             name = obj.get("metadata", {}).get("name", "")
             current = self._existing(rtype, namespace if rtype.namespaced else None, name)
             return self._store_update(
-                rtype, current, copy.deepcopy(obj), status_only=status_only, check_version=check_version
+                rtype,
+                current,
+                copy.deepcopy(obj),
+                status_only=status_only,
+                check_version=check_version,
+                owner=_updater(field_manager, status_only=status_only),
             )
 
     def patch(
@@ -831,7 +902,9 @@ class KubeApiServer:
                 if not isinstance(body, dict):
                     raise bad_request("a merge patch must be an object")
                 new = merge_patch(current, body)
-            return self._store_update(rtype, current, new, status_only=status_only)
+            return self._store_update(
+                rtype, current, new, status_only=status_only, owner=_updater(field_manager, status_only=status_only)
+            )
 
     def _apply(
         self,
@@ -852,10 +925,13 @@ class KubeApiServer:
         key: Key = (rtype.kind, namespace, name)
         current = self._objects.get(key)
         if current is None:
-            return self.create(rtype.kind, body, namespace=namespace, field_manager=field_manager)
-        managers = self._apply_fields.setdefault(key, {})
+            return self.create(rtype.kind, body, namespace=namespace, manager=(field_manager, "Apply"))
+        managers = self._managers.get(key, {})
         new_fields = field_paths(_applied_fields(body))
-        others = {path for manager, paths in managers.items() if manager != field_manager for path in paths}
+        mine = managers.get((field_manager, "Apply"), Ownership(set(), "")).fields
+        others = {
+            path for manager, owned in managers.items() if manager != (field_manager, "Apply") for path in owned.fields
+        }
         if not force:
             applied = _applied_fields(body)
             clashes = sorted(
@@ -866,16 +942,11 @@ class KubeApiServer:
             if clashes:
                 raise conflict(rtype, name, f"Apply failed with {len(clashes)} conflicts: {', '.join(clashes)}")
         new = copy.deepcopy(current)
-        for stale in managers.get(field_manager, set()) - new_fields - others:
+        for stale in mine - new_fields - others:
             _remove_field(new, stale)
         apply_merge(new, _applied_fields(body))
         new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-        updated = self._store_update(rtype, current, new)
-        managers[field_manager] = new_fields
-        for manager in managers:
-            if manager != field_manager:
-                managers[manager] -= new_fields
-        return updated
+        return self._store_update(rtype, current, new, owner=((field_manager, "Apply"), new_fields))
 
     def delete(self, kind: str, name: str, *, namespace: str | None = None, propagation: str | None = None) -> Obj:
         """Delete now (a Namespace goes Terminating first); returns what a DELETE answers."""
@@ -1322,21 +1393,30 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, obj)
         elif method == "POST" and name is None:
             self._check_body(body, route)
-            self._send_json(201, api.create(kind, body, namespace=namespace))
+            self._send_json(201, api.create(kind, body, namespace=namespace, manager=(self._manager(query), "Update")))
         elif method == "PUT" and name is not None:
             self._check_body(body, route)
             self._send_json(
-                200, api.replace(kind, body, namespace=namespace, status_only=route.subresource == "status")
+                200,
+                api.replace(
+                    kind,
+                    body,
+                    namespace=namespace,
+                    status_only=route.subresource == "status",
+                    field_manager=self._manager(query),
+                ),
             )
         elif method == "PATCH" and name is not None:
             created = namespace is not None and api.get(kind, name, namespace=namespace) is None
+            content_type = self.headers.get("Content-Type") or "application/merge-patch+json"
+            applying = content_type.startswith("application/apply-patch")
             result = api.patch(
                 kind,
                 name,
                 body,
                 namespace=namespace,
-                content_type=self.headers.get("Content-Type") or "application/merge-patch+json",
-                field_manager=query.get("fieldManager"),
+                content_type=content_type,
+                field_manager=query.get("fieldManager") if applying else self._manager(query),
                 force=query.get("force") == "true",
                 status_only=route.subresource == "status",
             )
@@ -1362,6 +1442,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(200, api.delete(kind, name, namespace=namespace, propagation=propagation))
         else:
             raise ApiStatusError(405, "MethodNotAllowed", f"the server does not allow this method on {rtype.qualified}")
+
+    def _manager(self, query: dict[str, str]) -> str:
+        """The field manager a write is recorded under: as asked, or the client's name from its User-Agent."""
+        return query.get("fieldManager") or (self.headers.get("User-Agent") or "unknown").split("/")[0]
 
     @staticmethod
     def _check_body(body: Any, route: _Route) -> None:
