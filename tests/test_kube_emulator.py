@@ -300,6 +300,24 @@ def test_a_watch_ends_at_its_timeout(api: client.ApiClient, namespace: str) -> N
     assert time.monotonic() - started < 3
 
 
+def test_a_watch_from_a_compacted_resource_version_is_expired(
+    emulated_kube: KubeEnv, api: client.ApiClient, namespace: str
+) -> None:
+    assert emulated_kube.server is not None
+    core = client.CoreV1Api(api)
+    old_version = core.list_namespaced_config_map(namespace).metadata.resource_version
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "newer"}})
+    emulated_kube.server.compact()
+
+    with pytest.raises(ApiException) as expired:
+        next(
+            watch.Watch().stream(
+                core.list_namespaced_config_map, namespace, resource_version=old_version, timeout_seconds=5
+            )
+        )
+    assert expired.value.status == 410
+
+
 # ---------------------------------------------------------------- namespaces
 
 

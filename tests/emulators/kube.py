@@ -615,6 +615,7 @@ class KubeApiServer:
         self._events: list[WatchEvent] = []
         self._event_versions: list[int] = []
         self._version = 0
+        self._compacted_through = 0
         self._finalize_due: dict[str, float] = {}
         self.logs: dict[tuple[str, str, str], ContainerLog] = {}
         self._stopping = False
@@ -1031,6 +1032,11 @@ class KubeApiServer:
 
     # ------------------------------------------------------------ watches
 
+    def compact(self) -> None:
+        """Forget the history so far, as etcd compaction does: older resourceVersions now get 410 Expired."""
+        with self._lock:
+            self._compacted_through = self._version
+
     def watch(
         self,
         kind: str,
@@ -1046,13 +1052,22 @@ class KubeApiServer:
         def relevant(obj: Obj) -> bool:
             return obj["kind"] == kind and (namespace is None or obj["metadata"].get("namespace") == namespace)
 
+        expired: ApiStatusError | None = None
         with self._lock:
             if resource_version in (None, "", "0"):
                 initial = [copy.deepcopy(o) for o in self._select(kind, namespace, "", "") if matches(o)]
                 position = len(self._events)
+            elif int(resource_version) < self._compacted_through:
+                expired = ApiStatusError(
+                    410, "Expired", f"too old resource version: {resource_version} ({self._compacted_through})"
+                )
+                initial, position = [], len(self._events)
             else:
                 initial = []
                 position = bisect.bisect_right(self._event_versions, int(resource_version))
+        if expired is not None:
+            yield {"type": "ERROR", "object": expired.body()}
+            return
         for obj in initial:
             yield {"type": "ADDED", "object": obj}
         while True:
@@ -1407,7 +1422,7 @@ class _Handler(BaseHTTPRequestHandler):
                 ),
             )
         elif method == "PATCH" and name is not None:
-            created = namespace is not None and api.get(kind, name, namespace=namespace) is None
+            created = api.get(kind, name, namespace=namespace) is None
             content_type = self.headers.get("Content-Type") or "application/merge-patch+json"
             applying = content_type.startswith("application/apply-patch")
             result = api.patch(
