@@ -54,9 +54,13 @@ def pr_event(action: str, *, sha: str | None = None, merged: bool = False, fork:
 
 
 def comment_event(
-    body: str, *, user: str = "Codertocat", user_type: str = "User", comment_id: int = 9001
-) -> dict[str, Any]:
-    """An issue_comment created on PR #2 (GitHub's example is on an issue; a PR comment adds issue.pull_request)."""
+    github: Any, body: str, *, user: str = "Codertocat", user_type: str = "User"
+) -> tuple[int, dict[str, Any]]:
+    """Someone comments on PR #2: the comment as GitHub stores it, and its issue_comment event.
+
+    GitHub's example payload is a comment on an issue; a PR comment adds issue.pull_request.
+    """
+    comment_id: int = github.add_comment(REPO, PR_NUMBER, body, user=user, user_type=user_type)
     event = payload("issue_comment.created.on_issue")
     event["issue"]["number"] = PR_NUMBER
     event["issue"]["pull_request"] = {

@@ -8,6 +8,7 @@ temporary ones are retried there with backoff.
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
 import os
@@ -38,6 +39,7 @@ from previewbot.model import (
     RolloutResult,
     WorkloadDiagnosis,
 )
+from previewbot.redact import redactor
 
 log = logging.getLogger(__name__)
 
@@ -266,11 +268,7 @@ def _daemon_set_rollout(obj: Obj) -> _Rollout:
     status = obj.get("status") or {}
     desired = status.get("desiredNumberScheduled") or 0
     available = status.get("numberAvailable") or 0
-    done = (
-        _generation_seen(obj)
-        and (status.get("updatedNumberScheduled") or 0) == desired
-        and available == desired
-    )
+    done = _generation_seen(obj) and (status.get("updatedNumberScheduled") or 0) == desired and available == desired
     return _Rollout(done, f"{available}/{desired} ready")
 
 
@@ -486,16 +484,12 @@ class KubernetesCluster:
 
     def _get(self, namespace: str | None, ref: ObjectRef) -> Obj | None:
         try:
-            found = self._call(
-                self._resource(ref.api_version, ref.kind).get, name=ref.name, namespace=namespace
-            )
+            found = self._call(self._resource(ref.api_version, ref.kind).get, name=ref.name, namespace=namespace)
         except errors.NotFound:
             return None
         return dict(found.to_dict())
 
-    def _list(
-        self, api_version: str, kind: str, *, namespace: str | None, label_selector: str = ""
-    ) -> list[Obj]:
+    def _list(self, api_version: str, kind: str, *, namespace: str | None, label_selector: str = "") -> list[Obj]:
         found = self._call(
             self._resource(api_version, kind).get, namespace=namespace, label_selector=label_selector or None
         )
@@ -559,9 +553,7 @@ class KubernetesCluster:
             for item in self._list("v1", "Namespace", namespace=None, label_selector=label_selector)
         ]
 
-    def create_namespace(
-        self, name: str, *, labels: Mapping[str, str], annotations: Mapping[str, str]
-    ) -> None:
+    def create_namespace(self, name: str, *, labels: Mapping[str, str], annotations: Mapping[str, str]) -> None:
         body = {
             "apiVersion": "v1",
             "kind": "Namespace",
@@ -642,9 +634,7 @@ class KubernetesCluster:
             except errors.NotFound:
                 continue  # the cluster no longer serves the kind, so nothing of it can be left
             for item in found:
-                ref = ObjectRef(
-                    api_version=api_version, kind=kind, name=_metadata(item)["name"], namespace=namespace
-                )
+                ref = ObjectRef(api_version=api_version, kind=kind, name=_metadata(item)["name"], namespace=namespace)
                 if _ref_key(ref) not in kept and self._delete(namespace, ref):
                     pruned.append(ref)
         if pruned:
@@ -882,19 +872,14 @@ class KubernetesCluster:
             response.release_conn()
         text = kept.decode(errors="replace")
         if cut:
-            return (
-                f"[earlier output cut: only the last {JOB_LOG_LIMIT} bytes are kept]\n"
-                + text.partition("\n")[2]
-            )
+            return f"[earlier output cut: only the last {JOB_LOG_LIMIT} bytes are kept]\n" + text.partition("\n")[2]
         return text
 
     def delete_jobs(self, namespace: str, *, label_selector: str, keep: str | None = None) -> list[str]:
         deleted = []
         for job in self._list("batch/v1", "Job", namespace=namespace, label_selector=label_selector):
             name = _metadata(job)["name"]
-            if name != keep and self._delete(
-                namespace, ObjectRef(api_version="batch/v1", kind="Job", name=name)
-            ):
+            if name != keep and self._delete(namespace, ObjectRef(api_version="batch/v1", kind="Job", name=name)):
                 deleted.append(name)
         return deleted
 
@@ -912,6 +897,9 @@ class KubernetesCluster:
         """Only the type and data travel: the source's labels and annotations stay where they are."""
         secrets = self._resource("v1", "Secret")
         source = self._call(secrets.get, name=name, namespace=source_namespace).to_dict()
+        # From here on the values may surface in an error or a log: they must be masked there.
+        for encoded in (source.get("data") or {}).values():
+            redactor.add(base64.b64decode(encoded).decode(errors="replace"))
         copy: Obj = {
             "apiVersion": "v1",
             "kind": "Secret",

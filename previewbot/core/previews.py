@@ -349,6 +349,7 @@ class _Deployment:
         self.labels = naming.preview_labels(repo=pr.repo, number=pr.number)
         self.environment = _environment(config.environment, pr.number)
         self.deployment_id: int | None = None
+        self.claimed = False  # whether the namespace names this run's commit as its head yet
 
     def run(self, trigger: str) -> Outcome:
         pr, github = self.pr, self.p._github
@@ -392,20 +393,23 @@ class _Deployment:
                     timeout=self.config.readiness.timeout,
                     progress=self.reporter.progress,
                 )
+            if not rollout.ok:
+                names = ", ".join(str(d.workload) for d in rollout.failed)
+                return self._finish(Phase.FAILED, f"Not ready: {names}", diagnoses=rollout.failed, variables=variables)
+            tests = self._tests(variables) if self.config.tests is not None else None
         except PreviewbotError as error:
+            if self._superseded():
+                return self._superseded_outcome()
             return self._finish_with_error(error)
-        if not rollout.ok:
-            names = ", ".join(str(d.workload) for d in rollout.failed)
-            return self._finish(Phase.FAILED, f"Not ready: {names}", diagnoses=rollout.failed, variables=variables)
-        tests: TestRun | None = None
-        if self.config.tests is not None:
-            tests = self._tests(variables)
-            if tests is None:
-                return Outcome(status="superseded", namespace=self.namespace)
-        failed_tests = tests is not None and not tests.passed and self.config.tests is not None
-        if failed_tests and self.config.tests is not None and self.config.tests.required:
-            return self._finish(Phase.FAILED, "End-to-end tests failed", tests=tests, variables=variables)
+        if self._superseded():
+            return self._superseded_outcome()
+        if tests is not None and not tests.passed and self.config.tests is not None and self.config.tests.required:
+            return self._finish(Phase.FAILED, _tests_line(tests), tests=tests, variables=variables)
         return self._finish(Phase.READY, "Preview is ready", tests=tests, variables=variables)
+
+    def _superseded_outcome(self) -> Outcome:
+        log.info("a newer commit took over %s; leaving the report to it", self.namespace)
+        return Outcome(status="superseded", namespace=self.namespace)
 
     # ---------------------------------------------------------------- steps
 
@@ -449,6 +453,7 @@ class _Deployment:
             naming.COMMENT_ID_ANNOTATION: str(self.reporter.comment_id),
         }
         cluster.annotate_namespace(name, annotations=annotations)
+        self.claimed = True
 
     def _apply(self, variables: Mapping[str, str]) -> manifests.Rendered:
         cluster = self.p._cluster
@@ -494,23 +499,21 @@ class _Deployment:
                 target_name=secret.name or source_name,
             )
 
-    def _tests(self, variables: Mapping[str, str]) -> TestRun | None:
-        """Run the tests; None when a newer commit took the preview over meanwhile."""
+    def _tests(self, variables: Mapping[str, str]) -> TestRun:
         self.p._cluster.annotate_namespace(self.namespace, annotations={naming.STATUS_ANNOTATION: Phase.TESTING})
         with self.reporter.step("End-to-end tests", phase=Phase.TESTING):
             tests = run_tests(
                 self.config,
                 cluster=self.p._cluster,
                 probe=self.p._probe,
-                runner=self.p._runner,
+                runner=self.p._runner if not self.pr.from_fork else None,
                 workspace=self.p._settings.workspace,
                 variables=variables,
                 labels=self.labels,
                 progress=self.reporter.progress,
             )
         if self._superseded():
-            log.info("a newer commit took over %s; leaving the report to it", self.namespace)
-            return None
+            return tests
         assert self.config.tests is not None
         self._status(
             CommitState.SUCCESS if tests.passed else CommitState.FAILURE,
@@ -520,7 +523,13 @@ class _Deployment:
         return tests
 
     def _superseded(self) -> bool:
-        current = self.p._cluster.namespace(self.namespace)
+        """True when a run for a newer commit has taken the preview over since this one claimed it."""
+        if not self.claimed:
+            return False
+        try:
+            current = self.p._cluster.namespace(self.namespace)
+        except PreviewbotError:
+            return False
         return current is not None and current.annotations.get(naming.HEAD_SHA_ANNOTATION) != self.pr.head_sha
 
     # ---------------------------------------------------------------- endings
