@@ -66,9 +66,7 @@ def config_map(name: str, data: dict[str, str], *, labels: dict[str, str] = OWNE
     }
 
 
-def deployment(
-    name: str, *, image: str = SERVER_IMAGE, script: str | None = None, replicas: int = 1
-) -> dict[str, Any]:
+def deployment(name: str, *, image: str = SERVER_IMAGE, script: str | None = None, replicas: int = 1) -> dict[str, Any]:
     container: dict[str, Any] = {"name": "app", "image": image}
     if script is not None:
         container["command"] = ["sh", "-c", script]
@@ -84,11 +82,20 @@ def deployment(
     }
 
 
-def job(name: str, script: str, *, image: str = SHELL_IMAGE) -> dict[str, Any]:
+def workload(kind: str, name: str) -> dict[str, Any]:
+    """A StatefulSet or DaemonSet of one server container."""
+    spec = deployment(name)["spec"]
+    del spec["replicas"]
+    if kind == "StatefulSet":
+        spec["serviceName"] = name
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name, "labels": OWNER}, "spec": spec}
+
+
+def job(name: str, script: str, *, image: str = SHELL_IMAGE, component: str = "tests") -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": name, "labels": {**OWNER, naming.COMPONENT_LABEL: "tests"}},
+        "metadata": {"name": name, "labels": {**OWNER, naming.COMPONENT_LABEL: component}},
         "spec": {
             "backoffLimit": 0,
             "template": {
@@ -102,9 +109,7 @@ def job(name: str, script: str, *, image: str = SHELL_IMAGE) -> dict[str, Any]:
 
 
 def ref(obj: dict[str, Any], namespace: str) -> ObjectRef:
-    return ObjectRef(
-        api_version=obj["apiVersion"], kind=obj["kind"], name=obj["metadata"]["name"], namespace=namespace
-    )
+    return ObjectRef(api_version=obj["apiVersion"], kind=obj["kind"], name=obj["metadata"]["name"], namespace=namespace)
 
 
 # ---------------------------------------------------------------- connecting
@@ -122,9 +127,7 @@ def test_connects_from_the_kubeconfig_text_itself(kube: KubeEnv) -> None:
     assert cluster.namespace(kube.unique("absent")) is None
 
 
-def test_connects_from_the_kubeconfig_environment_variable(
-    kube: KubeEnv, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_connects_from_the_kubeconfig_environment_variable(kube: KubeEnv, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig))
 
     assert connect().namespace(kube.unique("absent")) is None
@@ -158,9 +161,7 @@ def test_namespace_lifecycle(kube: KubeEnv, cluster: KubernetesCluster) -> None:
     assert not info.terminating
     assert info.labels.items() >= OWNER.items()
     assert info.annotations[naming.STATUS_ANNOTATION] == "deploying"
-    assert name in {
-        ns.name for ns in cluster.namespaces(label_selector=f"{OWNED},kubernetes.io/metadata.name={name}")
-    }
+    assert name in {ns.name for ns in cluster.namespaces(label_selector=f"{OWNED},kubernetes.io/metadata.name={name}")}
     with pytest.raises(errors.Conflict, match=name) as raised:
         cluster.create_namespace(name, labels=OWNER, annotations={})
     assert raised.value.status == 409
@@ -187,9 +188,7 @@ def test_namespace_lifecycle(kube: KubeEnv, cluster: KubernetesCluster) -> None:
         cluster.delete_namespace(name)
 
 
-def test_a_terminating_namespace_cannot_be_created_again(
-    emulated_kube: KubeEnv, cluster: KubernetesCluster
-) -> None:
+def test_a_terminating_namespace_cannot_be_created_again(emulated_kube: KubeEnv, cluster: KubernetesCluster) -> None:
     assert emulated_kube.server is not None
     emulated_kube.server.namespace_finalize_delay = 5.0
     name = emulated_kube.unique("terminating")
@@ -226,9 +225,7 @@ def test_apply_then_reapply_with_a_removed_field_and_a_changed_image(
         "colour": "blue",
     }
 
-    cluster.apply(
-        namespace, [config_map("settings", {"greeting": "hello"}), deployment("web", image=SERVER_IMAGE)]
-    )
+    cluster.apply(namespace, [config_map("settings", {"greeting": "hello"}), deployment("web", image=SERVER_IMAGE)])
 
     assert core.read_namespaced_config_map("settings", namespace).data == {"greeting": "hello"}
     container = apps.read_namespaced_deployment("web", namespace).spec.template.spec.containers[0]
@@ -236,19 +233,8 @@ def test_apply_then_reapply_with_a_removed_field_and_a_changed_image(
 
 
 def test_apply_records_previewbot_as_the_field_manager(
-    kube: KubeEnv,
-    namespace: str,
-    cluster: KubernetesCluster,
-    core: kubernetes.client.CoreV1Api,
-    request: pytest.FixtureRequest,
+    namespace: str, cluster: KubernetesCluster, core: kubernetes.client.CoreV1Api
 ) -> None:
-    if kube.emulated:
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="the emulator keeps field managers to itself: objects carry no metadata.managedFields",
-                strict=True,
-            )
-        )
     cluster.apply(namespace, [config_map("settings", {"greeting": "hello"})])
 
     managed = core.read_namespaced_config_map("settings", namespace).metadata.managed_fields or []
@@ -276,9 +262,7 @@ def test_apply_names_the_object_the_api_refused(namespace: str, cluster: Kuberne
     assert raised.value.status == 422
 
 
-def test_apply_names_an_object_of_a_kind_the_cluster_does_not_serve(
-    namespace: str, cluster: KubernetesCluster
-) -> None:
+def test_apply_names_an_object_of_a_kind_the_cluster_does_not_serve(namespace: str, cluster: KubernetesCluster) -> None:
     widget = {"apiVersion": "example.test/v1", "kind": "Widget", "metadata": {"name": "w"}}
 
     with pytest.raises(errors.Invalid, match=r"Widget/w.*Widget"):
@@ -310,14 +294,11 @@ def test_prune_deletes_only_labelled_objects_not_kept(
     remaining = {cm.metadata.name for cm in core.list_namespaced_config_map(namespace).items}
     assert {"kept", "someone-elses"} <= remaining
     assert (
-        "dropped" not in remaining
-        or core.read_namespaced_config_map("dropped", namespace).metadata.deletion_timestamp
+        "dropped" not in remaining or core.read_namespaced_config_map("dropped", namespace).metadata.deletion_timestamp
     )
 
 
-def test_prune_matches_kept_objects_whatever_their_namespace_field(
-    namespace: str, cluster: KubernetesCluster
-) -> None:
+def test_prune_matches_kept_objects_whatever_their_namespace_field(namespace: str, cluster: KubernetesCluster) -> None:
     cluster.apply(namespace, [config_map("kept", {})])
 
     pruned = cluster.prune(
@@ -333,9 +314,7 @@ def test_prune_matches_kept_objects_whatever_their_namespace_field(
 # ---------------------------------------------------------------- errors
 
 
-def test_api_errors_become_previewbot_errors_with_the_api_message(
-    kube: KubeEnv, cluster: KubernetesCluster
-) -> None:
+def test_api_errors_become_previewbot_errors_with_the_api_message(kube: KubeEnv, cluster: KubernetesCluster) -> None:
     absent = kube.unique("absent")
 
     with pytest.raises(errors.NotFound, match=absent) as raised:
@@ -423,3 +402,183 @@ def test_copy_secret_copies_type_and_data_only_and_replaces_an_existing_copy(
             )
     finally:
         cluster.delete_namespace(source_namespace)
+
+
+# ---------------------------------------------------------------- rollout and diagnosis
+
+
+def test_rollout_waits_for_every_kind_of_workload(namespace: str, cluster: KubernetesCluster) -> None:
+    applied = cluster.apply(
+        namespace,
+        [
+            config_map("settings", {}),
+            deployment("web", replicas=2),
+            workload("StatefulSet", "db"),
+            workload("DaemonSet", "agent"),
+            job("migrate", "echo migrated"),
+        ],
+    )
+    progress: list[str] = []
+
+    result = cluster.wait_rollout(namespace, applied, timeout=WAIT, progress=progress.append)
+
+    assert result.ok, result.failed
+    assert set(result.ready) == set(applied)
+    assert "deployment/web: 2/2 ready" in progress
+    assert "statefulset/db: 1/1 ready" in progress
+    assert "job/migrate: 1/1 succeeded" in progress
+
+
+def test_an_image_that_cannot_be_pulled_fails_the_rollout_early_and_is_diagnosed(
+    namespace: str, cluster: KubernetesCluster
+) -> None:
+    applied = cluster.apply(namespace, [deployment("web", image="registry.invalid/shop:1")])
+
+    result = cluster.wait_rollout(namespace, applied, timeout=WAIT)
+
+    assert not result.ok
+    (diagnosis,) = result.failed
+    assert diagnosis.workload == applied[0]
+    assert "not ready after" not in diagnosis.summary
+    assert "0/1 ready" in diagnosis.summary
+    (problem,) = diagnosis.problems
+    assert problem.container == "app"
+    assert problem.pod.startswith("web-")
+    assert problem.reason in ("ErrImagePull", "ImagePullBackOff")
+    assert "registry.invalid/shop:1" in problem.message
+    assert problem.log_tail == ""
+    assert any(event.startswith(f"Warning Failed pod/{problem.pod}: ") for event in diagnosis.events)
+
+
+def test_a_crash_loop_fails_the_rollout_with_the_previous_run_s_log(namespace: str, cluster: KubernetesCluster) -> None:
+    script = "echo starting the shop\necho cannot reach the database\nexit 3"
+    applied = cluster.apply(namespace, [deployment("web", image=SHELL_IMAGE, script=script)])
+
+    result = cluster.wait_rollout(namespace, applied, timeout=WAIT)
+
+    (diagnosis,) = result.failed
+    (problem,) = diagnosis.problems
+    assert problem.reason == "CrashLoopBackOff"
+    assert problem.restarts >= 1
+    assert problem.log_tail.splitlines()[-2:] == ["starting the shop", "cannot reach the database"]
+    assert "CrashLoopBackOff" in diagnosis.summary
+    assert any(f"BackOff pod/{problem.pod}" in event for event in diagnosis.events)
+    assert len(diagnosis.events) == len(set(diagnosis.events)) <= 20
+
+
+def test_a_missing_secret_fails_the_rollout_early(namespace: str, cluster: KubernetesCluster) -> None:
+    web = deployment("web")
+    web["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "token"}}}
+    ]
+    applied = cluster.apply(namespace, [web])
+
+    (diagnosis,) = cluster.wait_rollout(namespace, applied, timeout=WAIT).failed
+
+    assert [problem.reason for problem in diagnosis.problems] == ["CreateContainerConfigError"]
+    assert "absent" in diagnosis.problems[0].message
+
+
+def test_a_pull_failure_within_its_grace_is_waited_for_until_the_timeout(kube: KubeEnv, namespace: str) -> None:
+    patient = KubernetesCluster(kube.api_client(), recheck_interval=0.1, image_pull_grace=600.0)
+    applied = patient.apply(namespace, [deployment("web", image="registry.invalid/shop:1")])
+
+    result = patient.wait_rollout(namespace, applied, timeout=1.0)
+
+    (diagnosis,) = result.failed
+    assert diagnosis.summary.startswith("0/1 ready; not ready after ")
+    assert diagnosis.problems[0].reason in ("ErrImagePull", "ImagePullBackOff", "ContainerCreating")
+
+
+def test_diagnose_a_healthy_workload_finds_no_problem(namespace: str, cluster: KubernetesCluster) -> None:
+    applied = cluster.apply(namespace, [deployment("web")])
+    assert cluster.wait_rollout(namespace, applied, timeout=WAIT).ok
+
+    diagnosis = cluster.diagnose(namespace, applied[0])
+
+    assert diagnosis.summary == "1/1 ready"
+    assert diagnosis.problems == ()
+
+
+# ---------------------------------------------------------------- jobs
+
+
+def test_a_job_that_succeeds_returns_its_whole_log(namespace: str, cluster: KubernetesCluster) -> None:
+    script = "echo running 2 tests\ncat <<'EOF'\nok 1 - home page\nok 2 - checkout\nEOF\necho done"
+    progress: list[str] = []
+
+    outcome = cluster.run_job(namespace, job("e2e", script), timeout=WAIT, progress=progress.append)
+
+    assert outcome.succeeded
+    assert not outcome.timed_out
+    assert outcome.diagnosis is None
+    assert outcome.log == "running 2 tests\nok 1 - home page\nok 2 - checkout\ndone\n"
+    assert progress == ["job/e2e: started", "job/e2e: succeeded"]
+
+
+def test_a_job_that_fails_returns_its_log(namespace: str, cluster: KubernetesCluster) -> None:
+    outcome = cluster.run_job(namespace, job("e2e", "echo 1 test failed\nexit 1"), timeout=WAIT)
+
+    assert not outcome.succeeded
+    assert not outcome.timed_out
+    assert outcome.diagnosis is None
+    assert outcome.log == "1 test failed\n"
+
+
+def test_a_job_replaces_the_previous_run_of_the_same_name(namespace: str, cluster: KubernetesCluster) -> None:
+    cluster.run_job(namespace, job("e2e", "echo first run"), timeout=WAIT)
+
+    outcome = cluster.run_job(namespace, job("e2e", "echo second run"), timeout=WAIT)
+
+    assert outcome.succeeded
+    assert outcome.log == "second run\n"
+
+
+def test_a_job_whose_image_cannot_be_pulled_ends_early_with_a_diagnosis(
+    namespace: str, cluster: KubernetesCluster, kube: KubeEnv
+) -> None:
+    outcome = cluster.run_job(namespace, job("e2e", "echo never", image="registry.invalid/e2e:1"), timeout=WAIT)
+
+    assert not outcome.succeeded
+    assert not outcome.timed_out
+    assert outcome.diagnosis is not None
+    assert outcome.diagnosis.workload.name == "e2e"
+    assert outcome.diagnosis.problems[0].reason in ("ErrImagePull", "ImagePullBackOff")
+    assert_deleted(kube, namespace, "e2e")
+
+
+def test_a_job_that_outlives_its_timeout_is_stopped_and_its_log_kept(
+    namespace: str, cluster: KubernetesCluster, kube: KubeEnv
+) -> None:
+    timeout = 1.0 if kube.emulated else 30.0
+
+    outcome = cluster.run_job(namespace, job("e2e", "echo waiting for the preview\nsleep 3600"), timeout=timeout)
+
+    assert outcome.timed_out
+    assert not outcome.succeeded
+    assert outcome.log == "waiting for the preview\n"
+    assert_deleted(kube, namespace, "e2e")
+
+
+def test_delete_jobs_spares_the_kept_one_and_jobs_not_selected(
+    namespace: str, cluster: KubernetesCluster, kube: KubeEnv
+) -> None:
+    cluster.apply(
+        namespace,
+        [job("e2e-1", "echo 1"), job("e2e-2", "echo 2"), job("migrate", "echo m", component="app")],
+    )
+
+    deleted = cluster.delete_jobs(namespace, label_selector=f"{naming.COMPONENT_LABEL}=tests", keep="e2e-2")
+
+    assert deleted == ["e2e-1"]
+    assert_deleted(kube, namespace, "e2e-1")
+    batch = kubernetes.client.BatchV1Api(kube.api_client())
+    assert batch.read_namespaced_job("e2e-2", namespace).metadata.deletion_timestamp is None
+    assert batch.read_namespaced_job("migrate", namespace).metadata.deletion_timestamp is None
+
+
+def assert_deleted(kube: KubeEnv, namespace: str, job_name: str) -> None:
+    """Gone, or on its way out (a real cluster finishes deleting a Job's pods first)."""
+    batch = kubernetes.client.BatchV1Api(kube.api_client())
+    left = batch.list_namespaced_job(namespace, field_selector=f"metadata.name={job_name}").items
+    assert all(job.metadata.deletion_timestamp for job in left)
