@@ -8,9 +8,12 @@ Tests that need the emulator's knobs take `emulated_kube`.
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
+import threading
 from collections.abc import Iterator
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
 
 import kubernetes
 import pytest
@@ -341,6 +344,125 @@ def test_an_unreachable_api_is_a_temporary_error_after_retries(tmp_path: Any) ->
         cluster.namespace("anything")
 
     assert "s3cr3t-t0ken" not in str(raised.value)
+
+
+class ScriptedApi(ThreadingHTTPServer):
+    """An API that serves discovery for Namespaces and answers one namespace's GETs from a script."""
+
+    DISCOVERY: ClassVar[dict[str, object]] = {
+        "/version": {"major": "1", "minor": "30", "gitVersion": "v1.30.0"},
+        "/api": {"kind": "APIVersions", "versions": ["v1"]},
+        "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": []},
+        "/api/v1": {
+            "kind": "APIResourceList",
+            "groupVersion": "v1",
+            "resources": [
+                {
+                    "name": "namespaces",
+                    "singularName": "namespace",
+                    "namespaced": False,
+                    "kind": "Namespace",
+                    "verbs": ["get"],
+                }
+            ],
+        },
+    }
+
+    def __init__(self, answers: list[tuple[int, dict[str, str]]]) -> None:
+        super().__init__(("127.0.0.1", 0), ScriptedHandler)
+        self.answers = answers
+        self.hits = 0
+
+    def cluster(self) -> KubernetesCluster:
+        configuration = kubernetes.client.Configuration()
+        configuration.host = f"http://127.0.0.1:{self.server_address[1]}"
+        return KubernetesCluster(
+            kubernetes.client.ApiClient(configuration), retry_attempts=3, retry_wait=0.01, retry_max_wait=0.05
+        )
+
+
+class ScriptedHandler(BaseHTTPRequestHandler):
+    server: ScriptedApi
+
+    def do_GET(self) -> None:
+        if self.path in ScriptedApi.DISCOVERY:
+            self.answer(200, {}, ScriptedApi.DISCOVERY[self.path])
+            return
+        if self.path != "/api/v1/namespaces/shop":
+            self.answer(404, {}, {"kind": "Status", "apiVersion": "v1", "code": 404, "message": "not served"})
+            return
+        self.server.hits += 1
+        status, headers = self.server.answers.pop(0) if self.server.answers else (200, {})
+        body = (
+            {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "shop"}, "status": {"phase": "Active"}}
+            if status == 200
+            else {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "status": "Failure",
+                "code": status,
+                "message": f"said {status}",
+            }
+        )
+        self.answer(status, headers, body)
+
+    def answer(self, status: int, headers: dict[str, str], body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        for name, value in {**headers, "Content-Type": "application/json", "Content-Length": str(len(data))}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def scripted_api() -> Iterator[ScriptedApi]:
+    server = ScriptedApi([])
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    thread.join()
+    server.server_close()
+
+
+def test_server_errors_and_rate_limits_are_retried(scripted_api: ScriptedApi) -> None:
+    scripted_api.answers += [(503, {}), (429, {"Retry-After": "0"})]
+
+    info = scripted_api.cluster().namespace("shop")
+
+    assert info is not None
+    assert scripted_api.hits == 3
+
+
+def test_retries_give_up_with_a_temporary_error(scripted_api: ScriptedApi) -> None:
+    scripted_api.answers += [(500, {})] * 3
+
+    with pytest.raises(errors.TemporaryError, match="said 500") as raised:
+        scripted_api.cluster().namespace("shop")
+
+    assert raised.value.status == 500
+    assert scripted_api.hits == 3
+
+
+def test_a_refusal_is_not_retried(scripted_api: ScriptedApi) -> None:
+    scripted_api.answers += [(403, {})]
+
+    with pytest.raises(errors.Forbidden, match="said 403"):
+        scripted_api.cluster().namespace("shop")
+
+    assert scripted_api.hits == 1
+
+
+def test_without_any_kubeconfig_outside_a_pod_connecting_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+
+    with pytest.raises(KubeconfigError, match="cannot use the kubeconfig"):
+        connect()
 
 
 # ---------------------------------------------------------------- secrets
