@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -276,17 +275,16 @@ def test_a_watch_without_resource_version_starts_with_current_objects_and_sees_d
 ) -> None:
     core = client.CoreV1Api(api)
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "cm"}})
-    deleter = threading.Timer(0.05, core.delete_namespaced_config_map, args=("cm", namespace))
     seen = []
 
-    deleter.start()
     for event in watch.Watch().stream(
         core.list_namespaced_config_map, namespace, field_selector="metadata.name=cm", timeout_seconds=5
     ):
         seen.append(event["type"])
+        if event["type"] == "ADDED":
+            core.delete_namespaced_config_map("cm", namespace)
         if event["type"] == "DELETED":
             break
-    deleter.join()
 
     assert seen == ["ADDED", "DELETED"]
 
@@ -339,7 +337,13 @@ def test_a_deleted_namespace_terminates_then_goes(kube: KubeEnv, api: client.Api
     assert status_of(inside) == (403, "Forbidden")
     assert "being terminated" in inside.value.body
 
-    for event in watch.Watch().stream(core.list_namespace, field_selector=f"metadata.name={name}", timeout_seconds=60):
+    # From the Terminating state's resourceVersion, so that a deletion already done is still seen.
+    for event in watch.Watch().stream(
+        core.list_namespace,
+        field_selector=f"metadata.name={name}",
+        resource_version=terminating.metadata.resource_version,
+        timeout_seconds=60,
+    ):
         if event["type"] == "DELETED":
             break
     else:

@@ -128,10 +128,6 @@ _INITIAL_STATUS: dict[str, Obj] = {
 _ORPHAN_BY_DEFAULT = {"Job"}
 
 
-def resource_for_kind(kind: str) -> ResourceType:
-    return _BY_KIND[kind]
-
-
 # ---------------------------------------------------------------- errors as Status bodies
 
 

@@ -174,7 +174,6 @@ class ContainerRun:
 
 @dataclass
 class PodRun:
-    uid: str
     containers: dict[str, ContainerRun]
     start_time: str = field(default_factory=now_rfc3339)
     ip: str = ""
@@ -498,11 +497,8 @@ class Kubelet:
         ]
         self._set_status(
             deployment,
-            {
-                **{k: v for k, v in counts.items() if v},
-                "observedGeneration": counts["observedGeneration"],
-                "conditions": conditions,
-            },
+            # Zero counts are left out, as the real API omits them; clients read them as absent.
+            {**{k: v for k, v in counts.items() if v}, "conditions": conditions},
         )
 
     def _replica_set(self, replica_set: Obj) -> None:
@@ -709,7 +705,6 @@ class Kubelet:
         if run is None:
             self._next_ip += 1
             run = PodRun(
-                uid=metadata["uid"],
                 containers={c["name"]: ContainerRun(name=c["name"], image=c["image"]) for c in spec["containers"]},
                 ip=f"10.244.0.{self._next_ip % 250 + 2}",
             )
