@@ -576,10 +576,12 @@ def test_a_crash_loop_fails_the_rollout_with_the_previous_run_s_log(namespace: s
     script = "echo starting the shop\necho cannot reach the database\nexit 3"
     applied = cluster.apply(namespace, [deployment("web", image=SHELL_IMAGE, script=script)])
 
-    result = cluster.wait_rollout(namespace, applied, timeout=WAIT)
+    progress: list[str] = []
+    result = cluster.wait_rollout(namespace, applied, timeout=WAIT, progress=progress.append)
 
     (diagnosis,) = result.failed
     (problem,) = diagnosis.problems
+    assert progress[-1] == f"deployment/web: failed, container app of pod {problem.pod}: CrashLoopBackOff"
     assert problem.reason == "CrashLoopBackOff"
     assert problem.restarts >= 1
     assert problem.log_tail.splitlines()[-2:] == ["starting the shop", "cannot reach the database"]
@@ -605,7 +607,7 @@ def test_a_pull_failure_within_its_grace_is_waited_for_until_the_timeout(kube: K
     patient = KubernetesCluster(kube.api_client(), recheck_interval=0.1, image_pull_grace=600.0)
     applied = patient.apply(namespace, [deployment("web", image="registry.invalid/shop:1")])
 
-    result = patient.wait_rollout(namespace, applied, timeout=1.0)
+    result = patient.wait_rollout(namespace, applied, timeout=1.0 if kube.emulated else 15.0)
 
     (diagnosis,) = result.failed
     assert diagnosis.summary.startswith("0/1 ready; not ready after ")

@@ -683,6 +683,8 @@ class KubernetesCluster:
                 if cause:
                     pending.remove(ref)
                     failed.append(self._diagnose(namespace, ref, cause=str(cause)))
+                    if progress:
+                        progress(f"{ref.kind.lower()}/{ref.name}: failed, {cause}")
 
         # Watch the kind of the first workload still pending; the others are looked at on every wakeup.
         while pending:
