@@ -152,7 +152,8 @@ class Bot:
 
     def previews(self) -> Previews:
         return Previews(
-            github=GitHubApi.from_env(self.token, api_url=self.github_url),
+            # The pause GitHub asks for between writes is for its servers, not the emulator's.
+            github=GitHubApi(self.token, api_url=self.github_url, seconds_between_writes=None),
             cluster=connect(kubeconfig=str(self.kubeconfig)),
             probe=HttpProbe(max_interval=0.2),
             settings=Settings(workspace=self.checkout.root, namespace_wait=self.namespace_wait),

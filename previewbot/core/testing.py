@@ -213,6 +213,8 @@ def _run_job(
     outcome = cluster.run_job(namespace, job, timeout=tests.timeout, progress=progress)
     seconds = time.monotonic() - began
     report_text, log = junit.split_report_from_log(outcome.log)
+    if report_text is not None and not report_text.strip():
+        report_text = None  # the wrapper found no report file to print
     if outcome.diagnosis is not None:
         return TestRun(
             passed=False,

@@ -28,7 +28,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tests.emulators.kube import NODE_NAME, ApiStatusError, KubeApiServer, Obj, now_rfc3339, template_hash
@@ -60,9 +60,13 @@ class Step:
     exits: bool = False
 
 
-_HEREDOC = re.compile(r"cat\s*<<-?\s*(['\"]?)(\w+)\1\s*")
+_HEREDOC = re.compile(r"cat\s*(?:>\s*(?P<before>\S+)\s*)?<<-?\s*(['\"]?)(?P<word>\w+)\2\s*(?:>\s*(?P<after>\S+))?")
 _STD_REDIRECT = re.compile(r"\s[12]?>(&[12]|\s*/dev/std(out|err))")
+_TO_NULL = re.compile(r"\s2>\s*/dev/null")
+_ASSIGNMENT = re.compile(r"[A-Za-z_]\w*=")
+_VARIABLE = re.compile(r"\$(\?|\{\w+\}|\w+)")
 _PRINTF_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", "r": "\r"}
+SHELLS = ("sh", "/bin/sh", "bash", "/bin/bash")
 
 
 def _printf(arguments: list[str]) -> str:
@@ -80,57 +84,117 @@ def _printf(arguments: list[str]) -> str:
     return re.sub(r"%%|%[sdi]|\\.", conversion, arguments[0])
 
 
-def _command(words: list[str]) -> Step:
-    name, arguments = words[0], words[1:]
-    if name == "echo":
-        newline = "\n"
-        if arguments[:1] == ["-n"]:
-            arguments, newline = arguments[1:], ""
-        return Step(output=" ".join(arguments) + newline)
-    if name == "printf":
-        return Step(output=_printf(arguments))
-    if name == "sleep":
-        seconds = arguments[0] if arguments else "0"
-        return Step(sleep=math.inf if seconds == "infinity" else float(seconds.rstrip("s")))
-    if name == "exit":
-        return Step(status=int(arguments[0]) if arguments else 0, exits=True)
-    if name in ("true", ":", "set"):
-        return Step()
-    if name == "false":
-        return Step(status=1)
-    return Step(output=f"sh: 1: {name}: not found\n", status=127)
+@dataclass
+class _Shell:
+    """What one sh process knows while its script is read: variables, $?, its arguments, the files it wrote.
 
+    Scripts have no branches, so reading one once, in order, tells everything it will do;
+    only the time its sleeps take is left to the kubelet.
+    """
 
-def parse_script(script: str) -> list[Step]:
-    """Turn a shell script of the supported subset into steps; an unknown command fails as sh would."""
-    steps: list[Step] = []
-    lines = script.splitlines()
-    index = 0
-    while index < len(lines):
-        line = lines[index].strip()
-        index += 1
-        heredoc = _HEREDOC.fullmatch(line)
-        if heredoc:
-            body = []
-            while index < len(lines) and lines[index].strip() != heredoc[2]:
-                body.append(lines[index] + "\n")
-                index += 1
+    variables: dict[str, str]
+    arguments: list[str]  # $0, $1, ...
+    files: dict[str, str]
+    status: int = 0
+    steps: list[Step] = field(default_factory=list)
+
+    def expand(self, word: str) -> str:
+        def value(match: re.Match[str]) -> str:
+            name = match[1].strip("{}")
+            return str(self.status) if name == "?" else self.variables.get(name, "")
+
+        return _VARIABLE.sub(value, word)
+
+    def add(self, step: Step) -> None:
+        self.steps.append(step)
+        self.status = step.status
+
+    def run(self, words: list[str], *, quiet_errors: bool) -> bool:
+        """Run one simple command; False when it ends the script (exit)."""
+        if words == ["$@"]:
+            words = self.arguments[1:]
+        elif all(_ASSIGNMENT.match(word) for word in words):
+            for word in words:
+                name, _, value = word.partition("=")
+                self.variables[name] = self.expand(value)
+            return True
+        words = [self.expand(word) for word in words]
+        name, arguments = words[0], words[1:]
+        if name in SHELLS and arguments[:1] == ["-c"] and len(arguments) >= 2:
+            # A child shell: its exit ends only itself, and its status becomes $?.
+            child = _Shell(dict(self.variables), arguments[1:][1:] or [name], self.files)
+            child.read(arguments[1])
+            self.steps.extend(replace(step, exits=False) for step in child.steps)
+            self.status = child.status
+            return True
+        if name == "echo":
+            newline = "\n"
+            if arguments[:1] == ["-n"]:
+                arguments, newline = arguments[1:], ""
+            self.add(Step(output=" ".join(arguments) + newline))
+        elif name == "printf":
+            self.add(Step(output=_printf(arguments)))
+        elif name == "cat":
+            missing = [path for path in arguments if path not in self.files]
+            output = "".join(self.files.get(path, "") for path in arguments)
+            if missing and not quiet_errors:
+                output += "".join(f"cat: {path}: No such file or directory\n" for path in missing)
+            self.add(Step(output=output, status=1 if missing else 0))
+        elif name == "sleep":
+            seconds = arguments[0] if arguments else "0"
+            self.add(Step(sleep=math.inf if seconds == "infinity" else float(seconds.rstrip("s"))))
+        elif name == "exit":
+            self.add(Step(status=int(arguments[0]) if arguments else self.status, exits=True))
+            return False
+        elif name in ("true", ":", "set"):
+            self.add(Step())
+        elif name == "false":
+            self.add(Step(status=1))
+        else:
+            self.add(Step(output=f"sh: 1: {name}: not found\n", status=127))
+        return True
+
+    def read(self, script: str) -> None:
+        """Run the script of the supported subset; an unknown command fails as sh would."""
+        lines = script.splitlines()
+        index = 0
+        while index < len(lines):
+            line = lines[index].strip()
             index += 1
-            steps.append(Step(output="".join(body)))
-            continue
-        # Both output streams go to the container's log, so redirections to them change nothing.
-        line = _STD_REDIRECT.sub("", line)
-        lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
-        lexer.whitespace_split = True
-        words: list[str] = []
-        for token in [*lexer, ";"]:
-            if token in (";", "&&", "||", "&", "|"):
-                if words:
-                    steps.append(_command(words))
+            heredoc = _HEREDOC.fullmatch(line)
+            if heredoc:
+                body = []
+                while index < len(lines) and lines[index].strip() != heredoc["word"]:
+                    body.append(lines[index] + "\n")
+                    index += 1
+                index += 1
+                target = heredoc["before"] or heredoc["after"]
+                if target:
+                    self.files[target] = "".join(body)
+                    self.add(Step())
+                else:
+                    self.add(Step(output="".join(body)))
+                continue
+            # Both output streams go to the container's log, so redirections to them change nothing.
+            quiet_errors = bool(_TO_NULL.search(line))
+            line = _TO_NULL.sub("", _STD_REDIRECT.sub("", line))
+            lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
+            lexer.whitespace_split = True
+            words: list[str] = []
+            for token in [*lexer, ";"]:
+                if token not in (";", "&&", "||", "&", "|"):
+                    words.append(token)
+                    continue
+                if words and not self.run(words, quiet_errors=quiet_errors):
+                    return
                 words = []
-            else:
-                words.append(token)
-    return steps
+
+
+def parse_script(script: str, *, arguments: list[str] | None = None, env: dict[str, str] | None = None) -> list[Step]:
+    """The steps of a shell script of the supported subset."""
+    shell = _Shell(dict(env or {}), arguments or ["sh"], {})
+    shell.read(script)
+    return shell.steps
 
 
 def container_script(container: Obj) -> list[Step] | None:
@@ -138,8 +202,9 @@ def container_script(container: Obj) -> list[Step] | None:
     words = [*(container.get("command") or []), *(container.get("args") or [])]
     if not words:
         return None
-    if words[0] in ("sh", "/bin/sh", "bash", "/bin/bash") and len(words) >= 3 and words[1] == "-c":
-        return parse_script(words[2])
+    if words[0] in SHELLS and len(words) >= 3 and words[1] == "-c":
+        env = {item["name"]: str(item.get("value", "")) for item in container.get("env") or [] if "name" in item}
+        return parse_script(words[2], arguments=words[3:] or [words[0]], env=env)
     return None
 
 
