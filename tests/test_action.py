@@ -12,6 +12,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from previewbot import render
 from tests.harness import PR_NUMBER, REPO, Checkout, comment_event, pr_event, preview_site, web_deployment
 
 ROOT = Path(__file__).resolve().parent.parent
-ACT = shutil.which("act", path=str(Path(os.sys.executable).parent)) or shutil.which("act")
+ACT = shutil.which("act", path=str(Path(sys.executable).parent)) or shutil.which("act")
 
 pytestmark = [
     pytest.mark.action,
@@ -83,7 +84,7 @@ def run_act(
         "--secret-file",
         str(secrets_file),
         "--var",
-        f"PREVIEWBOT_PYTHON={Path(os.sys.executable)}",
+        f"PREVIEWBOT_PYTHON={Path(sys.executable)}",
         "--env",
         f"GITHUB_API_URL={github.url}",
         "--env",
