@@ -671,6 +671,21 @@ def test_a_job_whose_image_cannot_be_pulled_ends_early_with_a_diagnosis(
     assert_deleted(kube, namespace, "e2e")
 
 
+def test_a_job_whose_deadline_passes_while_its_image_cannot_be_pulled_never_ran(kube: KubeEnv, namespace: str) -> None:
+    patient = KubernetesCluster(kube.api_client(), recheck_interval=0.1, image_pull_grace=600.0)
+    doomed = job("e2e", "echo never", image="registry.invalid/e2e:1")
+    doomed["spec"]["activeDeadlineSeconds"] = 30
+
+    outcome = patient.run_job(namespace, doomed, timeout=WAIT)
+
+    assert not outcome.succeeded
+    assert not outcome.timed_out
+    assert outcome.diagnosis is not None
+    assert "deadline" in outcome.diagnosis.summary
+    assert "container tests of pod e2e-" in outcome.diagnosis.summary
+    assert "ImagePullBackOff" in outcome.diagnosis.summary or "ErrImagePull" in outcome.diagnosis.summary
+
+
 def test_a_job_that_outlives_its_timeout_is_stopped_and_its_log_kept(
     namespace: str, cluster: KubernetesCluster, kube: KubeEnv
 ) -> None:

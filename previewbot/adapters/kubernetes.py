@@ -207,6 +207,10 @@ def _selector_text(selector: Mapping[str, Any] | None) -> str:
     return ",".join(parts)
 
 
+def _finished(pod: Obj) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
 def _is_owned_by(obj: Obj, owner_uid: str) -> bool:
     return any(owner.get("uid") == owner_uid for owner in _metadata(obj).get("ownerReferences") or ())
 
@@ -372,21 +376,26 @@ class _HopelessPods:
     """Tells when a workload's pods show a reason that waiting will not heal.
 
     A pull failure counts only once it has lasted `pull_grace` seconds, so it keeps the
-    time each container was first seen failing to pull.
+    time each container was first seen failing to pull. `failing_pull` is the pull failure
+    the pods showed when last seen: a Job that ends meanwhile (its deadline) never ran.
     """
 
     def __init__(self, *, hopeless: frozenset[str], pull_grace: float) -> None:
         self._hopeless = hopeless
         self._pull_grace = pull_grace
         self._pull_failing_since: dict[tuple[str, str], float] = {}
+        self.failing_pull: _Stuck | None = None
 
     def verdict(self, pods: Sequence[Obj]) -> _Stuck | None:
         now = time.monotonic()
+        if pods:
+            self.failing_pull = None  # pods deleted with their Job leave the last sighting standing
         for pod in pods:
             for stuck in _stuck_containers(pod):
                 if stuck.reason in self._hopeless:
                     return stuck
                 if stuck.reason in PULL_FAILURES:
+                    self.failing_pull = stuck
                     since = self._pull_failing_since.setdefault((stuck.pod, stuck.container), now)
                     if now - since >= self._pull_grace:
                         return stuck
@@ -508,7 +517,7 @@ class KubernetesCluster:
             return False
         return True
 
-    def _wakeups(self, lister: Callable[..., Any], *, deadline: float, **selection: Any) -> Iterator[None]:
+    def _wakeups(self, *, lister: Callable[..., Any], deadline: float, **selection: Any) -> Iterator[None]:
         """Yield at once, then at each change `lister` would show, and at least every recheck_interval.
 
         Stops at the deadline. The caller looks at the cluster on each wakeup; the watch only
@@ -582,7 +591,7 @@ class KubernetesCluster:
     def wait_namespace_gone(self, name: str, *, timeout: float, progress: Progress | None = None) -> bool:
         started = time.monotonic()
         announced = False
-        for _ in self._wakeups(self._core.list_namespace, deadline=started + timeout):
+        for _ in self._wakeups(lister=self._core.list_namespace, deadline=started + timeout):
             if self.namespace(name) is None:
                 return True
             if progress and not announced:
@@ -689,7 +698,7 @@ class KubernetesCluster:
         # Watch the kind of the first workload still pending; the others are looked at on every wakeup.
         while pending:
             watched = pending[0].kind
-            for _ in self._wakeups(self._lister(watched), deadline=deadline, namespace=namespace):
+            for _ in self._wakeups(lister=self._lister(watched), deadline=deadline, namespace=namespace):
                 look()
                 if not pending or pending[0].kind != watched:
                     break
@@ -803,30 +812,51 @@ class KubernetesCluster:
             "kind": "Job",
             "metadata": {**_metadata(job), "namespace": namespace},
         }
-        self._call(self._resource(ref.api_version, ref.kind).create, body=body, namespace=namespace)
+        created = self._call(self._resource(ref.api_version, ref.kind).create, body=body, namespace=namespace)
         if progress:
             progress(f"job/{ref.name}: started")
         never_ran = _HopelessPods(hopeless=NEVER_STARTS, pull_grace=self._image_pull_grace)
+        watch_pods = {
+            "lister": self._core.list_namespaced_pod,
+            "label_selector": _selector_text((created.to_dict().get("spec") or {}).get("selector")),
+        }
+        watch_job = {"lister": self._batch.list_namespaced_job}
         current: Obj | None = None
-        for _ in self._wakeups(self._batch.list_namespaced_job, deadline=deadline, namespace=namespace):
-            current = self._get(namespace, ref)
-            state = _rollout(ref.kind, current)
-            if state.done or state.failed:
-                if progress:
-                    progress(f"job/{ref.name}: {'succeeded' if state.done else 'failed'}")
-                return JobOutcome(succeeded=state.done, log=self._job_log(namespace, current))
-            if stuck := never_ran.verdict(self._pods_of(namespace, current)):
-                diagnosis = self._diagnose(namespace, ref, cause=str(stuck))
-                self._delete(namespace, ref)
-                return JobOutcome(succeeded=False, diagnosis=diagnosis)
+        # While a pod of the Job is on its way, its changes come first; once none is, the Job's verdict.
+        pods_on_their_way = True
+        while True:
+            for _ in self._wakeups(
+                deadline=deadline, namespace=namespace, **(watch_pods if pods_on_their_way else watch_job)
+            ):
+                current = self._get(namespace, ref)
+                pods = self._pods_of(namespace, current)
+                if stuck := never_ran.verdict(pods):
+                    return self._job_never_ran(namespace, ref, cause=str(stuck))
+                state = _rollout(ref.kind, current)
+                if state.failed and never_ran.failing_pull:
+                    return self._job_never_ran(namespace, ref, cause=f"{state.failed}; {never_ran.failing_pull}")
+                if state.done or state.failed:
+                    if progress:
+                        progress(f"job/{ref.name}: {'succeeded' if state.done else 'failed'}")
+                    return JobOutcome(succeeded=state.done, log=self._job_log(namespace, current))
+                if pods_on_their_way != (not pods or any(not _finished(pod) for pod in pods)):
+                    pods_on_their_way = not pods_on_their_way
+                    break
+            else:
+                break
         output = self._job_log(namespace, current)
         self._delete(namespace, ref)
         if progress:
             progress(f"job/{ref.name}: timed out after {timeout:g}s")
         return JobOutcome(succeeded=False, timed_out=True, log=output)
 
+    def _job_never_ran(self, namespace: str, ref: ObjectRef, *, cause: str) -> JobOutcome:
+        diagnosis = self._diagnose(namespace, ref, cause=cause)
+        self._delete(namespace, ref)
+        return JobOutcome(succeeded=False, diagnosis=diagnosis)
+
     def _wait_gone(self, namespace: str, ref: ObjectRef, *, deadline: float) -> bool:
-        for _ in self._wakeups(self._lister(ref.kind), deadline=deadline, namespace=namespace):
+        for _ in self._wakeups(lister=self._lister(ref.kind), deadline=deadline, namespace=namespace):
             if self._get(namespace, ref) is None:
                 return True
         return False
