@@ -699,6 +699,17 @@ def test_a_job_that_outlives_its_timeout_is_stopped_and_its_log_kept(
     assert_deleted(kube, namespace, "e2e")
 
 
+def test_a_job_ended_by_its_own_deadline_timed_out(namespace: str, cluster: KubernetesCluster) -> None:
+    slow = job("e2e", "echo waiting for the preview\nsleep 3600")
+    slow["spec"]["activeDeadlineSeconds"] = 50
+
+    outcome = cluster.run_job(namespace, slow, timeout=WAIT)
+
+    assert outcome.timed_out
+    assert not outcome.succeeded
+    assert outcome.diagnosis is None
+
+
 def test_delete_jobs_spares_the_kept_one_and_jobs_not_selected(
     namespace: str, cluster: KubernetesCluster, kube: KubeEnv
 ) -> None:

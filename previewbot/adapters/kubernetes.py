@@ -286,6 +286,10 @@ def _job_rollout(obj: Obj) -> _Rollout:
     return _Rollout(conditions.get("Complete", {}).get("status") == "True", note)
 
 
+def _deadline_exceeded(job: Obj) -> bool:
+    return _conditions(job.get("status") or {}).get("Failed", {}).get("reason") == "DeadlineExceeded"
+
+
 _ROLLOUT_RULES: dict[str, Callable[[Obj], _Rollout]] = {
     "Deployment": _deployment_rollout,
     "StatefulSet": _stateful_set_rollout,
@@ -816,13 +820,37 @@ class KubernetesCluster:
         if progress:
             progress(f"job/{ref.name}: started")
         never_ran = _HopelessPods(hopeless=NEVER_STARTS, pull_grace=self._image_pull_grace)
+        current: Obj | None = None
+        for current, pods in self._job_wakeups(namespace, created.to_dict(), deadline=deadline):
+            if stuck := never_ran.verdict(pods):
+                return self._job_never_ran(namespace, ref, cause=str(stuck))
+            state = _rollout(ref.kind, current)
+            if state.failed and never_ran.failing_pull:
+                return self._job_never_ran(namespace, ref, cause=f"{state.failed}; {never_ran.failing_pull}")
+            if state.failed and current and _deadline_exceeded(current):
+                break  # the Job's own deadline (previewbot sets it to the timeout) is a timeout
+            if state.done or state.failed:
+                if progress:
+                    progress(f"job/{ref.name}: {'succeeded' if state.done else 'failed'}")
+                return JobOutcome(succeeded=state.done, log=self._job_log(namespace, current))
+        output = self._job_log(namespace, current)
+        self._delete(namespace, ref)
+        if progress:
+            progress(f"job/{ref.name}: timed out after {timeout:g}s")
+        return JobOutcome(succeeded=False, timed_out=True, log=output)
+
+    def _job_wakeups(self, namespace: str, job: Obj, *, deadline: float) -> Iterator[tuple[Obj | None, list[Obj]]]:
+        """The Job and its pods, at once and after each change, until the deadline.
+
+        While a pod of the Job is on its way its changes come first, so the pods are watched;
+        once none is, the Job's verdict is what comes next, so the Job is.
+        """
+        ref = ObjectRef(api_version="batch/v1", kind="Job", name=_metadata(job)["name"])
         watch_pods = {
             "lister": self._core.list_namespaced_pod,
-            "label_selector": _selector_text((created.to_dict().get("spec") or {}).get("selector")),
+            "label_selector": _selector_text((job.get("spec") or {}).get("selector")),
         }
         watch_job = {"lister": self._batch.list_namespaced_job}
-        current: Obj | None = None
-        # While a pod of the Job is on its way, its changes come first; once none is, the Job's verdict.
         pods_on_their_way = True
         while True:
             for _ in self._wakeups(
@@ -830,25 +858,12 @@ class KubernetesCluster:
             ):
                 current = self._get(namespace, ref)
                 pods = self._pods_of(namespace, current)
-                if stuck := never_ran.verdict(pods):
-                    return self._job_never_ran(namespace, ref, cause=str(stuck))
-                state = _rollout(ref.kind, current)
-                if state.failed and never_ran.failing_pull:
-                    return self._job_never_ran(namespace, ref, cause=f"{state.failed}; {never_ran.failing_pull}")
-                if state.done or state.failed:
-                    if progress:
-                        progress(f"job/{ref.name}: {'succeeded' if state.done else 'failed'}")
-                    return JobOutcome(succeeded=state.done, log=self._job_log(namespace, current))
+                yield current, pods
                 if pods_on_their_way != (not pods or any(not _finished(pod) for pod in pods)):
                     pods_on_their_way = not pods_on_their_way
                     break
             else:
-                break
-        output = self._job_log(namespace, current)
-        self._delete(namespace, ref)
-        if progress:
-            progress(f"job/{ref.name}: timed out after {timeout:g}s")
-        return JobOutcome(succeeded=False, timed_out=True, log=output)
+                return
 
     def _job_never_ran(self, namespace: str, ref: ObjectRef, *, cause: str) -> JobOutcome:
         diagnosis = self._diagnose(namespace, ref, cause=cause)
