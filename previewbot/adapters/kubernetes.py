@@ -595,7 +595,9 @@ class KubernetesCluster:
     def wait_namespace_gone(self, name: str, *, timeout: float, progress: Progress | None = None) -> bool:
         started = time.monotonic()
         announced = False
-        for _ in self._wakeups(lister=self._core.list_namespace, deadline=started + timeout):
+        for _ in self._wakeups(
+            lister=self._core.list_namespace, deadline=started + timeout, field_selector=f"metadata.name={name}"
+        ):
             if self.namespace(name) is None:
                 return True
             if progress and not announced:
