@@ -1224,6 +1224,7 @@ class _HttpServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes; don't hold the second back
     server: _HttpServer
 
     def setup(self) -> None:
