@@ -1,0 +1,188 @@
+"""The command line and the Action's front door, run in-process as the runner would run them."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from previewbot import render
+from previewbot.cli import main
+from tests.harness import PR_NUMBER, REPO, Checkout, pr_event, preview_site, web_deployment
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def cli() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Iterator[Checkout]:
+    with preview_site() as site:
+        repo = Checkout(tmp_path / "repo")
+        repo.write(
+            ".preview.yml",
+            f"""version: 1
+manifests: [deploy/]
+url: {site}/pr-${{PR_NUMBER}}
+namespace:
+  prefix: f{secrets.token_hex(3)}
+  network_policy: none
+tests:
+  command: ./e2e.sh
+  report: junit.xml
+""",
+        )
+        repo.write("deploy/web.yaml", web_deployment())
+        repo.write(
+            "e2e.sh",
+            "#!/bin/sh\ncat > junit.xml <<'EOF'\n<testsuite name='e2e' tests='2'>"
+            "<testcase name='test_home'/><testcase name='test_cart'><failure message='cart is empty'/></testcase>"
+            "</testsuite>\nEOF\nexit 1\n",
+        )
+        (repo.root / "e2e.sh").chmod(0o755)
+        yield repo
+
+
+def runner_env(
+    tmp_path: Path, *, event_name: str, event: dict[str, Any], github: Any, kube: Any, workspace: Path
+) -> dict[str, str]:
+    event_path = tmp_path / "event.json"
+    event_path.write_text(json.dumps(event))
+    return {
+        "GITHUB_EVENT_NAME": event_name,
+        "GITHUB_EVENT_PATH": str(event_path),
+        "GITHUB_REPOSITORY": REPO,
+        "GITHUB_WORKSPACE": str(workspace),
+        "GITHUB_API_URL": github.url,
+        "GITHUB_SERVER_URL": "https://github.example.com",
+        "GITHUB_RUN_ID": "4242",
+        "GITHUB_OUTPUT": str(tmp_path / "output"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+        "INPUT_TOKEN": github.token,
+        "INPUT_KUBECONFIG": kube.kubeconfig.read_text(),
+    }
+
+
+def read_outputs(path: Path) -> dict[str, str]:
+    """Parse GITHUB_OUTPUT's heredoc form (name<<DELIMITER / value / DELIMITER)."""
+    outputs, lines = {}, iter(path.read_text().splitlines())
+    for line in lines:
+        name, _, delimiter = line.partition("<<")
+        value = []
+        for body in lines:
+            if body == delimiter:
+                break
+            value.append(body)
+        outputs[name] = "\n".join(value)
+    return outputs
+
+
+def test_plan_renders_the_bundled_example_with_no_cluster_and_no_github(cli: CliRunner) -> None:
+    result = cli.invoke(main, ["plan", str(ROOT / "examples" / "hello")], env={"GITHUB_TOKEN": ""})
+
+    assert result.exit_code == 0, result.output
+    assert "✔ .preview.yml is valid" in result.output
+    documents = [d for d in yaml.safe_load_all(result.output) if d]
+    kinds = {d["kind"] for d in documents}
+    assert {"Deployment", "Service", "Ingress", "Job", "ResourceQuota", "NetworkPolicy"} <= kinds
+    namespaces = {d["metadata"]["namespace"] for d in documents}
+    assert namespaces == {"preview-hello-pr-1"}
+    deployment = next(d for d in documents if d["kind"] == "Deployment")
+    images = [c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]]
+    assert "ghcr.io/acme/hello:pr-1-0123456" in images
+    assert render.COMMENT_MARKER in result.output
+
+
+def test_plan_names_what_is_wrong_in_a_bad_config(cli: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / ".preview.yml").write_text("version: 1\nmanifests: [deploy/]\nreadiness:\n  timeout: soon\n")
+
+    result = cli.invoke(main, ["plan", str(tmp_path)])
+
+    assert result.exit_code == 1
+    assert ".preview.yml:4" in result.output
+    assert "readiness.timeout" in result.output
+
+
+def test_every_command_explains_itself(cli: CliRunner) -> None:
+    top = cli.invoke(main, ["--help"])
+    assert top.exit_code == 0
+    for command in ("plan", "deploy", "destroy", "action", "schema"):
+        assert command in top.output
+        result = cli.invoke(main, [command, "--help"])
+        assert result.exit_code == 0
+        assert "Usage:" in result.output
+
+
+def test_schema_prints_the_shipped_schema(cli: CliRunner) -> None:
+    result = cli.invoke(main, ["schema"])
+
+    shipped = json.loads((ROOT / "previewbot" / "schema" / "preview.schema.json").read_text())
+    assert json.loads(result.output) == shipped
+
+
+def test_the_action_writes_outputs_summary_and_fails_on_failed_tests(
+    cli: CliRunner, tmp_path: Path, github: Any, kube: Any, checkout: Checkout
+) -> None:
+    env = runner_env(
+        tmp_path, event_name="pull_request", event=pr_event("opened"), github=github, kube=kube, workspace=checkout.root
+    )
+
+    result = cli.invoke(main, ["action"], env=env)
+
+    assert result.exit_code == 1, result.output
+    assert "::error title=previewbot::" in result.output
+    outputs = read_outputs(tmp_path / "output")
+    assert outputs["status"] == "failed"
+    assert outputs["namespace"].endswith(f"-hello-world-pr-{PR_NUMBER}")
+    summary = (tmp_path / "summary.md").read_text()
+    assert "test_cart" in summary
+    assert "cart is empty" in summary
+    assert render.COMMENT_MARKER not in summary
+    [deployment] = github.deployments(REPO)
+    assert deployment.statuses[-1].log_url == "https://github.example.com/Codertocat/Hello-World/actions/runs/4242"
+    assert github.token not in result.output
+    assert "client-key-data" not in result.output
+
+
+def test_the_action_outside_a_workflow_says_what_is_missing(cli: CliRunner) -> None:
+    result = cli.invoke(main, ["action"], env={"INPUT_TOKEN": "x", "GITHUB_EVENT_NAME": "", "GITHUB_EVENT_PATH": ""})
+
+    assert result.exit_code == 2
+    assert "GITHUB_EVENT_NAME" in result.output
+
+
+def test_an_unreadable_event_file_is_named(
+    cli: CliRunner, tmp_path: Path, github: Any, kube: Any, checkout: Checkout
+) -> None:
+    env = runner_env(tmp_path, event_name="pull_request", event={}, github=github, kube=kube, workspace=checkout.root)
+    Path(env["GITHUB_EVENT_PATH"]).write_text("{not json")
+
+    result = cli.invoke(main, ["action"], env=env)
+
+    assert result.exit_code == 1
+    assert env["GITHUB_EVENT_PATH"] in result.output
+    assert github.comments(REPO, PR_NUMBER) == []
+
+
+def test_deploy_and_destroy_from_the_command_line(cli: CliRunner, github: Any, kube: Any, checkout: Checkout) -> None:
+    checkout.write("e2e.sh", "#!/bin/sh\necho fine > /dev/null\ncat > junit.xml <<'EOF'\n<testsuite name='e'/>\nEOF\n")
+    connection = ["--token", github.token, "--api-url", github.url, "--kubeconfig", str(kube.kubeconfig)]
+
+    deployed = cli.invoke(main, ["deploy", "--repo", REPO, "--pr", "2", "--workspace", str(checkout.root), *connection])
+    destroyed = cli.invoke(main, ["destroy", "--repo", REPO, "--pr", "2", *connection])
+
+    assert deployed.exit_code == 0, deployed.output
+    assert "status=ready" in deployed.output
+    assert destroyed.exit_code == 0, destroyed.output
+    assert "status=destroyed" in destroyed.output
+    [comment] = [c.body for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c.body)]
+    assert "Destroyed" in comment or "destroyed" in comment
