@@ -53,9 +53,7 @@ _COMMAND = re.compile(rf"^[ \t]*{re.escape(PREFIX)}(?=\s|$)(?P<rest>.*)$", re.IG
 # A fence opens at any indentation and after a list marker, so code nested in lists is skipped
 # too: missing a command costs a retype, running a shown one could destroy a preview. A backtick
 # fence's info string has no backtick (such a line is inline code instead).
-_FENCE_OPEN = re.compile(
-    r"^[ \t]*(?:(?:[-+*]|\d{1,9}[.)])[ \t]+)?(?:(?P<ticks>`{3,})[^`]*|(?P<tildes>~{3,}).*)$"
-)
+_FENCE_OPEN = re.compile(r"^[ \t]*(?:(?:[-+*]|\d{1,9}[.)])[ \t]+)?(?:(?P<ticks>`{3,})[^`]*|(?P<tildes>~{3,}).*)$")
 _FENCE_CLOSE = re.compile(r"^[ \t]*(?P<fence>`{3,}|~{3,})[ \t]*$")
 _QUOTE = re.compile(r"^ {0,3}>")
 _QUOTE_MARKERS = re.compile(r"^(?:[ \t]*>)+")
@@ -105,9 +103,7 @@ def _read_command(words: list[str], *, line: int, text: str) -> Command | Comman
     if verb not in VERBS:
         return CommandError(line=line, text=text, problem=f"that is not a verb `{PREFIX}` knows; {valid}")
     if len(words) > 1:
-        return CommandError(
-            line=line, text=text, problem=f"`{PREFIX} {verb}` takes nothing after the verb; {valid}"
-        )
+        return CommandError(line=line, text=text, problem=f"`{PREFIX} {verb}` takes nothing after the verb; {valid}")
     return Command(verb=verb, args=tuple(words[1:]), line=line)
 
 

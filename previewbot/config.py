@@ -284,25 +284,19 @@ class PreviewConfig(_Strict):
     version: Literal[1] = Field(default=1, description="The version of this file's format")
     manifests: list[str] = Field(min_length=1, description="Files or folders of Kubernetes manifests")
     images: list[Image] = Field(default_factory=list, description="Image references to pin to the PR's build")
-    url: str | None = Field(
-        default=None, description="Preview URL template, e.g. https://pr-${PR_NUMBER}.example.com"
-    )
+    url: str | None = Field(default=None, description="Preview URL template, e.g. https://pr-${PR_NUMBER}.example.com")
     variables: dict[str, str] = Field(
         default_factory=dict,
         description="More ${NAME}s for the manifests; their values may use the built-in ones",
         json_schema_extra={"propertyNames": {"pattern": VARIABLE_NAME.pattern}},
     )
     environment: str = Field(default="preview/pr-${PR_NUMBER}", description="GitHub Deployment environment")
-    status_context: str = Field(
-        default="previewbot/deploy", description="Commit status context of the deploy"
-    )
+    status_context: str = Field(default="previewbot/deploy", description="Commit status context of the deploy")
     readiness: Readiness = Field(default_factory=Readiness, description="Waiting for the workloads")
     smoke: Smoke = Field(default_factory=Smoke, description="The check that the URL answers")
     tests: Tests | None = Field(default=None, description="End-to-end tests run against the preview")
     namespace: Namespace = Field(default_factory=Namespace, description="The preview namespace")
-    ttl: Duration | None = Field(
-        default=None, description="Destroy a preview this long after its last deploy"
-    )
+    ttl: Duration | None = Field(default=None, description="Destroy a preview this long after its last deploy")
     commands: Commands = Field(default_factory=Commands, description="Who may run /preview commands")
     forks: Forks = Field(default_factory=Forks, description="The policy for PRs from forks")
 
@@ -325,9 +319,7 @@ def load_config(text: str, *, path: str = DEFAULT_PATH) -> PreviewConfig:
                 path, [f"{path}:{_line(root)}: the top level must be a mapping of keys such as `manifests`"]
             )
         lines: dict[Location, int] = {(): _line(root)}
-        problems = [
-            _problem(path, line, loc, message) for line, loc, message in _index_lines(root, (), lines)
-        ]
+        problems = [_problem(path, line, loc, message) for line, loc, message in _index_lines(root, (), lines)]
         data = loader.construct_document(root)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -343,13 +335,9 @@ def load_config(text: str, *, path: str = DEFAULT_PATH) -> PreviewConfig:
     try:
         config = PreviewConfig.model_validate(data)
     except ValidationError as error:
-        problems += [
-            _problem(path, _line_of(lines, err["loc"]), err["loc"], _explain(err)) for err in error.errors()
-        ]
+        problems += [_problem(path, _line_of(lines, err["loc"]), err["loc"], _explain(err)) for err in error.errors()]
     if config is not None:
-        problems += [
-            _problem(path, _line_of(lines, loc), loc, message) for loc, message in _variable_problems(config)
-        ]
+        problems += [_problem(path, _line_of(lines, loc), loc, message) for loc, message in _variable_problems(config)]
     if config is None or problems:
         raise ConfigError(path, [text for _, text in sorted(set(problems))])
     return config
@@ -361,9 +349,7 @@ def load_config_file(root: Path, path: str = DEFAULT_PATH) -> PreviewConfig:
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(
-            path, [f"{path}: not found: previewbot needs a {path} at the root of the repo"]
-        ) from None
+        raise ConfigError(path, [f"{path}: not found: previewbot needs a {path} at the root of the repo"]) from None
     except UnicodeDecodeError:
         raise ConfigError(path, [f"{path}: not UTF-8 text"]) from None
     return load_config(text, path=path)
@@ -373,9 +359,7 @@ def _line(node: yaml.Node) -> int:
     return int(node.start_mark.line) + 1
 
 
-def _index_lines(
-    node: yaml.Node, loc: Location, lines: dict[Location, int]
-) -> Iterator[tuple[int, Location, str]]:
+def _index_lines(node: yaml.Node, loc: Location, lines: dict[Location, int]) -> Iterator[tuple[int, Location, str]]:
     """Record the line of every key and list item under node; yield (line, key, message) per duplicate key."""
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:

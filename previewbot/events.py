@@ -55,8 +55,7 @@ def read_event_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         payload = json.loads(text)
     except json.JSONDecodeError as error:
         raise EventError(
-            f"the event file {path} is not valid JSON: {error.msg}"
-            f" at line {error.lineno}, column {error.colno}"
+            f"the event file {path} is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
         ) from error
     if not isinstance(payload, dict):
         raise EventError(f"the event file {path} holds {_json_type(payload)}, not an event object")
@@ -102,9 +101,7 @@ def _label_intent(event: _Fields, ref: PrRef) -> Intent:
     label = event.required("label.name", str)
     sender = event.required("sender.login", str)
     if is_bot(sender, event.optional("sender.type", str)):
-        return Ignore(
-            reason=f"label '{label}' on {_name(ref)} was added by the bot {sender}; a bot never approves"
-        )
+        return Ignore(reason=f"label '{label}' on {_name(ref)} was added by the bot {sender}; a bot never approves")
     return Approve(ref=ref, by=sender, label=label)
 
 
@@ -190,9 +187,7 @@ class _Fields:
             if value is None:
                 return None
         if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-            raise EventError(
-                f"{self.context}: {self._full(path)} is {_json_type(value)}, expected {_JSON_TYPES[kind]}"
-            )
+            raise EventError(f"{self.context}: {self._full(path)} is {_json_type(value)}, expected {_JSON_TYPES[kind]}")
         return value
 
     def child(self, path: str) -> _Fields:

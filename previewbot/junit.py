@@ -45,9 +45,7 @@ def parse_junit(xml: str | bytes, *, source: str) -> TestReport:
     """
     root = _parse_tree(xml, source=source)
     if root.tag not in ("testsuites", "testsuite"):
-        raise ReportError(
-            f"{source}: the root element is <{root.tag}>, not JUnit's <testsuites> or <testsuite>"
-        )
+        raise ReportError(f"{source}: the root element is <{root.tag}>, not JUnit's <testsuites> or <testsuite>")
     cases = tuple(_test_case(element) for element in root.iter("testcase"))
     return TestReport(cases=cases, seconds=_report_seconds(root, cases))
 

@@ -91,9 +91,7 @@ class Rendered:
 # ---------------------------------------------------------------- variables
 
 
-def preview_variables(
-    *, pr: PullRequest, namespace: str, url: str | None, extra: Mapping[str, str]
-) -> dict[str, str]:
+def preview_variables(*, pr: PullRequest, namespace: str, url: str | None, extra: Mapping[str, str]) -> dict[str, str]:
     """The ${NAME}s of one deploy: the built-in ones, then the config's `variables` filled in from them."""
     builtins = {
         "PR_NUMBER": str(pr.number),
@@ -145,9 +143,7 @@ def substitute(text: str, variables: Mapping[str, str], *, source: str) -> str:
     filled, unknown = _fill(text, variables)
     if unknown:
         raise ManifestError(
-            "\n".join(
-                f"{source}:{line}: {unknown_variable_message(name, variables)}" for line, name in unknown
-            )
+            "\n".join(f"{source}:{line}: {unknown_variable_message(name, variables)}" for line, name in unknown)
         )
     return filled
 
@@ -190,9 +186,7 @@ def image_repository(reference: str) -> str:
     return repository if colon < 0 else repository[:colon]
 
 
-def pin_images(
-    obj: Mapping[str, Any], images: Sequence[Image], variables: Mapping[str, str]
-) -> dict[str, Any]:
+def pin_images(obj: Mapping[str, Any], images: Sequence[Image], variables: Mapping[str, str]) -> dict[str, Any]:
     """A copy of obj whose containers running one of images' repositories run the PR's tag of it.
 
     Containers and init containers of Pods, of workload and Job pod templates and of
@@ -272,9 +266,7 @@ def render_manifests(
             ref = _checked(raw, where=where, namespace=namespace)
             described = f"{where} ({ref})"
             if (ref.kind, ref.name) in first_seen:
-                raise ManifestError(
-                    f"{described}: {ref} is given twice; first in {first_seen[ref.kind, ref.name]}"
-                )
+                raise ManifestError(f"{described}: {ref} is given twice; first in {first_seen[ref.kind, ref.name]}")
             first_seen[ref.kind, ref.name] = where
             placed = _placed(raw, namespace=namespace, labels=labels, where=described)
             objects.append(pin_images(placed, config.images, variables))
@@ -367,13 +359,9 @@ def _checked(raw: Any, *, where: str, namespace: str) -> ObjectRef:
     missing = [key for key, value in required.items() if not isinstance(value, str) or not value]
     if missing:
         raise ManifestError(f"{where}: every object needs {', '.join(missing)}")
-    ref = ObjectRef(
-        api_version=raw["apiVersion"], kind=raw["kind"], name=metadata["name"], namespace=namespace
-    )
+    ref = ObjectRef(api_version=raw["apiVersion"], kind=raw["kind"], name=metadata["name"], namespace=namespace)
     if ref.kind in CLUSTER_SCOPED_KINDS:
-        raise ManifestError(
-            f"{where} ({ref}): {ref.kind} is cluster-scoped: a preview holds only namespaced objects"
-        )
+        raise ManifestError(f"{where} ({ref}): {ref.kind} is cluster-scoped: a preview holds only namespaced objects")
     declared = metadata.get("namespace")
     if declared not in (None, namespace):
         raise ManifestError(
@@ -428,9 +416,7 @@ def guardrails(config: PreviewConfig, *, namespace: str, labels: Mapping[str, st
             ],
         }
         objects.append(
-            _guardrail(
-                "networking.k8s.io/v1", "NetworkPolicy", ISOLATION_NAME, namespace, labels, spec=isolation
-            )
+            _guardrail("networking.k8s.io/v1", "NetworkPolicy", ISOLATION_NAME, namespace, labels, spec=isolation)
         )
     return objects
 

@@ -83,9 +83,7 @@ def is_preview_comment(body: str) -> bool:
     return body.lstrip().startswith(COMMENT_MARKER)
 
 
-def render_comment(
-    report: PreviewReport, *, server_url: str = "https://github.com", trailer: str = ""
-) -> str:
+def render_comment(report: PreviewReport, *, server_url: str = "https://github.com", trailer: str = "") -> str:
     """The sticky PR comment: marker, status, details and the commands a person may type.
 
     `trailer` (hidden text such as an HTML comment) goes last and counts towards the limit.
@@ -248,9 +246,7 @@ def _diagnosis(diagnosis: WorkloadDiagnosis) -> list[Part]:
 
 
 def _container_problem(problem: ContainerProblem) -> list[Part]:
-    restarts = (
-        f", restarted {problem.restarts} time{'s' * (problem.restarts != 1)}" if problem.restarts else ""
-    )
+    restarts = f", restarted {problem.restarts} time{'s' * (problem.restarts != 1)}" if problem.restarts else ""
     where = f"Pod {_code(problem.pod)}, container {_code(problem.container)}"
     text = f"{where}: **{_code(problem.reason)}**{restarts}\n\n"
     if problem.message:
@@ -303,9 +299,7 @@ def _failed_tests(failures: Sequence[TestCase]) -> _Excerpt:
     def wrap(kept: Sequence[str], omitted: int) -> str:
         text = "**Failed tests**\n\n" + "".join(kept)
         if omitted + beyond:
-            text += (
-                f"_… and {omitted + beyond} more failed test{'s' * (omitted + beyond != 1)} not shown._\n\n"
-            )
+            text += f"_… and {omitted + beyond} more failed test{'s' * (omitted + beyond != 1)} not shown._\n\n"
         return text
 
     return _Excerpt(cut=_Cut.TESTS, items=items, keep_tail=False, wrap=wrap)

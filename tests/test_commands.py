@@ -31,9 +31,7 @@ def command(verb: str, line: int = 1) -> Command:
             id="repeat-counts-once",
         ),
         pytest.param("/preview destroy\n/PREVIEW DESTROY", [command("destroy")], id="repeat-in-other-case"),
-        pytest.param(
-            "Please redeploy\n/preview redeploy\nso I can check", [command("redeploy", 2)], id="prose"
-        ),
+        pytest.param("Please redeploy\n/preview redeploy\nso I can check", [command("redeploy", 2)], id="prose"),
         pytest.param("Old line endings\r/preview help", [command("help", 2)], id="cr-only"),
         pytest.param("", [], id="empty"),
         pytest.param("Nothing to see here.", [], id="no-command"),
@@ -79,17 +77,13 @@ def test_commands_shown_or_quoted_never_count(body: str) -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        pytest.param(
-            "```\n/preview destroy\n```\n/preview status", [command("status", 4)], id="after-closed-fence"
-        ),
+        pytest.param("```\n/preview destroy\n```\n/preview status", [command("status", 4)], id="after-closed-fence"),
         pytest.param(
             "````\n```\n/preview destroy\n````\n/preview redeploy",
             [command("redeploy", 5)],
             id="after-long-fence",
         ),
-        pytest.param(
-            "```foo```\n/preview help", [command("help", 2)], id="inline-triple-backticks-open-no-fence"
-        ),
+        pytest.param("```foo```\n/preview help", [command("help", 2)], id="inline-triple-backticks-open-no-fence"),
         pytest.param(
             "> /preview destroy\n\n/preview redeploy",
             [command("redeploy", 3)],
@@ -112,9 +106,7 @@ def test_commands_after_code_quotes_and_comments_count(body: str, expected: list
         pytest.param("/preview", 1, "/preview", "`/preview` needs a verb", id="no-verb"),
         pytest.param("Hi\n  /PREVIEW  ", 2, "/PREVIEW", "`/preview` needs a verb", id="no-verb-spaces"),
         pytest.param("/preview deploy", 1, "/preview deploy", "that is not a verb", id="unknown-verb"),
-        pytest.param(
-            "/preview `destroy`", 1, "/preview `destroy`", "that is not a verb", id="verb-in-backticks"
-        ),
+        pytest.param("/preview `destroy`", 1, "/preview `destroy`", "that is not a verb", id="verb-in-backticks"),
         pytest.param(
             "/preview destroy now",
             1,
@@ -122,9 +114,7 @@ def test_commands_after_code_quotes_and_comments_count(body: str, expected: list
             "`/preview destroy` takes nothing",
             id="argument",
         ),
-        pytest.param(
-            "/Preview Status --all", 1, "/Preview Status --all", "`/preview status` takes nothing", id="flag"
-        ),
+        pytest.param("/Preview Status --all", 1, "/Preview Status --all", "`/preview status` takes nothing", id="flag"),
     ],
 )
 def test_malformed_commands(body: str, line: int, text: str, problem_start: str) -> None:

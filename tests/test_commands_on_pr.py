@@ -140,7 +140,7 @@ def test_destroy_tears_down_and_a_later_push_deploys_again(bot: Bot, github: Any
 def test_status_replies_with_the_current_state(bot: Bot, github: Any, prefix: str) -> None:
     bot.on("pull_request", pr_event("opened", sha=SHA_1))
 
-    comment_id, event = comment_event(github, "/preview status")
+    _comment_id, event = comment_event(github, "/preview status")
     bot.on("issue_comment", event)
 
     [reply] = replies(github)
@@ -197,7 +197,7 @@ def test_a_fork_pr_waits_for_approval_and_again_after_a_push(bot: Bot, github: A
     assert not namespace_exists(core, namespace_of(prefix))
     assert github.deployments(REPO) == []
 
-    comment_id, event = comment_event(github, "/preview approve", user="maintainer")
+    _comment_id, event = comment_event(github, "/preview approve", user="maintainer")
     [approved] = bot.on("issue_comment", event)
 
     assert approved.status == Phase.READY
@@ -229,7 +229,7 @@ def test_a_reader_cannot_approve_a_fork_pr(bot: Bot, github: Any, core: Any, pre
     github.add_pull(fork_pr["pull_request"])
     bot.on("pull_request", fork_pr)
 
-    comment_id, event = comment_event(github, "/preview approve", user="reader")
+    _comment_id, event = comment_event(github, "/preview approve", user="reader")
     [outcome] = bot.on("issue_comment", event)
 
     assert outcome.status == "refused"
@@ -258,7 +258,7 @@ def test_secrets_are_copied_into_trusted_previews_only(bot: Bot, github: Any, co
     fork_pr = pr_event("reopened", sha=SHA_2, fork=FORK)
     github.add_pull(fork_pr["pull_request"])
     bot.on("pull_request", fork_pr)
-    comment_id, event = comment_event(github, "/preview approve", user="maintainer")
+    _comment_id, event = comment_event(github, "/preview approve", user="maintainer")
     bot.on("issue_comment", event)
 
     with pytest.raises(client.ApiException) as missing:

@@ -122,8 +122,7 @@ def test_a_bad_duration_names_key_and_line() -> None:
     text = "manifests: [a]\ntests:\n  command: make e2e\n  timeout: 5 minutes\n"
 
     assert problems_of(text) == [
-        ".preview.yml:4: tests.timeout: '5 minutes' is not a duration: "
-        "use seconds or text like 30s, 5m, 1h30m, 2d"
+        ".preview.yml:4: tests.timeout: '5 minutes' is not a duration: use seconds or text like 30s, 5m, 1h30m, 2d"
     ]
 
 
@@ -134,15 +133,12 @@ def test_a_wrong_type_is_not_coerced() -> None:
 
 
 def test_a_mapping_where_text_belongs() -> None:
-    assert problems_of("manifests: [a]\nurl: {host: x}\n") == [
-        ".preview.yml:2: url: expected text, got a mapping"
-    ]
+    assert problems_of("manifests: [a]\nurl: {host: x}\n") == [".preview.yml:2: url: expected text, got a mapping"]
 
 
 def test_a_bad_choice_lists_the_choices() -> None:
     assert problems_of("manifests: [a]\ncommands:\n  permission: writer\n") == [
-        ".preview.yml:3: commands.permission: 'writer' is not one of "
-        "'read', 'triage', 'write', 'maintain' or 'admin'"
+        ".preview.yml:3: commands.permission: 'writer' is not one of 'read', 'triage', 'write', 'maintain' or 'admin'"
     ]
 
 
@@ -174,17 +170,13 @@ def test_a_job_report_needs_the_jobs_command() -> None:
 def test_an_image_name_with_a_tag() -> None:
     (problem,) = problems_of("manifests: [a]\nimages:\n  - name: ghcr.io/acme/web:latest\n")
 
-    assert problem.startswith(
-        ".preview.yml:3: images[0].name: 'ghcr.io/acme/web:latest' is not an image repository"
-    )
+    assert problem.startswith(".preview.yml:3: images[0].name: 'ghcr.io/acme/web:latest' is not an image repository")
 
 
 def test_a_bad_quantity() -> None:
     (problem,) = problems_of("manifests: [a]\nnamespace:\n  limits:\n    default:\n      memory: lots\n")
 
-    assert problem.startswith(
-        ".preview.yml:5: namespace.limits.default.memory: 'lots' is not a Kubernetes quantity"
-    )
+    assert problem.startswith(".preview.yml:5: namespace.limits.default.memory: 'lots' is not a Kubernetes quantity")
 
 
 def test_a_bad_namespace_prefix() -> None:
@@ -216,11 +208,9 @@ def test_every_problem_is_reported_at_once_in_line_order() -> None:
 
     assert problems_of(text) == [
         ".preview.yml:4: namespace.qouta: unknown key (did you mean quota?)",
-        ".preview.yml:8: tests.timeout: '5 minutes' is not a duration: "
-        "use seconds or text like 30s, 5m, 1h30m, 2d",
+        ".preview.yml:8: tests.timeout: '5 minutes' is not a duration: use seconds or text like 30s, 5m, 1h30m, 2d",
         ".preview.yml:10: forks: duplicate key (first at line 9)",
-        ".preview.yml:11: commands.permission: 'writer' is not one of "
-        "'read', 'triage', 'write', 'maintain' or 'admin'",
+        ".preview.yml:11: commands.permission: 'writer' is not one of 'read', 'triage', 'write', 'maintain' or 'admin'",
     ]
 
 
@@ -263,9 +253,7 @@ def test_a_missing_file_says_so(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config_file(tmp_path)
 
-    assert caught.value.problems == [
-        ".preview.yml: not found: previewbot needs a .preview.yml at the root of the repo"
-    ]
+    assert caught.value.problems == [".preview.yml: not found: previewbot needs a .preview.yml at the root of the repo"]
 
 
 def test_a_file_elsewhere_is_named_in_its_problems(tmp_path: Path) -> None:
@@ -320,9 +308,7 @@ def test_templates_may_use_only_known_variables() -> None:
 def test_the_url_cannot_need_itself() -> None:
     text = "manifests: [a]\nvariables:\n  LINK: ${PREVIEW_URL}/docs\nurl: https://x.example.com${LINK}\n"
 
-    assert problems_of(text) == [
-        ".preview.yml:4: url: ${LINK} needs the preview URL, which this template makes"
-    ]
+    assert problems_of(text) == [".preview.yml:4: url: ${LINK} needs the preview URL, which this template makes"]
 
 
 def test_a_reference_that_is_not_a_name_tells_how_to_write_a_literal() -> None:

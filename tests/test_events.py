@@ -172,9 +172,7 @@ def test_every_verb_becomes_an_intent(verb: str) -> None:
 
 
 def test_commands_in_one_comment_keep_their_order_with_their_errors() -> None:
-    intents = intents_from_event(
-        "issue_comment", comment_on_pr("/preview status\n/preview nope\n/preview destroy")
-    )
+    intents = intents_from_event("issue_comment", comment_on_pr("/preview status\n/preview nope\n/preview destroy"))
     assert [type(intent) for intent in intents] == [Status, Reply, Destroy]
     reply = intents[1]
     assert isinstance(reply, Reply)
@@ -211,9 +209,7 @@ def test_a_closed_pr_without_a_sender_is_destroyed_by_nobody() -> None:
 
 
 def test_a_pr_whose_fork_was_deleted_stays_a_fork() -> None:
-    payload = with_change(
-        "pull_request.opened.from_fork.json", lambda p: p["pull_request"]["head"].update(repo=None)
-    )
+    payload = with_change("pull_request.opened.from_fork.json", lambda p: p["pull_request"]["head"].update(repo=None))
     [deploy] = intents_from_event("pull_request", payload)
     assert isinstance(deploy, Deploy)
     assert deploy.pr.head_repo == ""
@@ -400,13 +396,9 @@ def test_read_event_file(tmp_path: Path) -> None:
     ("content", "message"),
     [
         pytest.param(None, r"cannot read the event file .*event\.json: No such file", id="missing"),
-        pytest.param(
-            b'{"action": ', r"event\.json is not valid JSON: Expecting value at line 1, column 12", id="cut"
-        ),
+        pytest.param(b'{"action": ', r"event\.json is not valid JSON: Expecting value at line 1, column 12", id="cut"),
         pytest.param(b"[1, 2]", r"event\.json holds an array, not an event object", id="not-an-object"),
-        pytest.param(
-            b'{"a": "\xff"}', r"cannot read the event file .*event\.json: it is not UTF-8 text", id="binary"
-        ),
+        pytest.param(b'{"a": "\xff"}', r"cannot read the event file .*event\.json: it is not UTF-8 text", id="binary"),
     ],
 )
 def test_unreadable_event_files(tmp_path: Path, content: bytes | None, message: str) -> None:

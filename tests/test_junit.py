@@ -112,9 +112,7 @@ def test_details_are_dedented_and_blank_lines_dropped() -> None:
     report = parse_junit((FIXTURES / "go-junit-report.xml").read_bytes(), source="go.xml")
     (failure,) = report.failures
 
-    assert failure.message == (
-        "Failed\nfail_test.go:6: Error message\nfail_test.go:7: Longer\n    error\n    message."
-    )
+    assert failure.message == ("Failed\nfail_test.go:6: Error message\nfail_test.go:7: Longer\n    error\n    message.")
 
 
 def test_a_case_with_no_time_counts_as_zero_seconds() -> None:
@@ -166,9 +164,7 @@ def test_a_lone_testsuite_and_its_time(xml: str, seconds: float) -> None:
 
 
 def test_a_failure_wins_over_a_skip_in_the_same_case() -> None:
-    xml = (
-        '<testsuite><testcase name="a"><skipped/><failure message="teardown failed"/></testcase></testsuite>'
-    )
+    xml = '<testsuite><testcase name="a"><skipped/><failure message="teardown failed"/></testcase></testsuite>'
 
     (case,) = parse_junit(xml, source="x.xml").cases
 
@@ -223,9 +219,7 @@ def test_unreadable_reports_name_the_source_and_the_place(xml: str | bytes, expe
     ],
 )
 def test_doctype_and_entity_declarations_are_refused(xml: str) -> None:
-    with pytest.raises(
-        ReportError, match=r"^evil\.xml: line \d+, column \d+: a DOCTYPE or ENTITY declaration"
-    ):
+    with pytest.raises(ReportError, match=r"^evil\.xml: line \d+, column \d+: a DOCTYPE or ENTITY declaration"):
         parse_junit(xml, source="evil.xml")
 
 

@@ -58,9 +58,7 @@ def repo_with(tmp_path: Path, files: dict[str, str]) -> Path:
 
 def render(root: Path, *manifests: str, images: list[Image] | None = None) -> list[dict[str, Any]]:
     config = PreviewConfig(manifests=list(manifests), images=images or [])
-    rendered = render_manifests(
-        config, root=root, variables=variables_for(config), namespace=NAMESPACE, labels=LABELS
-    )
+    rendered = render_manifests(config, root=root, variables=variables_for(config), namespace=NAMESPACE, labels=LABELS)
     return list(rendered.objects)
 
 
@@ -73,9 +71,7 @@ def config_map(name: str, **extra: str) -> str:
 
 
 def test_the_built_in_variables() -> None:
-    variables = preview_variables(
-        pr=pull_request(), namespace=NAMESPACE, url="https://pr-42.example.com", extra={}
-    )
+    variables = preview_variables(pr=pull_request(), namespace=NAMESPACE, url="https://pr-42.example.com", extra={})
 
     assert tuple(variables) == BUILTIN_VARIABLES
     assert variables == {
@@ -116,9 +112,7 @@ def test_a_config_variable_cannot_redefine_a_built_in() -> None:
     with pytest.raises(ConfigError) as caught:
         preview_variables(pr=pull_request(), namespace=NAMESPACE, url=None, extra={"SHA": "main"})
 
-    assert caught.value.problems == [
-        ".preview.yml: variables.SHA: ${SHA} is built in and cannot be redefined"
-    ]
+    assert caught.value.problems == [".preview.yml: variables.SHA: ${SHA} is built in and cannot be redefined"]
 
 
 def test_a_config_variable_may_use_only_built_ins() -> None:
@@ -127,13 +121,11 @@ def test_a_config_variable_may_use_only_built_ins() -> None:
 
 
 def test_the_url_uses_the_configs_variables() -> None:
-    config = load_config(
-        "manifests: [a]\nvariables:\n  HOST: pr-${PR_NUMBER}.example.com\nurl: https://${HOST}/\n"
-    )
+    config = load_config("manifests: [a]\nvariables:\n  HOST: pr-${PR_NUMBER}.example.com\nurl: https://${HOST}/\n")
 
-    assert preview_url(
-        config, preview_variables(pr=pull_request(), namespace=NAMESPACE, url=None, extra={})
-    ) == ("https://pr-42.example.com/")
+    assert preview_url(config, preview_variables(pr=pull_request(), namespace=NAMESPACE, url=None, extra={})) == (
+        "https://pr-42.example.com/"
+    )
     assert variables_for(config)["PREVIEW_URL"] == "https://pr-42.example.com/"
 
 
@@ -189,9 +181,7 @@ def test_image_repository(reference: str, repository: str) -> None:
 
 
 def deployment(*images: str, init: str | None = None) -> dict[str, Any]:
-    pod_spec: dict[str, Any] = {
-        "containers": [{"name": f"c{i}", "image": image} for i, image in enumerate(images)]
-    }
+    pod_spec: dict[str, Any] = {"containers": [{"name": f"c{i}", "image": image} for i, image in enumerate(images)]}
     if init:
         pod_spec["initContainers"] = [{"name": "init", "image": init}]
     return {
@@ -246,9 +236,7 @@ def test_pinning_replaces_tag_or_digest_of_named_repositories_only() -> None:
             {
                 "kind": "CronJob",
                 "spec": {
-                    "jobTemplate": {
-                        "spec": {"template": {"spec": {"containers": [{"image": "ghcr.io/acme/web:1"}]}}}
-                    }
+                    "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"image": "ghcr.io/acme/web:1"}]}}}}
                 },
             },
             ("spec", "jobTemplate", "spec", "template", "spec"),
@@ -277,9 +265,7 @@ def test_a_rendered_tag_must_be_an_image_tag() -> None:
     with pytest.raises(ManifestError) as caught:
         pin_images(deployment("ghcr.io/acme/web"), images, {"REPO": "acme/hello"})
 
-    assert str(caught.value).startswith(
-        "images[0].tag '${REPO}' makes 'acme/hello', which is not an image tag"
-    )
+    assert str(caught.value).startswith("images[0].tag '${REPO}' makes 'acme/hello', which is not an image tag")
 
 
 # ---------------------------------------------------------------- the bundled example
@@ -289,9 +275,7 @@ def test_the_bundled_example_renders() -> None:
     config = load_config_file(HELLO)
     labels = {**LABELS, naming.COMPONENT_LABEL: "app"}
 
-    rendered = render_manifests(
-        config, root=HELLO, variables=variables_for(config), namespace=NAMESPACE, labels=labels
-    )
+    rendered = render_manifests(config, root=HELLO, variables=variables_for(config), namespace=NAMESPACE, labels=labels)
 
     by_kind = {obj["kind"]: obj for obj in rendered.objects}
     assert [obj["kind"] for obj in rendered.objects] == ["ConfigMap", "Deployment", "Ingress", "Service"]
@@ -388,9 +372,7 @@ def test_a_symbolic_link_out_of_the_repo_is_refused(tmp_path: Path) -> None:
 def test_an_unknown_variable_in_a_manifest_names_its_line(tmp_path: Path) -> None:
     root = repo_with(tmp_path, {"deploy/web.yaml": config_map("web") + "data:\n  x: ${FOO}\n"})
 
-    with pytest.raises(
-        ManifestError, match=r"^deploy/web\.yaml:6: unknown variable \$\{FOO\} \(known: PR_NUMBER, "
-    ):
+    with pytest.raises(ManifestError, match=r"^deploy/web\.yaml:6: unknown variable \$\{FOO\} \(known: PR_NUMBER, "):
         render(root, "deploy")
 
 
@@ -431,8 +413,7 @@ def test_invalid_yaml_names_its_line(tmp_path: Path) -> None:
         ),
         (
             "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: first}\n",
-            "web.yaml, document 2 (ConfigMap/first): ConfigMap/first is given twice; "
-            "first in web.yaml, document 1",
+            "web.yaml, document 2 (ConfigMap/first): ConfigMap/first is given twice; first in web.yaml, document 1",
         ),
     ],
     ids=[
@@ -458,9 +439,7 @@ def test_objects_a_preview_cannot_hold(tmp_path: Path, document: str, message: s
 def test_the_same_name_twice_across_files_names_both(tmp_path: Path) -> None:
     root = repo_with(tmp_path, {"a.yaml": config_map("web"), "b/web.yaml": config_map("web")})
 
-    with pytest.raises(
-        ManifestError, match=r"^b/web\.yaml, document 1 \(ConfigMap/web\): .* first in a\.yaml"
-    ):
+    with pytest.raises(ManifestError, match=r"^b/web\.yaml, document 1 \(ConfigMap/web\): .* first in a\.yaml"):
         render(root, "a.yaml", "b")
 
 
@@ -502,12 +481,7 @@ def test_workloads_are_listed_in_manifest_order(tmp_path: Path) -> None:
 
     root = repo_with(
         tmp_path,
-        {
-            "all.yaml": workload("DaemonSet", "agent")
-            + config_map("c")
-            + "---\n"
-            + workload("Deployment", "web")
-        },
+        {"all.yaml": workload("DaemonSet", "agent") + config_map("c") + "---\n" + workload("Deployment", "web")},
     )
     config = PreviewConfig(manifests=["all.yaml"])
 

@@ -56,9 +56,7 @@ def preview(**changes: object) -> PreviewReport:
     return replace(report, **changes)
 
 
-def diagnosis(
-    *, log_tail: str = "", events: tuple[str, ...] = (), pod: str = "web-7d9f"
-) -> WorkloadDiagnosis:
+def diagnosis(*, log_tail: str = "", events: tuple[str, ...] = (), pod: str = "web-7d9f") -> WorkloadDiagnosis:
     return WorkloadDiagnosis(
         workload=WEB,
         summary="0/1 replicas available after 300s",
@@ -171,9 +169,7 @@ def test_the_facts_table_links_the_url_and_the_commit() -> None:
 
 
 def test_a_naive_time_is_taken_as_utc() -> None:
-    assert "| **Updated** | 2026-11-22 04:00:05 UTC |" in render_comment(
-        preview(updated_at=NOW.replace(tzinfo=None))
-    )
+    assert "| **Updated** | 2026-11-22 04:00:05 UTC |" in render_comment(preview(updated_at=NOW.replace(tzinfo=None)))
 
 
 def test_a_destroyed_preview_does_not_link_its_dead_url() -> None:
@@ -325,9 +321,7 @@ def test_the_note_is_shown() -> None:
 
 def test_backticks_in_user_text_cannot_close_the_code_block() -> None:
     log = "before\n```\n# Heading injected\n```` and ````` runs\nafter"
-    report = preview(
-        phase=Phase.FAILED, diagnoses=(diagnosis(log_tail=log),), tests=failing_tests(1, message=log)
-    )
+    report = preview(phase=Phase.FAILED, diagnoses=(diagnosis(log_tail=log),), tests=failing_tests(1, message=log))
     comment = render_comment(report)
 
     assert f"``````text\n{log}\n``````" in comment
@@ -457,9 +451,7 @@ def test_a_hard_cut_keeps_the_marker_and_the_commands_and_says_so() -> None:
         WorkloadDiagnosis(
             workload=ObjectRef(api_version="apps/v1", kind="Deployment", name=f"service-{index:04d}"),
             summary="0/3 replicas available after 300s",
-            problems=(
-                ContainerProblem(pod=f"service-{index:04d}-abc", container="app", reason="ErrImagePull"),
-            ),
+            problems=(ContainerProblem(pod=f"service-{index:04d}-abc", container="app", reason="ErrImagePull"),),
         )
         for index in range(2000)
     )
@@ -504,9 +496,7 @@ def test_the_sticky_comment_is_known_by_its_leading_marker(body: str, expected: 
 
 
 def test_the_summary_has_the_content_without_marker_or_commands() -> None:
-    summary = render_summary(
-        preview(phase=Phase.FAILED, tests=failing_tests(2)), server_url="https://github.com"
-    )
+    summary = render_summary(preview(phase=Phase.FAILED, tests=failing_tests(2)), server_url="https://github.com")
 
     assert summary.startswith("### ❌ Preview failed · acme/shop\\#12\n")
     assert COMMENT_MARKER not in summary
