@@ -1,0 +1,60 @@
+"""What users depend on, pinned: a change here is a change users must be told about.
+
+The CLI's commands, the Action's inputs and outputs and the defaults a workflow relies on,
+the comment verbs, and the config's top-level keys.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import yaml
+
+from previewbot.cli import main
+from previewbot.commands import VERBS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_cli_commands() -> None:
+    assert isinstance(main, click.Group)
+    assert sorted(main.commands) == ["action", "deploy", "destroy", "plan", "schema"]
+
+
+def test_action_inputs_and_outputs() -> None:
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+
+    assert action["runs"]["using"] == "composite"
+    assert sorted(action["inputs"]) == ["config", "kube-context", "kubeconfig", "python", "token", "working-directory"]
+    assert sorted(action["outputs"]) == ["namespace", "status", "url"]
+    assert action["inputs"]["token"]["default"] == "${{ github.token }}"
+    assert action["inputs"]["config"]["default"] == ".preview.yml"
+
+
+def test_comment_verbs() -> None:
+    assert sorted(VERBS) == ["approve", "destroy", "help", "redeploy", "status"]
+
+
+def test_config_top_level_keys() -> None:
+    schema = json.loads((ROOT / "previewbot" / "schema" / "preview.schema.json").read_text())
+
+    assert schema["additionalProperties"] is False
+    assert sorted(schema["properties"]) == [
+        "commands",
+        "environment",
+        "forks",
+        "images",
+        "manifests",
+        "namespace",
+        "readiness",
+        "smoke",
+        "status_context",
+        "tests",
+        "ttl",
+        "url",
+        "variables",
+        "version",
+    ]
+    assert schema["required"] == ["manifests"]
