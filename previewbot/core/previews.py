@@ -45,8 +45,6 @@ log = logging.getLogger("previewbot")
 
 PERMISSION_RANK = {"none": 0, "read": 1, "triage": 2, "write": 3, "maintain": 4, "admin": 5}
 DEFAULT_ENVIRONMENT = "preview/pr-${PR_NUMBER}"
-# A run that said "deploying" this long ago without finishing has died; a new one may take over.
-STALE_RUN = timedelta(hours=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,17 +149,16 @@ class Previews:
         return _Deployment(self, pr=pr, config=config, reporter=reporter, namespace=name).run(trigger)
 
     def _already_done(self, namespace: NamespaceInfo, pr: PullRequest) -> bool:
-        """True when a run for this very commit finished well, or is under way and alive."""
+        """True when this very commit is already deployed and ready: a redelivered event changes nothing.
+
+        A run that failed or died half-way is done again: every step converges, so repeating it is safe.
+        """
         notes = namespace.annotations
-        if namespace.terminating or notes.get(naming.HEAD_SHA_ANNOTATION) != pr.head_sha:
-            return False
-        status = notes.get(naming.STATUS_ANNOTATION)
-        if status == Phase.READY:
-            return True
-        if status in (Phase.DEPLOYING, Phase.TESTING):
-            started = _parse_time(notes.get(naming.DEPLOYED_AT_ANNOTATION))
-            return started is not None and self._clock() - started < STALE_RUN
-        return False
+        return (
+            not namespace.terminating
+            and notes.get(naming.HEAD_SHA_ANNOTATION) == pr.head_sha
+            and notes.get(naming.STATUS_ANNOTATION) == Phase.READY
+        )
 
     def _fail_early(self, reporter: Reporter, pr: PullRequest, error: PreviewbotError) -> Outcome:
         """Bad input: say what is wrong on the PR and in the log, and change nothing else."""
@@ -386,13 +383,14 @@ class _Deployment:
                 self._ensure_namespace()
             with self.reporter.step("Apply manifests"):
                 rendered = self._apply(variables)
-            with self.reporter.step("Wait for rollout"):
+            with self.reporter.step("Wait for rollout") as step:
                 rollout = self.p._cluster.wait_rollout(
                     self.namespace,
                     rendered.workloads,
                     timeout=self.config.readiness.timeout,
                     progress=self.reporter.progress,
                 )
+                step.ok = rollout.ok
             if not rollout.ok:
                 names = ", ".join(str(d.workload) for d in rollout.failed)
                 return self._finish(Phase.FAILED, f"Not ready: {names}", diagnoses=rollout.failed, variables=variables)
@@ -501,7 +499,7 @@ class _Deployment:
 
     def _tests(self, variables: Mapping[str, str]) -> TestRun:
         self.p._cluster.annotate_namespace(self.namespace, annotations={naming.STATUS_ANNOTATION: Phase.TESTING})
-        with self.reporter.step("End-to-end tests", phase=Phase.TESTING):
+        with self.reporter.step("End-to-end tests", phase=Phase.TESTING) as step:
             tests = run_tests(
                 self.config,
                 cluster=self.p._cluster,
@@ -512,6 +510,7 @@ class _Deployment:
                 labels=self.labels,
                 progress=self.reporter.progress,
             )
+            step.ok = tests.passed
         if self._superseded():
             return tests
         assert self.config.tests is not None

@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,6 +51,11 @@ def find_sticky(github: GitHub, ref: PrRef) -> Comment | None:
     return None
 
 
+@dataclass
+class StepResult:
+    ok: bool
+
+
 class Reporter:
     """Keeps the PR's sticky comment current while a run goes on, and logs each step with its timing."""
 
@@ -84,19 +89,25 @@ class Reporter:
         log.info("  %s", line)
 
     @contextmanager
-    def step(self, name: str, *, phase: Phase = Phase.DEPLOYING) -> Iterator[None]:
-        """Run one step: the comment names it while it runs, and its timing is kept."""
+    def step(self, name: str, *, phase: Phase = Phase.DEPLOYING) -> Iterator[StepResult]:
+        """Run one step: the comment names it while it runs, and its timing is kept.
+
+        The step failed when it raised, or when the caller set the yielded result's `ok` to False.
+        """
         started = self._clock()
         begun = time.monotonic()
         running = StepTiming(name=name, started=started)
         done = tuple(s for s in self.report.steps if s.name != name)
         log.info("▶ %s", name)
         self.update(phase=phase, running=name, steps=(*done, running))
-        ok = False
+        result = StepResult(ok=True)
         try:
-            yield
-            ok = True
+            yield result
+        except BaseException:
+            result.ok = False
+            raise
         finally:
+            ok = result.ok
             seconds = time.monotonic() - begun
             log.info("%s %s (%.1fs)", "✔" if ok else "✘", name, seconds)
             finished = replace(running, seconds=seconds, ok=ok)
