@@ -5,6 +5,7 @@ A front door like the Action: it parses options, wires the adapters, and hands i
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -18,7 +19,7 @@ import yaml
 
 from previewbot import action, manifests, naming, render
 from previewbot.config import config_schema, load_config_file
-from previewbot.core.previews import Outcome, Settings
+from previewbot.core.previews import Outcome, Previews, Settings
 from previewbot.core.testing import test_job
 from previewbot.errors import PreviewbotError
 from previewbot.model import Deploy, Destroy, Phase, PreviewReport, PrRef, PullRequest, StepTiming
@@ -181,55 +182,48 @@ def _exit(outcome: Outcome) -> None:
     sys.exit(1 if outcome.failed else 0)
 
 
-@main.command()
-@click.option("--repo", required=True, help="owner/name")
-@click.option("--pr", "number", type=int, required=True)
-@_settings_options
-@_connection_options
-def deploy(
-    repo: str,
-    number: int,
-    workspace: Path,
-    config_path: str,
-    server_url: str,
-    token: str,
-    api_url: str | None,
-    kubeconfig: str | None,
-    kube_context: str | None,
-) -> None:
+def _pr_command(*, with_runner: bool) -> Callable[[Callable[[Previews, PrRef], Outcome]], click.Command]:
+    """A command that acts on one PR: its options, wiring and exit code, around `run`."""
+
+    def decorate(run: Callable[[Previews, PrRef], Outcome]) -> click.Command:
+        @click.option("--repo", required=True, help="owner/name")
+        @click.option("--pr", "number", type=int, required=True)
+        @_settings_options
+        @_connection_options
+        @functools.wraps(run)
+        def command(
+            repo: str,
+            number: int,
+            workspace: Path,
+            config_path: str,
+            server_url: str,
+            token: str,
+            api_url: str | None,
+            kubeconfig: str | None,
+            kube_context: str | None,
+        ) -> None:
+            previews = build_previews(
+                Connection(token=token, api_url=api_url, kubeconfig=kubeconfig, kube_context=kube_context),
+                Settings(workspace=workspace.resolve(), config_path=config_path, server_url=server_url),
+                with_runner=with_runner,
+            )
+            _exit(run(previews, PrRef(repo=repo, number=number)))
+
+        return main.command(name=run.__name__)(command)
+
+    return decorate
+
+
+@_pr_command(with_runner=True)
+def deploy(previews: Previews, ref: PrRef) -> Outcome:
     """Deploy a PR's current head now, as a push would (its tests included)."""
-    previews = build_previews(
-        Connection(token=token, api_url=api_url, kubeconfig=kubeconfig, kube_context=kube_context),
-        Settings(workspace=workspace.resolve(), config_path=config_path, server_url=server_url),
-        with_runner=True,
-    )
-    pr = previews.pull_request(repo, number)
-    _exit(previews.handle(Deploy(pr=pr, trigger="manual")))
+    return previews.handle(Deploy(pr=previews.pull_request(ref.repo, ref.number), trigger="manual"))
 
 
-@main.command()
-@click.option("--repo", required=True, help="owner/name")
-@click.option("--pr", "number", type=int, required=True)
-@_settings_options
-@_connection_options
-def destroy(
-    repo: str,
-    number: int,
-    workspace: Path,
-    config_path: str,
-    server_url: str,
-    token: str,
-    api_url: str | None,
-    kubeconfig: str | None,
-    kube_context: str | None,
-) -> None:
+@_pr_command(with_runner=False)
+def destroy(previews: Previews, ref: PrRef) -> Outcome:
     """Tear a PR's preview down now: its namespace (only if previewbot's), deployments, comment."""
-    previews = build_previews(
-        Connection(token=token, api_url=api_url, kubeconfig=kubeconfig, kube_context=kube_context),
-        Settings(workspace=workspace.resolve(), config_path=config_path, server_url=server_url),
-        with_runner=False,
-    )
-    _exit(previews.handle(Destroy(ref=PrRef(repo=repo, number=number), reason="manual")))
+    return previews.handle(Destroy(ref=ref, reason="manual"))
 
 
 @main.command("action")
