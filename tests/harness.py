@@ -111,6 +111,18 @@ def web_deployment(name: str = "web", *, image: str = PAUSE, command: str | None
     )
 
 
+def preview_config(*, prefix: str, site: str | None = None, more: str = "", namespace_more: str = "") -> str:
+    """A .preview.yml for the scenarios: deploy/ into the test's own namespace, no network policy.
+
+    `more` adds top-level keys, `namespace_more` keys under namespace (each line indented two spaces).
+    """
+    url = f"url: {site}/pr-${{PR_NUMBER}}\n" if site else ""
+    return (
+        f"version: 1\nmanifests: [deploy/]\n{url}readiness:\n  timeout: 60s\n"
+        f"namespace:\n  prefix: {prefix}\n  network_policy: none\n{namespace_more}{more}"
+    )
+
+
 def config_map(name: str, data: str) -> str:
     return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: {json.dumps(data)}\n"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +19,7 @@ from tests.harness import (
     comment_event,
     namespace_phase,
     pr_event,
-    preview_site,
+    preview_config,
     web_deployment,
 )
 
@@ -28,11 +27,6 @@ SHA_1 = "1" * 40
 SHA_2 = "2" * 40
 FORK = "stranger/Hello-World"
 SECRET_VALUE = "s3cr3t-db-password-for-previews"
-
-
-@pytest.fixture
-def prefix() -> str:
-    return "c" + secrets.token_hex(3)
 
 
 @pytest.fixture
@@ -54,46 +48,26 @@ def source_namespace(kube: Any) -> Iterator[str]:
 
 
 @pytest.fixture
-def checkout(tmp_path: Any, prefix: str, source_namespace: str) -> Iterator[Checkout]:
-    with preview_site() as site:
-        repo = Checkout(tmp_path / "repo")
-        repo.write(
-            ".preview.yml",
-            f"""version: 1
-manifests: [deploy/]
-url: {site}/pr-${{PR_NUMBER}}
-readiness:
-  timeout: 60s
-namespace:
-  prefix: {prefix}
-  network_policy: none
-  secrets:
-    - from: {source_namespace}/db
-forks:
-  policy: approve
-  approve_label: preview-approved
-""",
-        )
-        repo.write("deploy/web.yaml", web_deployment())
-        yield repo
+def checkout(checkout: Checkout, prefix: str, site: str, source_namespace: str) -> Checkout:
+    checkout.write(
+        ".preview.yml",
+        preview_config(
+            prefix=prefix,
+            site=site,
+            namespace_more=f"  secrets:\n    - from: {source_namespace}/db\n",
+            more="forks:\n  policy: approve\n  approve_label: preview-approved\n",
+        ),
+    )
+    checkout.write("deploy/web.yaml", web_deployment())
+    return checkout
 
 
-@pytest.fixture
-def bot(github: Any, kube: Any, checkout: Checkout) -> Iterator[Bot]:
+@pytest.fixture(autouse=True)
+def people(github: Any) -> None:
     github.set_permission(REPO, "Codertocat", "write")
     github.set_permission(REPO, "maintainer", "maintain")
     github.set_permission(REPO, "reader", "read")
     github.add_pull(pr_event("opened", sha=SHA_1)["pull_request"])
-    yield Bot(github_url=github.url, token=github.token, kubeconfig=kube.kubeconfig, checkout=checkout)
-    if not kube.emulated:
-        core = client.CoreV1Api(kube.api_client())
-        for ns in core.list_namespace(label_selector=naming.owned_selector(repo=REPO)).items:
-            core.delete_namespace(ns.metadata.name)
-
-
-@pytest.fixture
-def core(kube: Any) -> client.CoreV1Api:
-    return client.CoreV1Api(kube.api_client())
 
 
 def namespace_of(prefix: str) -> str:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -65,26 +63,9 @@ namespace:
 
 
 @pytest.fixture
-def prefix() -> str:
-    return "e" + secrets.token_hex(3)
-
-
-@pytest.fixture
-def site() -> Iterator[str]:
-    with preview_site() as url:
-        yield url
-
-
-@pytest.fixture
-def checkout(tmp_path: Any) -> Checkout:
-    repo = Checkout(tmp_path / "repo")
-    repo.write("deploy/web.yaml", web_deployment())
-    return repo
-
-
-@pytest.fixture
-def bot(github: Any, kube: Any, checkout: Checkout) -> Bot:
-    return Bot(github_url=github.url, token=github.token, kubeconfig=kube.kubeconfig, checkout=checkout)
+def checkout(checkout: Checkout) -> Checkout:
+    checkout.write("deploy/web.yaml", web_deployment())
+    return checkout
 
 
 def sticky(github: Any) -> str:

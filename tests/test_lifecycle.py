@@ -6,8 +6,6 @@ with PREVIEWBOT_TEST_KUBECONFIG, a real) Kubernetes API.
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,7 +23,7 @@ from tests.harness import (
     config_map,
     namespace_phase,
     pr_event,
-    preview_site,
+    preview_config,
     web_deployment,
 )
 
@@ -34,55 +32,16 @@ SHA_2 = "2" * 40
 
 
 @pytest.fixture
-def prefix() -> str:
-    # Real clusters are shared: each test's namespaces get their own prefix.
-    return "t" + secrets.token_hex(3)
+def checkout(checkout: Checkout, prefix: str, site: str) -> Checkout:
+    checkout.write(".preview.yml", preview_config(prefix=prefix, site=site))
+    checkout.write("deploy/web.yaml", web_deployment())
+    checkout.write("deploy/settings.yaml", config_map("settings", "branch ${BRANCH_SLUG}"))
+    return checkout
 
 
-@pytest.fixture
-def site() -> Iterator[str]:
-    with preview_site() as url:
-        yield url
-
-
-@pytest.fixture
-def checkout(tmp_path: Any, prefix: str, site: str) -> Checkout:
-    repo = Checkout(tmp_path / "repo")
-    repo.write(
-        ".preview.yml",
-        f"""version: 1
-manifests: [deploy/]
-url: {site}/pr-${{PR_NUMBER}}
-readiness:
-  timeout: 60s
-namespace:
-  prefix: {prefix}
-  network_policy: none
-""",
-    )
-    repo.write("deploy/web.yaml", web_deployment())
-    repo.write("deploy/settings.yaml", config_map("settings", "branch ${BRANCH_SLUG}"))
-    return repo
-
-
-@pytest.fixture
-def bot(github: Any, kube: Any, checkout: Checkout) -> Iterator[Bot]:
+@pytest.fixture(autouse=True)
+def admin(github: Any) -> None:
     github.set_permission(REPO, "Codertocat", "admin")
-    yield Bot(github_url=github.url, token=github.token, kubeconfig=kube.kubeconfig, checkout=checkout)
-    if not kube.emulated:
-        core = client.CoreV1Api(kube.api_client())
-        for ns in core.list_namespace(label_selector=naming.owned_selector(repo=REPO)).items:
-            core.delete_namespace(ns.metadata.name)
-
-
-@pytest.fixture
-def core(kube: Any) -> client.CoreV1Api:
-    return client.CoreV1Api(kube.api_client())
-
-
-@pytest.fixture
-def apps(kube: Any) -> client.AppsV1Api:
-    return client.AppsV1Api(kube.api_client())
 
 
 def namespace_of(prefix: str) -> str:
