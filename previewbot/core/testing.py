@@ -151,7 +151,10 @@ def run_tests(
         return _run_job(config, cluster=cluster, variables=variables, labels=labels, progress=progress, began=began)
     return TestRun(
         passed=False,
-        problem="tests.command runs only in the GitHub Action; the webhook server needs tests.job",
+        problem=(
+            "tests.command runs only on the GitHub Action's runner, and never for a PR from a fork; "
+            "tests.job runs everywhere"
+        ),
     )
 
 
