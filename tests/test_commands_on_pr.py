@@ -255,3 +255,21 @@ def test_a_failing_deploy_never_shows_a_secret_value(bot: Bot, github: Any, chec
         assert SECRET_VALUE not in comment.body
     for status in github.statuses(REPO, SHA_1):
         assert SECRET_VALUE not in (status.description or "")
+
+
+def test_a_fork_preview_never_runs_the_test_command_on_the_runner(
+    bot: Bot, github: Any, checkout: Checkout, tmp_path: Any
+) -> None:
+    marker = tmp_path / "ran"
+    config = (checkout.root / ".preview.yml").read_text()
+    checkout.write(".preview.yml", config + f"tests:\n  command: touch {marker}\n")
+    fork_pr = pr_event("opened", sha=SHA_1, fork=FORK)
+    github.add_pull(fork_pr["pull_request"])
+    bot.on("pull_request", fork_pr)
+    _, event = comment_event(github, "/preview approve", user="maintainer")
+
+    [outcome] = bot.on("issue_comment", event)
+
+    assert not marker.exists()
+    assert outcome.status == Phase.FAILED
+    assert "never for a PR from a fork" in sticky(github)
