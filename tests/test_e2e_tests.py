@@ -15,6 +15,7 @@ from tests.harness import (
     REPO,
     Bot,
     Checkout,
+    comment_event,
     pr_event,
     preview_site,
     web_deployment,
@@ -259,3 +260,18 @@ def test_a_runner_command_that_does_not_exist(
 
     assert outcome.status == Phase.FAILED
     assert "command not found: run-my-e2e-suite" in sticky(github)
+
+
+def test_a_redeploy_runs_the_tests_again(bot: Bot, github: Any, checkout: Checkout, prefix: str, site: str) -> None:
+    checkout.write(".preview.yml", job_config(prefix, site, writes_report(PASSING_REPORT)))
+    github.set_permission(REPO, "Codertocat", "write")
+    bot.on("pull_request", pr_event("opened"))
+    sha = pr_event("opened")["pull_request"]["head"]["sha"]
+    checkout.write(".preview.yml", job_config(prefix, site, writes_report(FAILING_REPORT, then="exit 1")))
+    _, event = comment_event(github, "/preview redeploy")
+
+    [outcome] = bot.on("issue_comment", event)
+
+    assert outcome.status == Phase.FAILED
+    assert [s.state for s in github.statuses(REPO, sha) if s.context == "previewbot/e2e"] == ["failure", "success"]
+    assert "test_checkout_total" in sticky(github)
