@@ -26,6 +26,7 @@ from tests.harness import (
 SHA_1 = "1" * 40
 SHA_2 = "2" * 40
 FORK = "stranger/Hello-World"
+BASE = pr_event("opened")["pull_request"]["base"]["ref"]
 SECRET_VALUE = "s3cr3t-db-password-for-previews"
 
 
@@ -210,9 +211,14 @@ def test_a_reader_cannot_approve_a_fork_pr(bot: Bot, github: Any, core: Any, pre
     assert not namespace_exists(core, namespace_of(prefix))
 
 
+def on_base_branch(github: Any, checkout: Checkout, *, change: tuple[str, str]) -> None:
+    """Commit the checkout's .preview.yml, with one change, to the base branch: where trust settings live."""
+    config = (checkout.root / ".preview.yml").read_text().replace(*change)
+    github.add_file(REPO, ".preview.yml", config, ref=BASE)
+
+
 def test_a_deny_policy_never_previews_forks(bot: Bot, github: Any, checkout: Checkout) -> None:
-    config = (checkout.root / ".preview.yml").read_text().replace("policy: approve", "policy: deny")
-    checkout.write(".preview.yml", config)
+    on_base_branch(github, checkout, change=("policy: approve", "policy: deny"))
     fork_pr = pr_event("opened", sha=SHA_1, fork=FORK)
     github.add_pull(fork_pr["pull_request"])
 
@@ -221,6 +227,31 @@ def test_a_deny_policy_never_previews_forks(bot: Bot, github: Any, checkout: Che
     assert outcome.status == Phase.PENDING
     assert "forks" in sticky(github)
     assert github.deployments(REPO) == []
+
+
+def test_a_fork_cannot_let_itself_in_with_its_own_config(bot: Bot, github: Any, checkout: Checkout) -> None:
+    on_base_branch(github, checkout, change=("", ""))
+    config = (checkout.root / ".preview.yml").read_text().replace("policy: approve", "policy: allow")
+    checkout.write(".preview.yml", config)
+    fork_pr = pr_event("opened", sha=SHA_1, fork=FORK)
+    github.add_pull(fork_pr["pull_request"])
+
+    [outcome] = bot.on("pull_request", fork_pr)
+
+    assert outcome.status == Phase.PENDING
+    assert github.deployments(REPO) == []
+
+
+def test_the_base_branch_sets_who_may_run_commands(bot: Bot, github: Any, checkout: Checkout) -> None:
+    on_base_branch(github, checkout, change=("forks:", "commands:\n  permission: maintain\nforks:"))
+    comment_id, event = comment_event(github, "/preview redeploy", user="Codertocat")
+
+    [outcome] = bot.on("issue_comment", event)
+
+    assert outcome.status == "refused"
+    [reply] = replies(github)
+    assert "maintain" in reply
+    assert "-1" in reactions(github, comment_id)
 
 
 def test_secrets_are_copied_into_trusted_previews_only(bot: Bot, github: Any, core: Any, prefix: str) -> None:

@@ -429,3 +429,11 @@ def test_remove_label_takes_it_off_and_tolerates_its_absence(api: GitHubApi, git
     api.remove_label(SEEDED_REPO, SEEDED_PR, "preview-approved")
 
     assert api.pull_request(SEEDED_REPO, SEEDED_PR).labels == ("bug",)
+
+
+def test_file_text_reads_a_file_on_a_branch_and_none_when_absent(api: GitHubApi, github: GitHubEmulator) -> None:
+    github.add_file(SEEDED_REPO, ".preview.yml", "version: 1\nmanifests: [deploy/]\n", ref="master")
+
+    assert api.file_text(SEEDED_REPO, ".preview.yml", ref="master") == "version: 1\nmanifests: [deploy/]\n"
+    assert api.file_text(SEEDED_REPO, ".preview.yml", ref="other-branch") is None
+    assert api.file_text(SEEDED_REPO, "missing.yml", ref="master") is None

@@ -138,6 +138,18 @@ class GitHubApi:
 
         return self._call(read, doing=f"reading pull request {repo}#{number}")
 
+    def file_text(self, repo: str, path: str, *, ref: str) -> str | None:
+        def read() -> str:
+            contents = self._repo(repo).get_contents(path, ref=ref)
+            if isinstance(contents, list):  # a folder
+                raise NotFound(f"{path} is a folder in {repo}@{ref}")
+            return contents.decoded_content.decode("utf-8", errors="replace")
+
+        try:
+            return self._call(read, doing=f"reading {path} of {repo} at {ref}")
+        except NotFound:
+            return None
+
     def comments(self, repo: str, number: int) -> Sequence[Comment]:
         def read() -> list[Comment]:
             return [

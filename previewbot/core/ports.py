@@ -33,6 +33,10 @@ class GitHub(Protocol):
 
     def pull_request(self, repo: str, number: int) -> PullRequest: ...
 
+    def file_text(self, repo: str, path: str, *, ref: str) -> str | None:
+        """The text of a file on a branch or commit; None when there is no such file."""
+        ...
+
     def comments(self, repo: str, number: int) -> Sequence[Comment]:
         """All comments on the PR's conversation, oldest first."""
         ...

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from previewbot import manifests, naming, render
-from previewbot.config import PreviewConfig, load_config_file
+from previewbot.config import Commands, Forks, PreviewConfig, load_config, load_config_file
 from previewbot.core.ports import Cluster, CommandRunner, GitHub, UrlProbe
 from previewbot.core.reporting import Reporter, find_sticky, read_state
 from previewbot.core.testing import run_tests
@@ -133,7 +133,7 @@ class Previews:
             config = load_config_file(self._settings.workspace, self._settings.config_path)
         except UserError as error:
             return self._fail_early(reporter, pr, error)
-        waiting = self._fork_gate(pr, config=config, reporter=reporter)
+        waiting = self._fork_gate(pr, forks=self._trust(pr).forks, reporter=reporter)
         if waiting is not None:
             return waiting
         name = naming.namespace_name(prefix=config.namespace.prefix, repo=pr.repo, number=pr.number)
@@ -175,20 +175,35 @@ class Previews:
         )
         return Outcome(status=Phase.FAILED, message=message, report=report)
 
-    def _fork_gate(self, pr: PullRequest, *, config: PreviewConfig, reporter: Reporter) -> Outcome | None:
+    def _trust(self, pr: PullRequest) -> Trust:
+        """Who may command previews, and how forks are gated: from the base branch's config, never the PR's.
+
+        A PR can change its own .preview.yml; were these read from it, a fork could let itself in.
+        """
+        text = self._github.file_text(pr.repo, self._settings.config_path, ref=pr.base_ref)
+        if text is None:
+            return Trust()
+        try:
+            config = load_config(text, path=f"{self._settings.config_path} on {pr.base_ref}")
+        except UserError as error:
+            log.warning("the base branch's config is not valid, so the safe defaults hold: %s", error)
+            return Trust()
+        return Trust(commands=config.commands, forks=config.forks)
+
+    def _fork_gate(self, pr: PullRequest, *, forks: Forks, reporter: Reporter) -> Outcome | None:
         """None when the PR may be previewed; else the Outcome that says it waits (or never will)."""
-        if not pr.from_fork or config.forks.policy == "allow":
+        if not pr.from_fork or forks.policy == "allow":
             return None
-        if config.forks.policy == "deny":
+        if forks.policy == "deny":
             note = "Previews are off for pull requests from forks in this repository."
             report = reporter.update(phase=Phase.PENDING, note=note)
             return Outcome(status=Phase.PENDING, message=note, report=report)
         if reporter.state.get("approved_sha") == pr.head_sha:
             return None
-        note = render.render_fork_waiting(sha=pr.head_sha, label=config.forks.approve_label)
-        if reporter.state.get("approved_sha") and config.forks.approve_label in pr.labels:
+        note = render.render_fork_waiting(sha=pr.head_sha, label=forks.approve_label)
+        if reporter.state.get("approved_sha") and forks.approve_label and forks.approve_label in pr.labels:
             # The label approved an earlier commit; taking it off lets a maintainer approve again by label.
-            self._github.remove_label(pr.repo, pr.number, config.forks.approve_label)
+            self._github.remove_label(pr.repo, pr.number, forks.approve_label)
         report = reporter.update(phase=Phase.PENDING, note=note)
         log.info("fork PR %s#%d waits for a maintainer's approval of %s", pr.repo, pr.number, pr.head_sha[:7])
         return Outcome(status=Phase.PENDING, message="waiting for approval", report=report)
@@ -241,7 +256,7 @@ class Previews:
 
     def _refuse_unless_allowed(self, ref: PrRef, *, by: str, comment_id: int, verb: str) -> Outcome | None:
         """React to the command at once; refuse (reply, reaction) when `by` may not run it."""
-        needed = self._needed_permission(verb)
+        needed = _needed_permission(verb, self._trust(self._github.pull_request(ref.repo, ref.number)))
         has = self._github.permission(ref.repo, by)
         if PERMISSION_RANK.get(has, 0) >= PERMISSION_RANK[needed]:
             self._github.react(ref.repo, comment_id, "eyes")
@@ -252,17 +267,6 @@ class Previews:
             ref.repo, ref.number, render.render_refusal(user=by, verb=verb, needed=needed, has=has)
         )
         return Outcome(status="refused", message=f"@{by} has {has} permission; /preview {verb} needs {needed}")
-
-    def _needed_permission(self, verb: str) -> str:
-        configured = "write"
-        try:
-            configured = load_config_file(self._settings.workspace, self._settings.config_path).commands.permission
-        except UserError:
-            log.info("no readable config: commands need the default permission, write")
-        if verb == "approve":
-            # Approving runs a stranger's code on the cluster: never below write, whatever the config.
-            return max(configured, "write", key=PERMISSION_RANK.__getitem__)
-        return configured
 
     def _command(
         self, ref: PrRef, *, by: str, comment_id: int, verb: str, run: Callable[[PrRef, int], Outcome]
@@ -290,11 +294,7 @@ class Previews:
         """A maintainer approves a fork PR's current head (comment or label), which deploys it."""
         ref = intent.ref
         if intent.label is not None:
-            try:
-                config = load_config_file(self._settings.workspace, self._settings.config_path)
-            except UserError:
-                return Outcome(status="ignored", message="no readable config to check the approval label")
-            if intent.label != config.forks.approve_label:
+            if intent.label != self._trust(self._github.pull_request(ref.repo, ref.number)).forks.approve_label:
                 return Outcome(status="ignored", message=f"label {intent.label!r} is not the approval label")
             has = self._github.permission(ref.repo, intent.by)
             if PERMISSION_RANK.get(has, 0) < PERMISSION_RANK["write"]:
@@ -602,6 +602,21 @@ class _Deployment:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+@dataclass(frozen=True, kw_only=True)
+class Trust:
+    """The settings that decide who may do what; the safe defaults hold when the base branch has none."""
+
+    commands: Commands = field(default_factory=Commands)
+    forks: Forks = field(default_factory=Forks)
+
+
+def _needed_permission(verb: str, trust: Trust) -> str:
+    if verb == "approve":
+        # Approving runs a stranger's code on the cluster: never below write, whatever the config.
+        return max(trust.commands.permission, "write", key=PERMISSION_RANK.__getitem__)
+    return trust.commands.permission
 
 
 def _deploy_context(config: PreviewConfig | None) -> str:

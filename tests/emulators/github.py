@@ -9,8 +9,10 @@ inject failures (rate limits, 5xx, dropped connections) to prove previewbot's re
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
+import hashlib
 import itertools
 import json
 import math
@@ -291,6 +293,7 @@ class GitHubEmulator:
         self._rate_reset = int(time.time()) + 3600
         self._repos: dict[str, dict[str, Any]] = {}
         self._pulls: dict[tuple[str, int], dict[str, Any]] = {}
+        self._files: dict[tuple[str, str, str], str] = {}  # (repo, ref, path) -> text
         self._issues: dict[tuple[str, int], dict[str, Any]] = {}
         self._permissions: dict[tuple[str, str], str] = {}
         self._comments: dict[int, EmulatedComment] = {}
@@ -306,6 +309,7 @@ class GitHubEmulator:
                 ("GET", r"/rate_limit", self._get_rate_limit),
                 ("GET", _REPO, self._get_repo),
                 ("GET", _REPO + r"/pulls/(?P<number>\d+)", self._get_pull),
+                ("GET", _REPO + r"/contents/(?P<path>.+?)", self._get_contents),
                 ("GET", _REPO + r"/issues/(?P<number>\d+)", self._get_issue),
                 ("GET", _REPO + r"/issues/(?P<number>\d+)/comments", self._list_comments),
                 ("DELETE", _REPO + r"/issues/(?P<number>\d+)/labels/(?P<label>[^/]+)", self._remove_label),
@@ -462,6 +466,11 @@ class GitHubEmulator:
         with self._lock:
             self._issues[(repo.lower(), int(stored["number"]))] = stored
         return copy.deepcopy(stored)
+
+    def add_file(self, repo: str, path: str, text: str, *, ref: str) -> None:
+        """A file committed on ref (a branch name or a commit SHA)."""
+        with self._lock:
+            self._files[(repo.lower(), ref, path)] = text
 
     def set_permission(self, repo: str, user: str, permission: str) -> None:
         """The user's role on repo: admin, maintain, write, triage, read or none."""
@@ -914,6 +923,31 @@ class GitHubEmulator:
         if pull is None:
             raise _not_found()
         return _Reply(200, pull)
+
+    def _get_contents(self, match: re.Match[str], request: _Request) -> _Reply:
+        repo, path = self._repo(match), unquote(match["path"])
+        ref = request.arg("ref") or repo["default_branch"]
+        text = self._files.get((repo["full_name"].lower(), ref, path))
+        if text is None:
+            raise _not_found()
+        content = base64.b64encode(text.encode()).decode()
+        url = f"{self.url}/repos/{repo['full_name']}/contents/{quote(path)}?ref={quote(ref)}"
+        return _Reply(
+            200,
+            {
+                "type": "file",
+                "encoding": "base64",
+                "size": len(text.encode()),
+                "name": path.rsplit("/", 1)[-1],
+                "path": path,
+                "content": content,
+                "sha": hashlib.sha1(text.encode()).hexdigest(),  # noqa: S324 - a git blob name, not security
+                "url": url,
+                "git_url": url,
+                "html_url": url,
+                "download_url": url,
+            },
+        )
 
     def _get_issue(self, match: re.Match[str], request: _Request) -> _Reply:
         repo, number = self._repo_name(match), int(match["number"])
