@@ -64,7 +64,7 @@ class Runner:
 def run(runner: Runner, previews: Previews) -> int:
     """Handle the run's event; returns the exit code."""
     payload = events.read_event_file(runner.event_path)
-    intents = events.intents_from_event(runner.event_name, payload)
+    intents = events.intents_from_event(runner.event_name, payload, repository=runner.repository or None)
     outcomes = [previews.handle(intent) for intent in intents]
     last = next((o for o in reversed(outcomes) if o.status != "ignored"), outcomes[-1])
     write_outputs(runner, last)

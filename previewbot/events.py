@@ -17,6 +17,7 @@ from previewbot.commands import Command, CommandError, error_reply, help_text, p
 from previewbot.errors import EventError
 from previewbot.model import (
     Approve,
+    Collect,
     Deploy,
     Destroy,
     Ignore,
@@ -29,6 +30,8 @@ from previewbot.model import (
 )
 
 _DEPLOY_ACTIONS = frozenset({"opened", "reopened", "synchronize"})
+# Scheduled and hand-started runs sweep away what events missed (closed PRs, expired previews).
+_SWEEP_EVENTS = ("schedule", "workflow_dispatch")
 _HANDLED_ACTIONS = "opened, reopened, synchronize, closed and labeled"
 
 _JSON_TYPES: Mapping[type, str] = {
@@ -62,9 +65,17 @@ def read_event_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return payload
 
 
-def intents_from_event(event_name: str, payload: Mapping[str, Any]) -> list[Intent]:
-    """What previewbot should do about one event; `event_name` is the X-GitHub-Event header's value."""
+def intents_from_event(event_name: str, payload: Mapping[str, Any], *, repository: str | None = None) -> list[Intent]:
+    """What previewbot should do about one event; `event_name` is the X-GitHub-Event header's value.
+
+    `repository` ("owner/name") stands in for a payload that names none, as a schedule's may not.
+    """
     event = _Fields(payload, context=f"{event_name} event")
+    if event_name in _SWEEP_EVENTS:
+        repo = event.optional("repository.full_name", str) or repository
+        if not repo:
+            raise EventError(f"{event_name} event: repository.full_name is missing")
+        return [Collect(repo=repo)]
     if event_name == "pull_request":
         return _pull_request_intents(event)
     if event_name == "issue_comment":

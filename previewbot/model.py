@@ -60,7 +60,7 @@ class Destroy:
     """Tear the preview down."""
 
     ref: PrRef
-    reason: str  # "merged" | "closed" | "command" | "manual"
+    reason: str  # "merged" | "closed" | "command" | "manual" | "expired"
     by: str | None = None
     comment_id: int | None = None
 
@@ -104,13 +104,20 @@ class Reply:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Collect:
+    """Sweep the repo's previews: destroy those whose PR is closed or whose TTL has run out."""
+
+    repo: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Ignore:
     """Nothing to do, and why."""
 
     reason: str
 
 
-Intent = Deploy | Destroy | Redeploy | Approve | Status | Reply | Ignore
+Intent = Deploy | Destroy | Redeploy | Approve | Status | Reply | Collect | Ignore
 
 
 # ---------------------------------------------------------------- cluster records

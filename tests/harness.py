@@ -9,9 +9,10 @@ from __future__ import annotations
 import copy
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,7 @@ class Bot:
     kubeconfig: Path
     checkout: Checkout
     namespace_wait: float = 30.0
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def previews(self) -> Previews:
         return Previews(
@@ -170,9 +172,11 @@ class Bot:
             probe=HttpProbe(max_interval=0.2),
             settings=Settings(workspace=self.checkout.root, namespace_wait=self.namespace_wait),
             runner=ShellRunner(),
+            clock=self.clock,
         )
 
     def on(self, event_name: str, event: dict[str, Any]) -> list[Outcome]:
         """Run previewbot on one event, as one workflow run would."""
         previews = self.previews()
-        return [previews.handle(intent) for intent in events.intents_from_event(event_name, event)]
+        intents = events.intents_from_event(event_name, event, repository=REPO)
+        return [previews.handle(intent) for intent in intents]

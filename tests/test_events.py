@@ -15,6 +15,7 @@ from previewbot.errors import EventError
 from previewbot.events import intents_from_event, is_bot, pull_request_from_payload, read_event_file
 from previewbot.model import (
     Approve,
+    Collect,
     Deploy,
     Destroy,
     Ignore,
@@ -408,3 +409,19 @@ def test_unreadable_event_files(tmp_path: Path, content: bytes | None, message: 
     with pytest.raises(EventError, match=message) as raised:
         read_event_file(path)
     assert str(path) in str(raised.value)
+
+
+def test_a_schedule_sweeps_the_repo_named_by_the_runner() -> None:
+    assert intents_from_event("schedule", {"schedule": "0 * * * *"}, repository="o/r") == [Collect(repo="o/r")]
+
+
+def test_a_hand_started_run_sweeps_the_repo_of_its_payload() -> None:
+    payload = {"repository": {"full_name": "Codertocat/Hello-World"}, "inputs": {}}
+    assert intents_from_event("workflow_dispatch", payload, repository="o/r") == [
+        Collect(repo="Codertocat/Hello-World")
+    ]
+
+
+def test_a_sweep_with_no_repository_at_all_is_an_event_error() -> None:
+    with pytest.raises(EventError, match=r"repository\.full_name"):
+        intents_from_event("schedule", {"schedule": "0 * * * *"})

@@ -6,6 +6,7 @@ with PREVIEWBOT_TEST_KUBECONFIG, a real) Kubernetes API.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -228,3 +229,37 @@ def test_a_foreign_namespace_with_the_same_name_is_never_touched(bot: Bot, githu
     )
     assert destroy.status == Phase.DESTROYED
     core.delete_namespace(name)
+
+
+def test_a_sweep_destroys_expired_previews_and_those_of_closed_prs(
+    bot: Bot, github: Any, core: Any, checkout: Checkout, prefix: str, site: str
+) -> None:
+    checkout.write(".preview.yml", preview_config(prefix=prefix, site=site, more="ttl: 2h\n"))
+    bot.on("pull_request", pr_event("opened", sha=SHA_1))
+
+    [kept] = bot.on("schedule", {"schedule": "0 * * * *"})
+    assert kept.message == "destroyed 0 previews"
+    assert namespace_phase(core, namespace_of(prefix)) == "Active"
+
+    bot.clock = lambda: datetime.now(UTC) + timedelta(hours=3)
+    [swept] = bot.on("schedule", {"schedule": "0 * * * *"})
+
+    assert namespace_of(prefix) in swept.message
+    assert "expired" in swept.message
+    assert namespace_phase(core, namespace_of(prefix)) in ("Terminating", None)
+    [comment] = sticky_comments(github)
+    assert "time to live" in comment
+    [deployment] = github.deployments(REPO)
+    assert deployment.state == "inactive"
+
+
+def test_a_sweep_destroys_the_preview_of_a_pr_closed_while_no_one_listened(
+    bot: Bot, github: Any, core: Any, prefix: str
+) -> None:
+    bot.on("pull_request", pr_event("opened", sha=SHA_1))
+    github.update_pull(REPO, PR_NUMBER, state="closed", merged=True)
+
+    [swept] = bot.on("workflow_dispatch", {"repository": {"full_name": REPO}})
+
+    assert "merged" in swept.message
+    assert namespace_phase(core, namespace_of(prefix)) in ("Terminating", None)

@@ -21,6 +21,7 @@ from previewbot.core.testing import run_tests
 from previewbot.errors import ApiError, Conflict, NotFound, PreviewbotError, UserError
 from previewbot.model import (
     Approve,
+    Collect,
     CommitState,
     Deploy,
     DeploymentState,
@@ -114,6 +115,8 @@ class Previews:
                 self._github.react(ref.repo, comment_id, "eyes" if ok else "confused")
                 self._github.create_comment(ref.repo, ref.number, text)
                 return Outcome(status="ignored", message="replied")
+            case Collect(repo=repo):
+                return self.collect(repo)
             case Ignore(reason=reason):
                 log.info("nothing to do: %s", reason)
                 return Outcome(status="ignored", message=reason)
@@ -237,6 +240,8 @@ class Previews:
             "merged": "Destroyed: the pull request was merged.",
             "closed": "Destroyed: the pull request was closed.",
             "command": f"Destroyed by @{intent.by} with `/preview destroy`. A new push deploys it again.",
+            "expired": "Destroyed: its time to live (`ttl`) ran out since the last deploy. "
+            "A new push or `/preview redeploy` brings it back.",
         }.get(intent.reason, "Destroyed.")
         if sticky is None and not owned:
             log.info("no preview of %s#%d to destroy", ref.repo, ref.number)
@@ -251,6 +256,35 @@ class Previews:
         if intent.comment_id is not None:
             self._github.react(ref.repo, intent.comment_id, "+1")
         return Outcome(status=Phase.DESTROYED, message=note, report=report)
+
+    def collect(self, repo: str) -> Outcome:
+        """Destroy the repo's previews that events missed: their PR is closed, or their TTL ran out."""
+        now = self._clock()
+        swept: list[str] = []
+        for namespace in self._cluster.namespaces(label_selector=naming.owned_selector(repo=repo)):
+            number = namespace.labels.get(naming.PR_LABEL, "")
+            if namespace.terminating or not number.isdigit():
+                continue
+            if not naming.is_owned(namespace.labels, repo=repo, number=int(number)):
+                continue
+            try:
+                pr = self._github.pull_request(repo, int(number))
+            except NotFound:
+                reason = "closed"  # the PR is gone altogether: nothing will ever close it
+            else:
+                expires = _parse_time(namespace.annotations.get(naming.EXPIRES_AT_ANNOTATION))
+                if pr.state != "open":
+                    reason = "merged" if pr.merged else "closed"
+                elif expires is not None and expires <= now:
+                    reason = "expired"
+                else:
+                    continue
+            log.info("sweeping %s: %s", namespace.name, reason)
+            self.destroy(Destroy(ref=PrRef(repo=repo, number=int(number)), reason=reason))
+            swept.append(f"{namespace.name} ({reason})")
+        message = f"destroyed {len(swept)} previews" + (": " + ", ".join(swept) if swept else "")
+        log.info("%s", message)
+        return Outcome(status="swept", message=message)
 
     # ------------------------------------------------------------ commands
 
