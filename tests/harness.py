@@ -161,7 +161,7 @@ class Bot:
     token: str
     kubeconfig: Path
     checkout: Checkout
-    namespace_wait: float = 30.0
+    namespace_wait: float = 120.0  # a real cluster may take a while to finalize a namespace
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def previews(self) -> Previews:
