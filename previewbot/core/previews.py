@@ -149,7 +149,19 @@ class Previews:
                 namespace=name,
                 url=existing.annotations.get(naming.URL_ANNOTATION),
             )
-        return _Deployment(self, pr=pr, config=config, reporter=reporter, namespace=name).run(trigger)
+        return _Deployment(
+            github=self._github,
+            cluster=self._cluster,
+            probe=self._probe,
+            # A fork's code never runs on the runner, which holds the workflow's secrets.
+            runner=None if pr.from_fork else self._runner,
+            settings=self._settings,
+            clock=self._clock,
+            pr=pr,
+            config=config,
+            reporter=reporter,
+            namespace=name,
+        ).run(trigger)
 
     def _already_done(self, namespace: NamespaceInfo, pr: PullRequest) -> bool:
         """True when this very commit is already deployed and ready: a redelivered event changes nothing.
@@ -365,14 +377,24 @@ class _Deployment:
 
     def __init__(
         self,
-        previews: Previews,
         *,
+        github: GitHub,
+        cluster: Cluster,
+        probe: UrlProbe,
+        runner: CommandRunner | None,
+        settings: Settings,
+        clock: Callable[[], datetime],
         pr: PullRequest,
         config: PreviewConfig,
         reporter: Reporter,
         namespace: str,
     ) -> None:
-        self.p = previews
+        self.github = github
+        self.cluster = cluster
+        self.probe = probe
+        self.runner = runner
+        self.settings = settings
+        self.clock = clock
         self.pr = pr
         self.config = config
         self.reporter = reporter
@@ -383,7 +405,7 @@ class _Deployment:
         self.claimed = False  # whether the namespace names this run's commit as its head yet
 
     def run(self, trigger: str) -> Outcome:
-        pr, github = self.pr, self.p._github
+        pr, github = self.pr, self.github
         log.info("deploying %s#%d at %s (%s) into %s", pr.repo, pr.number, pr.head_sha[:7], trigger, self.namespace)
         self.reporter.remember(environment=self.environment, sha=pr.head_sha)
         variables: dict[str, str] = {}
@@ -411,14 +433,14 @@ class _Deployment:
                 self.deployment_id,
                 state=DeploymentState.IN_PROGRESS,
                 description="Deploying",
-                log_url=self.p._settings.run_url,
+                log_url=self.settings.run_url,
             )
             with self.reporter.step("Namespace"):
                 self._ensure_namespace()
             with self.reporter.step("Apply manifests"):
                 rendered = self._apply(variables)
             with self.reporter.step("Wait for rollout") as step:
-                rollout = self.p._cluster.wait_rollout(
+                rollout = self.cluster.wait_rollout(
                     self.namespace,
                     rendered.workloads,
                     timeout=self.config.readiness.timeout,
@@ -451,8 +473,8 @@ class _Deployment:
         return manifests.preview_variables(pr=self.pr, namespace=self.namespace, url=url, extra=self.config.variables)
 
     def _ensure_namespace(self) -> None:
-        cluster, name = self.p._cluster, self.namespace
-        now = self.p._clock()
+        cluster, name = self.cluster, self.namespace
+        now = self.clock()
         for _attempt in range(2):
             existing = cluster.namespace(name)
             if existing is not None and not naming.is_owned(existing.labels, repo=self.pr.repo, number=self.pr.number):
@@ -463,11 +485,9 @@ class _Deployment:
             if existing is not None and existing.terminating:
                 self.reporter.progress(f"namespace {name} is still terminating from an earlier teardown; waiting")
                 if not cluster.wait_namespace_gone(
-                    name, timeout=self.p._settings.namespace_wait, progress=self.reporter.progress
+                    name, timeout=self.settings.namespace_wait, progress=self.reporter.progress
                 ):
-                    raise UserError(
-                        f"namespace {name} was still terminating after {self.p._settings.namespace_wait:.0f}s"
-                    )
+                    raise UserError(f"namespace {name} was still terminating after {self.settings.namespace_wait:.0f}s")
                 existing = None
             if existing is None:
                 created = {naming.REPO_ANNOTATION: self.pr.repo, naming.CREATED_AT_ANNOTATION: _iso(now)}
@@ -488,11 +508,11 @@ class _Deployment:
         self.claimed = True
 
     def _apply(self, variables: Mapping[str, str]) -> manifests.Rendered:
-        cluster = self.p._cluster
+        cluster = self.cluster
         app_labels = {**self.labels, naming.COMPONENT_LABEL: "app"}
         rendered = manifests.render_manifests(
             self.config,
-            root=self.p._settings.workspace,
+            root=self.settings.workspace,
             variables=variables,
             namespace=self.namespace,
             labels=app_labels,
@@ -503,7 +523,7 @@ class _Deployment:
             self._copy_secrets()
         applied = cluster.apply(self.namespace, [*guardrails, *rendered.objects])
         self.reporter.progress(f"applied {len(applied)} objects")
-        current = self.p._cluster.namespace(self.namespace)
+        current = self.cluster.namespace(self.namespace)
         previous = _kinds_from(current.annotations.get(naming.APPLIED_KINDS_ANNOTATION, "") if current else "")
         kinds = sorted({*rendered.kinds, *previous, *((o["apiVersion"], o["kind"]) for o in guardrails)})
         pruned = cluster.prune(
@@ -523,7 +543,7 @@ class _Deployment:
     def _copy_secrets(self) -> None:
         for secret in self.config.namespace.secrets:
             source_namespace, _, source_name = secret.from_.partition("/")
-            self.p._cluster.copy_secret(
+            self.cluster.copy_secret(
                 source_namespace=source_namespace,
                 name=source_name,
                 target_namespace=self.namespace,
@@ -532,14 +552,14 @@ class _Deployment:
             )
 
     def _tests(self, variables: Mapping[str, str]) -> TestRun:
-        self.p._cluster.annotate_namespace(self.namespace, annotations={naming.STATUS_ANNOTATION: Phase.TESTING})
+        self.cluster.annotate_namespace(self.namespace, annotations={naming.STATUS_ANNOTATION: Phase.TESTING})
         with self.reporter.step("End-to-end tests", phase=Phase.TESTING) as step:
             tests = run_tests(
                 self.config,
-                cluster=self.p._cluster,
-                probe=self.p._probe,
-                runner=self.p._runner if not self.pr.from_fork else None,
-                workspace=self.p._settings.workspace,
+                cluster=self.cluster,
+                probe=self.probe,
+                runner=self.runner,
+                workspace=self.settings.workspace,
                 variables=variables,
                 labels=self.labels,
                 progress=self.reporter.progress,
@@ -560,7 +580,7 @@ class _Deployment:
         if not self.claimed:
             return False
         try:
-            current = self.p._cluster.namespace(self.namespace)
+            current = self.cluster.namespace(self.namespace)
         except PreviewbotError:
             return False
         return current is not None and current.annotations.get(naming.HEAD_SHA_ANNOTATION) != self.pr.head_sha
@@ -576,7 +596,7 @@ class _Deployment:
         diagnoses: tuple[WorkloadDiagnosis, ...] = (),
         tests: TestRun | None = None,
     ) -> Outcome:
-        github, pr = self.p._github, self.pr
+        github, pr = self.github, self.pr
         url = variables.get("PREVIEW_URL") or None
         ok = phase is Phase.READY
         if self.deployment_id is not None:
@@ -586,10 +606,10 @@ class _Deployment:
                 state=DeploymentState.SUCCESS if ok else DeploymentState.FAILURE,
                 description=summary,
                 environment_url=url if ok else None,
-                log_url=self.p._settings.run_url,
+                log_url=self.settings.run_url,
             )
         self._status(CommitState.SUCCESS if ok else CommitState.FAILURE, summary, target_url=url if ok else None)
-        self.p._cluster.annotate_namespace(
+        self.cluster.annotate_namespace(
             self.namespace, annotations={naming.STATUS_ANNOTATION: phase, naming.URL_ANNOTATION: url}
         )
         report = self.reporter.update(phase=phase, diagnoses=diagnoses, tests=tests, url=url)
@@ -599,19 +619,19 @@ class _Deployment:
     def _finish_with_error(self, error: PreviewbotError) -> Outcome:
         message = redactor.redact(str(error))
         log.error("%s", message)
-        github, pr = self.p._github, self.pr
+        github, pr = self.github, self.pr
         if self.deployment_id is not None:
             github.set_deployment_status(
                 pr.repo,
                 self.deployment_id,
                 state=DeploymentState.ERROR if isinstance(error, ApiError) else DeploymentState.FAILURE,
                 description=message.splitlines()[0],
-                log_url=self.p._settings.run_url,
+                log_url=self.settings.run_url,
             )
         self._status(CommitState.ERROR if isinstance(error, ApiError) else CommitState.FAILURE, message.splitlines()[0])
         try:
-            if self.p._cluster.namespace(self.namespace) is not None and not isinstance(error, UserError):
-                self.p._cluster.annotate_namespace(self.namespace, annotations={naming.STATUS_ANNOTATION: Phase.FAILED})
+            if self.cluster.namespace(self.namespace) is not None and not isinstance(error, UserError):
+                self.cluster.annotate_namespace(self.namespace, annotations={naming.STATUS_ANNOTATION: Phase.FAILED})
         except PreviewbotError:
             log.warning("could not record the failure on namespace %s", self.namespace)
         report = self.reporter.update(phase=Phase.FAILED, error=message)
@@ -625,13 +645,13 @@ class _Deployment:
         context: str | None = None,
         target_url: str | None = None,
     ) -> None:
-        self.p._github.set_commit_status(
+        self.github.set_commit_status(
             self.pr.repo,
             self.pr.head_sha,
             state=state,
             context=context or _deploy_context(self.config),
             description=description,
-            target_url=target_url or self.p._settings.run_url,
+            target_url=target_url or self.settings.run_url,
         )
 
 
