@@ -254,7 +254,10 @@ class Namespace(_Strict):
         pattern=f"^{_LABEL}$",
         description="Namespace of the ingress controller, let in by `isolate`",
     )
-    secrets: list[SecretCopy] = Field(default_factory=list, description="Secrets to copy into the preview")
+    secrets: list[SecretCopy] = Field(
+        default_factory=list,
+        description="Secrets to copy into trusted previews; read from the base branch's config, never the PR's",
+    )
 
 
 class Commands(_Strict):
@@ -297,8 +300,12 @@ class PreviewConfig(_Strict):
     tests: Tests | None = Field(default=None, description="End-to-end tests run against the preview")
     namespace: Namespace = Field(default_factory=Namespace, description="The preview namespace")
     ttl: Duration | None = Field(default=None, description="Destroy a preview this long after its last deploy")
-    commands: Commands = Field(default_factory=Commands, description="Who may run /preview commands")
-    forks: Forks = Field(default_factory=Forks, description="The policy for PRs from forks")
+    commands: Commands = Field(
+        default_factory=Commands, description="Who may run /preview commands; read from the base branch's config"
+    )
+    forks: Forks = Field(
+        default_factory=Forks, description="The policy for PRs from forks; read from the base branch's config"
+    )
 
 
 # ---------------------------------------------------------------- loading

@@ -254,7 +254,10 @@ def test_the_base_branch_sets_who_may_run_commands(bot: Bot, github: Any, checko
     assert "-1" in reactions(github, comment_id)
 
 
-def test_secrets_are_copied_into_trusted_previews_only(bot: Bot, github: Any, core: Any, prefix: str) -> None:
+def test_secrets_are_copied_into_trusted_previews_only(
+    bot: Bot, github: Any, core: Any, checkout: Checkout, prefix: str
+) -> None:
+    on_base_branch(github, checkout, change=("", ""))
     bot.on("pull_request", pr_event("opened", sha=SHA_1))
     copied = core.read_namespaced_secret("db", namespace_of(prefix))
     assert base64.b64decode(copied.data["password"]).decode() == SECRET_VALUE
@@ -271,7 +274,21 @@ def test_secrets_are_copied_into_trusted_previews_only(bot: Bot, github: Any, co
     assert missing.value.status == 404
 
 
+def test_a_pr_cannot_ask_for_secrets_the_base_branch_does_not_grant(
+    bot: Bot, github: Any, core: Any, checkout: Checkout, prefix: str
+) -> None:
+    github.add_file(REPO, ".preview.yml", preview_config(prefix=prefix), ref=BASE)  # grants no Secret
+
+    [outcome] = bot.on("pull_request", pr_event("opened", sha=SHA_1))
+
+    assert outcome.status == Phase.READY
+    with pytest.raises(client.ApiException) as missing:
+        core.read_namespaced_secret("db", namespace_of(prefix))
+    assert missing.value.status == 404
+
+
 def test_a_failing_deploy_never_shows_a_secret_value(bot: Bot, github: Any, checkout: Checkout) -> None:
+    on_base_branch(github, checkout, change=("", ""))
     # A manifest that echoes the copied secret into an error: the API rejects a bad name that holds it.
     checkout.write(
         "deploy/bad.yaml",

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from previewbot import manifests, naming, render
-from previewbot.config import Commands, Forks, PreviewConfig, load_config, load_config_file
+from previewbot.config import Commands, Forks, PreviewConfig, SecretCopy, load_config, load_config_file
 from previewbot.core.ports import Cluster, CommandRunner, GitHub, UrlProbe
 from previewbot.core.reporting import Reporter, find_sticky, read_state
 from previewbot.core.testing import run_tests
@@ -136,7 +136,8 @@ class Previews:
             config = load_config_file(self._settings.workspace, self._settings.config_path)
         except UserError as error:
             return self._fail_early(reporter, pr, error)
-        waiting = self._fork_gate(pr, forks=self._trust(pr).forks, reporter=reporter)
+        trust = self._trust(pr)
+        waiting = self._fork_gate(pr, forks=trust.forks, reporter=reporter)
         if waiting is not None:
             return waiting
         name = naming.namespace_name(prefix=config.namespace.prefix, repo=pr.repo, number=pr.number)
@@ -153,8 +154,9 @@ class Previews:
             github=self._github,
             cluster=self._cluster,
             probe=self._probe,
-            # A fork's code never runs on the runner, which holds the workflow's secrets.
+            # A fork's code never runs on the runner, which holds the workflow's secrets, nor gets any.
             runner=None if pr.from_fork else self._runner,
+            secrets=() if pr.from_fork else trust.secrets,
             settings=self._settings,
             clock=self._clock,
             pr=pr,
@@ -191,9 +193,10 @@ class Previews:
         return Outcome(status=Phase.FAILED, message=message, report=report)
 
     def _trust(self, pr: PullRequest) -> Trust:
-        """Who may command previews, and how forks are gated: from the base branch's config, never the PR's.
+        """Who may command previews, how forks are gated, which Secrets previews get: from the base branch.
 
-        A PR can change its own .preview.yml; were these read from it, a fork could let itself in.
+        A PR can change its own .preview.yml; were these read from it, a fork could let itself in,
+        and any PR could ask for any Secret previewbot can read.
         """
         text = self._github.file_text(pr.repo, self._settings.config_path, ref=pr.base_ref)
         if text is None:
@@ -203,7 +206,7 @@ class Previews:
         except UserError as error:
             log.warning("the base branch's config is not valid, so the safe defaults hold: %s", error)
             return Trust()
-        return Trust(commands=config.commands, forks=config.forks)
+        return Trust(commands=config.commands, forks=config.forks, secrets=tuple(config.namespace.secrets))
 
     def _fork_gate(self, pr: PullRequest, *, forks: Forks, reporter: Reporter) -> Outcome | None:
         """None when the PR may be previewed; else the Outcome that says it waits (or never will)."""
@@ -382,6 +385,7 @@ class _Deployment:
         cluster: Cluster,
         probe: UrlProbe,
         runner: CommandRunner | None,
+        secrets: tuple[SecretCopy, ...],
         settings: Settings,
         clock: Callable[[], datetime],
         pr: PullRequest,
@@ -393,6 +397,7 @@ class _Deployment:
         self.cluster = cluster
         self.probe = probe
         self.runner = runner
+        self.secrets = secrets
         self.settings = settings
         self.clock = clock
         self.pr = pr
@@ -519,8 +524,7 @@ class _Deployment:
         )
         guard_labels = {**self.labels, naming.COMPONENT_LABEL: "guardrail"}
         guardrails = manifests.guardrails(self.config, namespace=self.namespace, labels=guard_labels)
-        if not self.pr.from_fork:
-            self._copy_secrets()
+        self._copy_secrets()
         applied = cluster.apply(self.namespace, [*guardrails, *rendered.objects])
         self.reporter.progress(f"applied {len(applied)} objects")
         current = self.cluster.namespace(self.namespace)
@@ -541,7 +545,7 @@ class _Deployment:
         return rendered
 
     def _copy_secrets(self) -> None:
-        for secret in self.config.namespace.secrets:
+        for secret in self.secrets:
             source_namespace, _, source_name = secret.from_.partition("/")
             self.cluster.copy_secret(
                 source_namespace=source_namespace,
@@ -664,6 +668,7 @@ class Trust:
 
     commands: Commands = field(default_factory=Commands)
     forks: Forks = field(default_factory=Forks)
+    secrets: tuple[SecretCopy, ...] = ()
 
 
 def _needed_permission(verb: str, trust: Trust) -> str:
