@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -74,6 +74,16 @@ class Outcome:
         return self.status == Phase.FAILED
 
 
+@dataclass(frozen=True, kw_only=True)
+class Ports:
+    """What a run drives: GitHub, the cluster, the URL probe, and the runner (None where there is none)."""
+
+    github: GitHub
+    cluster: Cluster
+    probe: UrlProbe
+    runner: CommandRunner | None = None
+
+
 class Previews:
     """Runs intents. One instance per run; holds no state between runs."""
 
@@ -87,10 +97,9 @@ class Previews:
         runner: CommandRunner | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self._ports = Ports(github=github, cluster=cluster, probe=probe, runner=runner)
         self._github = github
         self._cluster = cluster
-        self._probe = probe
-        self._runner = runner
         self._settings = settings
         self._clock = clock
 
@@ -151,11 +160,8 @@ class Previews:
                 url=existing.annotations.get(naming.URL_ANNOTATION),
             )
         return _Deployment(
-            github=self._github,
-            cluster=self._cluster,
-            probe=self._probe,
             # A fork's code never runs on the runner, which holds the workflow's secrets, nor gets any.
-            runner=None if pr.from_fork else self._runner,
+            ports=replace(self._ports, runner=None) if pr.from_fork else self._ports,
             secrets=() if pr.from_fork else trust.secrets,
             settings=self._settings,
             clock=self._clock,
@@ -381,10 +387,7 @@ class _Deployment:
     def __init__(
         self,
         *,
-        github: GitHub,
-        cluster: Cluster,
-        probe: UrlProbe,
-        runner: CommandRunner | None,
+        ports: Ports,
         secrets: tuple[SecretCopy, ...],
         settings: Settings,
         clock: Callable[[], datetime],
@@ -393,10 +396,9 @@ class _Deployment:
         reporter: Reporter,
         namespace: str,
     ) -> None:
-        self.github = github
-        self.cluster = cluster
-        self.probe = probe
-        self.runner = runner
+        self.github = ports.github
+        self.cluster = ports.cluster
+        self.ports = ports
         self.secrets = secrets
         self.settings = settings
         self.clock = clock
@@ -561,8 +563,8 @@ class _Deployment:
             tests = run_tests(
                 self.config,
                 cluster=self.cluster,
-                probe=self.probe,
-                runner=self.runner,
+                probe=self.ports.probe,
+                runner=self.ports.runner,
                 workspace=self.settings.workspace,
                 variables=variables,
                 labels=self.labels,
