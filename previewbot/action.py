@@ -65,16 +65,19 @@ def run(runner: Runner, previews: Previews) -> int:
     """Handle the run's event; returns the exit code."""
     payload = events.read_event_file(runner.event_path)
     intents = events.intents_from_event(runner.event_name, payload, repository=runner.repository or None)
+    # A comment may hold several commands: each runs, the last that did something sets the outputs,
+    # and any failure fails the step.
     outcomes = [previews.handle(intent) for intent in intents]
-    last = next((o for o in reversed(outcomes) if o.status != "ignored"), outcomes[-1])
-    write_outputs(runner, last)
-    if last.report is not None and runner.summary_path is not None:
+    write_outputs(runner, next((o for o in reversed(outcomes) if o.status != "ignored"), outcomes[-1]))
+    if runner.summary_path is not None:
         with runner.summary_path.open("a", encoding="utf-8") as summary:
-            summary.write(render.render_summary(last.report, server_url=runner.server_url) + "\n")
-    if last.failed:
-        annotate_error(last.message)
-        return 1
-    return 0
+            for outcome in outcomes:
+                if outcome.report is not None:
+                    summary.write(render.render_summary(outcome.report, server_url=runner.server_url) + "\n")
+    failures = [o for o in outcomes if o.failed]
+    for failure in failures:
+        annotate_error(failure.message)
+    return 1 if failures else 0
 
 
 def write_outputs(runner: Runner, outcome: Outcome) -> None:
