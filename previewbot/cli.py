@@ -20,7 +20,7 @@ import yaml
 from previewbot import action, manifests, naming, render
 from previewbot.config import config_schema, load_config_file
 from previewbot.core.previews import Outcome, Previews, Settings
-from previewbot.core.testing import test_job
+from previewbot.core.testing import e2e_job
 from previewbot.errors import PreviewbotError
 from previewbot.model import Deploy, Destroy, Phase, PreviewReport, PrRef, PullRequest, StepTiming
 from previewbot.wiring import Connection, build_previews, setup_logging
@@ -147,7 +147,7 @@ def plan(workspace: Path, config_path: str, repo: str | None, number: int, sha: 
         guardrails = manifests.guardrails(
             config, namespace=namespace, labels={**labels, naming.COMPONENT_LABEL: "guardrail"}
         )
-        job = test_job(config, variables=variables, labels=labels) if config.tests and config.tests.job else None
+        job = e2e_job(config, variables=variables, labels=labels) if config.tests and config.tests.job else None
     except PreviewbotError as error:
         click.echo(f"✘ {error}", err=True)
         sys.exit(1)

@@ -25,7 +25,7 @@ from previewbot.model import TestReport, TestRun
 LOG_TAIL_LINES = 80
 
 
-def test_env(variables: Mapping[str, str]) -> dict[str, str]:
+def e2e_env(variables: Mapping[str, str]) -> dict[str, str]:
     """The variables every test run gets, by the names the docs promise."""
     return {
         "PREVIEW_URL": variables.get("PREVIEW_URL", ""),
@@ -55,7 +55,7 @@ def wrap_for_report(command: list[str], report_path: str) -> list[str]:
     return ["sh", "-c", script, "previewbot-e2e", *command]
 
 
-def test_job(config: PreviewConfig, *, variables: Mapping[str, str], labels: Mapping[str, str]) -> dict[str, Any]:
+def e2e_job(config: PreviewConfig, *, variables: Mapping[str, str], labels: Mapping[str, str]) -> dict[str, Any]:
     """The Job manifest for this deploy's tests."""
     tests = config.tests
     assert tests is not None
@@ -64,7 +64,7 @@ def test_job(config: PreviewConfig, *, variables: Mapping[str, str], labels: Map
     container: dict[str, Any] = {
         "name": "e2e",
         "image": spec.image,
-        "env": [{"name": k, "value": v} for k, v in {**test_env(variables), **spec.env}.items()],
+        "env": [{"name": k, "value": v} for k, v in {**e2e_env(variables), **spec.env}.items()],
     }
     if spec.report:
         # The config requires a command with a report: the image's own entrypoint cannot be wrapped.
@@ -162,7 +162,7 @@ def _run_command(
     tests: Tests, *, runner: CommandRunner, workspace: Path, variables: Mapping[str, str], began: float
 ) -> TestRun:
     assert tests.command is not None
-    code, output = runner.run(tests.command, env=test_env(variables), cwd=str(workspace), timeout=tests.timeout)
+    code, output = runner.run(tests.command, env=e2e_env(variables), cwd=str(workspace), timeout=tests.timeout)
     seconds = time.monotonic() - began
     if code is None:
         return TestRun(
@@ -205,7 +205,7 @@ def _run_job(
     tests = config.tests
     assert tests is not None
     assert tests.job is not None
-    job = test_job(config, variables=variables, labels=labels)
+    job = e2e_job(config, variables=variables, labels=labels)
     namespace = variables["NAMESPACE"]
     # A push supersedes the tests of the commit before it.
     cluster.delete_jobs(
