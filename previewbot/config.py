@@ -160,6 +160,8 @@ class Smoke(_Strict):
 class TestJob(_Strict):
     """End-to-end tests as a Kubernetes Job in the preview namespace."""
 
+    __test__ = False  # not a pytest class, whatever its name
+
     model_config = ConfigDict(json_schema_extra={"dependentRequired": {"report": ["command"]}})
 
     image: str = Field(description="The test image, e.g. ghcr.io/acme/web-e2e:latest")
@@ -183,6 +185,8 @@ class TestJob(_Strict):
 
 class Tests(_Strict):
     """The end-to-end tests: a Job the server runs in the cluster, a command the Action runs, or both."""
+
+    __test__ = False  # not a pytest class, whatever its name
 
     model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": ["job"]}, {"required": ["command"]}]})
 
