@@ -7,6 +7,8 @@ the comment verbs, and the config's top-level keys.
 from __future__ import annotations
 
 import json
+import re
+import textwrap
 from pathlib import Path
 
 import click
@@ -14,6 +16,7 @@ import yaml
 
 from previewbot.cli import main
 from previewbot.commands import VERBS
+from previewbot.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,3 +61,14 @@ def test_config_top_level_keys() -> None:
         "version",
     ]
     assert schema["required"] == ["manifests"]
+
+
+def test_the_readme_quick_start_config_is_valid() -> None:
+    readme = (ROOT / "README.md").read_text()
+    match = re.search(r"```yaml\n(\s*version: 1\n.*?)```", readme, re.S)
+    assert match is not None
+
+    config = load_config(textwrap.dedent(match.group(1)), path="README.md")
+
+    assert config.tests is not None
+    assert config.tests.job is not None
