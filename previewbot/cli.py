@@ -161,7 +161,7 @@ def plan(workspace: Path, config_path: str, repo: str | None, number: int, sha: 
         out(f"# ✔ image {image.name} pinned to tag {manifests.substitute(image.tag, variables, source='images')}")
     out(f"# namespace: {namespace}")
     out(f"# url: {url or '(none)'}")
-    out(f"# environment: {config.environment.replace('${PR_NUMBER}', str(number))}")
+    out(f"# environment: {manifests.deployment_environment(config, variables)}")
     documents = [*guardrails, *rendered.objects, *([job] if job else [])]
     out(yaml.safe_dump_all(documents, sort_keys=False, explicit_start=True).rstrip())
     now = datetime.now(UTC)

@@ -134,6 +134,11 @@ def preview_url(config: PreviewConfig, variables: Mapping[str, str]) -> str | No
     return _fill_config(config.url, known, key="url")
 
 
+def deployment_environment(config: PreviewConfig, variables: Mapping[str, str]) -> str:
+    """The GitHub Deployment environment of this preview, from config.environment."""
+    return _fill_config(config.environment, variables, key="environment")
+
+
 def substitute(text: str, variables: Mapping[str, str], *, source: str) -> str:
     """text with each ${NAME} filled in and each $${NAME} turned into a literal ${NAME}.
 

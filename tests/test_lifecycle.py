@@ -263,3 +263,18 @@ def test_a_sweep_destroys_the_preview_of_a_pr_closed_while_no_one_listened(
 
     assert "merged" in swept.message
     assert namespace_phase(core, namespace_of(prefix)) in ("Terminating", None)
+
+
+def test_the_deployment_environment_is_filled_from_the_preview_variables(
+    bot: Bot, github: Any, checkout: Checkout, prefix: str, site: str
+) -> None:
+    checkout.write(
+        ".preview.yml", preview_config(prefix=prefix, site=site, more="environment: preview/${BRANCH_SLUG}\n")
+    )
+
+    bot.on("pull_request", pr_event("opened", sha=SHA_1))
+    bot.on("pull_request", pr_event("closed", sha=SHA_1))
+
+    [deployment] = github.deployments(REPO)
+    assert deployment.environment == "preview/" + naming.dns_label("changes", limit=40)
+    assert deployment.state == "inactive"

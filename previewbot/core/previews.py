@@ -45,7 +45,7 @@ from previewbot.redact import redactor
 log = logging.getLogger("previewbot")
 
 PERMISSION_RANK = {"none": 0, "read": 1, "triage": 2, "write": 3, "maintain": 4, "admin": 5}
-DEFAULT_ENVIRONMENT = "preview/pr-${PR_NUMBER}"
+DEFAULT_ENVIRONMENT = PreviewConfig.model_fields["environment"].default
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -252,7 +252,9 @@ class Previews:
                 log.info("namespace %s was already gone", namespace.name)
         sticky = find_sticky(self._github, ref)
         state = read_state(sticky.body) if sticky else {}
-        environment = state.get("environment") or _environment(DEFAULT_ENVIRONMENT, ref.number)
+        environment = state.get("environment") or manifests.substitute(
+            DEFAULT_ENVIRONMENT, {"PR_NUMBER": str(ref.number)}, source="environment"
+        )
         for deployment_id in self._github.deployments(ref.repo, environment=environment):
             self._github.set_deployment_status(
                 ref.repo, deployment_id, state=DeploymentState.INACTIVE, description="Preview destroyed"
@@ -407,17 +409,18 @@ class _Deployment:
         self.reporter = reporter
         self.namespace = namespace
         self.labels = naming.preview_labels(repo=pr.repo, number=pr.number)
-        self.environment = _environment(config.environment, pr.number)
+        self.environment = ""  # filled in from the preview's variables when the run begins
         self.deployment_id: int | None = None
         self.claimed = False  # whether the namespace names this run's commit as its head yet
 
     def run(self, trigger: str) -> Outcome:
         pr, github = self.pr, self.github
         log.info("deploying %s#%d at %s (%s) into %s", pr.repo, pr.number, pr.head_sha[:7], trigger, self.namespace)
-        self.reporter.remember(environment=self.environment, sha=pr.head_sha)
         variables: dict[str, str] = {}
         try:
             variables = self._variables()
+            self.environment = manifests.deployment_environment(self.config, variables)
+            self.reporter.remember(environment=self.environment, sha=pr.head_sha)
             self.reporter.update(
                 phase=Phase.DEPLOYING,
                 namespace=self.namespace,
@@ -682,10 +685,6 @@ def _needed_permission(verb: str, trust: Trust) -> str:
 
 def _deploy_context(config: PreviewConfig | None) -> str:
     return config.status_context if config else "previewbot/deploy"
-
-
-def _environment(template: str, number: int) -> str:
-    return template.replace("${PR_NUMBER}", str(number))
 
 
 def _iso(moment: datetime) -> str:
