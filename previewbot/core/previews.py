@@ -16,7 +16,7 @@ from pathlib import Path
 from previewbot import manifests, naming, render
 from previewbot.config import Commands, Forks, PreviewConfig, SecretCopy, load_config, load_config_file
 from previewbot.core.ports import Cluster, CommandRunner, GitHub, UrlProbe
-from previewbot.core.reporting import Reporter, find_sticky, read_state
+from previewbot.core.reporting import Reporter
 from previewbot.core.testing import run_tests
 from previewbot.errors import ApiError, Conflict, NotFound, PreviewbotError, UserError
 from previewbot.model import (
@@ -131,16 +131,20 @@ class Previews:
                 return Outcome(status="ignored", message=reason)
         raise AssertionError(f"unhandled intent {intent!r}")
 
+    def _reporter(self, ref: PrRef, *, phase: Phase, sha: str = "") -> Reporter:
+        """The PR's sticky comment, found again (with its state) and ready to be kept current."""
+        return Reporter(
+            github=self._github,
+            report=PreviewReport(ref=ref, phase=phase, head_sha=sha),
+            server_url=self._settings.server_url,
+            clock=self._clock,
+        )
+
     # ------------------------------------------------------------ deploy
 
     def deploy(self, pr: PullRequest, *, trigger: str, force: bool = False) -> Outcome:
         """Bring the PR's preview to its head commit: namespace, objects, rollout, tests, reports."""
-        reporter = Reporter(
-            github=self._github,
-            report=PreviewReport(ref=pr.ref, phase=Phase.PENDING, head_sha=pr.head_sha),
-            server_url=self._settings.server_url,
-            clock=self._clock,
-        )
+        reporter = self._reporter(pr.ref, phase=Phase.PENDING, sha=pr.head_sha)
         try:
             config = load_config_file(self._settings.workspace, self._settings.config_path)
         except UserError as error:
@@ -250,9 +254,8 @@ class Previews:
                 self._cluster.delete_namespace(namespace.name)
             except NotFound:
                 log.info("namespace %s was already gone", namespace.name)
-        sticky = find_sticky(self._github, ref)
-        state = read_state(sticky.body) if sticky else {}
-        environment = state.get("environment") or manifests.substitute(
+        reporter = self._reporter(ref, phase=Phase.DESTROYED)
+        environment = reporter.state.get("environment") or manifests.substitute(
             DEFAULT_ENVIRONMENT, {"PR_NUMBER": str(ref.number)}, source="environment"
         )
         for deployment_id in self._github.deployments(ref.repo, environment=environment):
@@ -266,16 +269,10 @@ class Previews:
             "expired": "Destroyed: its time to live (`ttl`) ran out since the last deploy. "
             "A new push or `/preview redeploy` brings it back.",
         }.get(intent.reason, "Destroyed.")
-        if sticky is None and not owned:
+        if reporter.comment_id is None and not owned:
             log.info("no preview of %s#%d to destroy", ref.repo, ref.number)
             return Outcome(status=Phase.DESTROYED, message="no preview")
-        reporter = Reporter(
-            github=self._github,
-            report=PreviewReport(ref=ref, phase=Phase.DESTROYED, head_sha=state.get("sha", "")),
-            server_url=self._settings.server_url,
-            clock=self._clock,
-        )
-        report = reporter.update(phase=Phase.DESTROYED, note=note)
+        report = reporter.update(note=note, head_sha=reporter.state.get("sha", ""))
         if intent.comment_id is not None:
             self._github.react(ref.repo, intent.comment_id, "+1")
         return Outcome(status=Phase.DESTROYED, message=note, report=report)
@@ -369,16 +366,9 @@ class Previews:
                     ref.repo, ref.number, "This pull request is not from a fork: it needs no approval."
                 )
             return Outcome(status="ignored", message="not a fork")
-        sticky = find_sticky(self._github, ref)
-        state = read_state(sticky.body) if sticky else {}
-        state_reporter = Reporter(
-            github=self._github,
-            report=PreviewReport(ref=ref, phase=Phase.PENDING, head_sha=pr.head_sha),
-            server_url=self._settings.server_url,
-            clock=self._clock,
-        )
-        state_reporter.remember(**{**state, "approved_sha": pr.head_sha, "approved_by": intent.by})
-        state_reporter.update(note=f"Approved by @{intent.by} for {pr.head_sha[:7]}.")
+        reporter = self._reporter(ref, phase=Phase.PENDING, sha=pr.head_sha)
+        reporter.remember(approved_sha=pr.head_sha, approved_by=intent.by)
+        reporter.update(note=f"Approved by @{intent.by} for {pr.head_sha[:7]}.")
         log.info("@%s approved %s#%d at %s", intent.by, ref.repo, ref.number, pr.head_sha[:7])
         return self.deploy(pr, trigger="approve", force=True)
 
