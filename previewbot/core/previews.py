@@ -242,7 +242,8 @@ class Previews:
         """Delete the PR's preview namespace (only if it is ours), retire its deployments, say so."""
         ref = intent.ref
         if intent.comment_id is not None and intent.by is not None:
-            refusal = self._refuse_unless_allowed(ref, by=intent.by, comment_id=intent.comment_id, verb="destroy")
+            pr = self._github.pull_request(ref.repo, ref.number)
+            refusal = self._refuse_unless_allowed(pr, by=intent.by, comment_id=intent.comment_id, verb="destroy")
             if refusal is not None:
                 return refusal
         owned = self._cluster.namespaces(label_selector=naming.owned_selector(repo=ref.repo, number=ref.number))
@@ -308,11 +309,17 @@ class Previews:
 
     # ------------------------------------------------------------ commands
 
-    def _refuse_unless_allowed(self, ref: PrRef, *, by: str, comment_id: int, verb: str) -> Outcome | None:
+    def _permission(self, repo: str, user: str, *, needed: str) -> tuple[bool, str]:
+        """Whether user has at least the needed permission on repo, and what they have."""
+        has = self._github.permission(repo, user)
+        return PERMISSION_RANK.get(has, 0) >= PERMISSION_RANK[needed], has
+
+    def _refuse_unless_allowed(self, pr: PullRequest, *, by: str, comment_id: int, verb: str) -> Outcome | None:
         """React to the command at once; refuse (reply, reaction) when `by` may not run it."""
-        needed = _needed_permission(verb, self._trust(self._github.pull_request(ref.repo, ref.number)))
-        has = self._github.permission(ref.repo, by)
-        if PERMISSION_RANK.get(has, 0) >= PERMISSION_RANK[needed]:
+        ref = pr.ref
+        needed = _needed_permission(verb, self._trust(pr))
+        allowed, has = self._permission(ref.repo, by, needed=needed)
+        if allowed:
             self._github.react(ref.repo, comment_id, "eyes")
             return None
         log.warning("@%s (%s) may not run /preview %s (needs %s)", by, has, verb, needed)
@@ -323,13 +330,14 @@ class Previews:
         return Outcome(status="refused", message=f"@{by} has {has} permission; /preview {verb} needs {needed}")
 
     def _command(
-        self, ref: PrRef, *, by: str, comment_id: int, verb: str, run: Callable[[PrRef, int], Outcome]
+        self, ref: PrRef, *, by: str, comment_id: int, verb: str, run: Callable[[PullRequest, int], Outcome]
     ) -> Outcome:
-        refusal = self._refuse_unless_allowed(ref, by=by, comment_id=comment_id, verb=verb)
-        return refusal if refusal is not None else run(ref, comment_id)
-
-    def _redeploy(self, ref: PrRef, comment_id: int) -> Outcome:
         pr = self._github.pull_request(ref.repo, ref.number)
+        refusal = self._refuse_unless_allowed(pr, by=by, comment_id=comment_id, verb=verb)
+        return refusal if refusal is not None else run(pr, comment_id)
+
+    def _redeploy(self, pr: PullRequest, comment_id: int) -> Outcome:
+        ref = pr.ref
         if pr.state != "open":
             self._github.create_comment(ref.repo, ref.number, "This pull request is closed: nothing to redeploy.")
             return Outcome(status="ignored", message="closed PR")
@@ -337,7 +345,8 @@ class Previews:
         self._github.react(ref.repo, comment_id, "rocket" if outcome.status == Phase.READY else "confused")
         return outcome
 
-    def _status(self, ref: PrRef, comment_id: int) -> Outcome:
+    def _status(self, pr: PullRequest, comment_id: int) -> Outcome:
+        ref = pr.ref
         owned = self._cluster.namespaces(label_selector=naming.owned_selector(repo=ref.repo, number=ref.number))
         live = [ns for ns in owned if not ns.terminating]
         report = _report_from_namespace(ref, live[0]) if live else None
@@ -347,19 +356,20 @@ class Previews:
     def approve(self, intent: Approve) -> Outcome:
         """A maintainer approves a fork PR's current head (comment or label), which deploys it."""
         ref = intent.ref
+        pr = self._github.pull_request(ref.repo, ref.number)
         if intent.label is not None:
-            if intent.label != self._trust(self._github.pull_request(ref.repo, ref.number)).forks.approve_label:
+            trust = self._trust(pr)
+            if intent.label != trust.forks.approve_label:
                 return Outcome(status="ignored", message=f"label {intent.label!r} is not the approval label")
-            has = self._github.permission(ref.repo, intent.by)
-            if PERMISSION_RANK.get(has, 0) < PERMISSION_RANK["write"]:
+            allowed, has = self._permission(ref.repo, intent.by, needed=_needed_permission("approve", trust))
+            if not allowed:
                 log.warning("label %s added by @%s (%s) does not approve", intent.label, intent.by, has)
                 return Outcome(status="refused", message=f"@{intent.by} may not approve")
         else:
             assert intent.comment_id is not None
-            refusal = self._refuse_unless_allowed(ref, by=intent.by, comment_id=intent.comment_id, verb="approve")
+            refusal = self._refuse_unless_allowed(pr, by=intent.by, comment_id=intent.comment_id, verb="approve")
             if refusal is not None:
                 return refusal
-        pr = self._github.pull_request(ref.repo, ref.number)
         if not pr.from_fork:
             if intent.comment_id is not None:
                 self._github.create_comment(

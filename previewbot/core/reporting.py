@@ -44,7 +44,7 @@ def _state_line(state: dict[str, Any]) -> str:
     return f"<!-- previewbot:state {json.dumps(state, sort_keys=True, separators=(',', ':'))} -->"
 
 
-def find_sticky(github: GitHub, ref: PrRef) -> Comment | None:
+def _find_sticky(github: GitHub, ref: PrRef) -> Comment | None:
     for comment in github.comments(ref.repo, ref.number):
         if render.is_preview_comment(comment.body):
             return comment
@@ -70,7 +70,7 @@ class Reporter:
         self._github = github
         self._server_url = server_url
         self._clock = clock
-        existing = find_sticky(github, report.ref)
+        existing = _find_sticky(github, report.ref)
         self.comment_id: int | None = existing.id if existing else None
         self.state: dict[str, Any] = read_state(existing.body) if existing else {}
         self.report = report
