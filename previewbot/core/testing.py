@@ -20,7 +20,7 @@ from typing import Any
 from previewbot import junit, manifests, naming
 from previewbot.config import PreviewConfig, Tests
 from previewbot.core.ports import Cluster, CommandRunner, Progress, UrlProbe
-from previewbot.model import TestReport, TestRun
+from previewbot.model import TestReport, TestRun, WorkloadDiagnosis
 
 LOG_TAIL_LINES = 80
 
@@ -105,6 +105,15 @@ def _report_from(text: str | None, *, source: str) -> tuple[TestReport | None, s
         return None, str(error)
 
 
+def _problem(problem: str, *, log: str, seconds: float, diagnosis: WorkloadDiagnosis | None = None) -> TestRun:
+    """Tests that could not say pass or fail, and why."""
+    return TestRun(passed=False, problem=problem, log_tail=tail(log), seconds=seconds, diagnosis=diagnosis)
+
+
+def _timed_out(tests: Tests) -> str:
+    return f"the tests did not finish in {tests.timeout:.0f}s"
+
+
 def _outcome(
     *,
     exit_ok: bool,
@@ -165,19 +174,10 @@ def _run_command(
     code, output = runner.run(tests.command, env=e2e_env(variables), cwd=str(workspace), timeout=tests.timeout)
     seconds = time.monotonic() - began
     if code is None:
-        return TestRun(
-            passed=False,
-            problem=f"the tests did not finish in {tests.timeout:.0f}s",
-            log_tail=tail(output),
-            seconds=seconds,
-        )
+        return _problem(_timed_out(tests), log=output, seconds=seconds)
     if code == 127:
-        return TestRun(
-            passed=False,
-            problem=f"command not found: {tests.command.split()[0] if tests.command.split() else tests.command}",
-            log_tail=tail(output),
-            seconds=seconds,
-        )
+        program = (tests.command.split() or [tests.command])[0]
+        return _problem(f"command not found: {program}", log=output, seconds=seconds)
     report, problem = None, None
     if tests.report:
         path = (workspace / tests.report).resolve()
@@ -219,20 +219,10 @@ def _run_job(
     if report_text is not None and not report_text.strip():
         report_text = None  # the wrapper found no report file to print
     if outcome.diagnosis is not None:
-        return TestRun(
-            passed=False,
-            problem=f"the test pod never ran: {outcome.diagnosis.summary}",
-            diagnosis=outcome.diagnosis,
-            log_tail=tail(log),
-            seconds=seconds,
-        )
+        never_ran = f"the test pod never ran: {outcome.diagnosis.summary}"
+        return _problem(never_ran, log=log, seconds=seconds, diagnosis=outcome.diagnosis)
     if outcome.timed_out:
-        return TestRun(
-            passed=False,
-            problem=f"the tests did not finish in {tests.timeout:.0f}s",
-            log_tail=tail(log),
-            seconds=seconds,
-        )
+        return _problem(_timed_out(tests), log=log, seconds=seconds)
     report, problem = _report_from(report_text, source=f"job/{job['metadata']['name']}: {tests.job.report}")
     return _outcome(
         exit_ok=outcome.succeeded,
