@@ -1,6 +1,10 @@
 """The command line: `previewbot plan | deploy | destroy | action`.
 
 A front door like the Action: it parses options, wires the adapters, and hands intents to the core.
+
+Start-up stays fast because this module imports only click and the standard library: each command
+imports what it uses inside its own function, so `--help` never loads PyGithub, the kubernetes
+client or pydantic, and `plan` never loads an SDK. tests/test_startup.py keeps it so.
 """
 
 from __future__ import annotations
@@ -12,18 +16,13 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import yaml
 
-from previewbot import action, manifests, naming, render
-from previewbot.config import config_schema, load_config_file
-from previewbot.core.previews import Outcome, Previews, Settings
-from previewbot.core.testing import e2e_job
-from previewbot.errors import PreviewbotError
-from previewbot.model import Deploy, Destroy, Phase, PreviewReport, PrRef, PullRequest, StepTiming
-from previewbot.wiring import Connection, build_previews, setup_logging
+if TYPE_CHECKING:
+    from previewbot.core.previews import Outcome, Previews
+    from previewbot.model import PrRef
 
 PLAN_SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -104,6 +103,8 @@ def main(verbose: bool) -> None:
     Each PR gets a namespace with its images deployed, end-to-end tests run against it,
     and one PR comment, a GitHub Deployment and commit statuses that say how it went.
     """
+    from previewbot.wiring import setup_logging
+
     setup_logging(verbose=verbose)
 
 
@@ -120,6 +121,14 @@ def plan(workspace: Path, config_path: str, repo: str | None, number: int, sha: 
     Prints the checks, the namespace, every object after substitution and image pinning
     (guardrails and the test Job included), and the PR comment a ready preview would get.
     """
+    import yaml
+
+    from previewbot import manifests, naming, render
+    from previewbot.config import load_config_file
+    from previewbot.core.testing import e2e_job
+    from previewbot.errors import PreviewbotError
+    from previewbot.model import Phase, PreviewReport, PullRequest, StepTiming
+
     repo = repo or f"example/{workspace.resolve().name}"
     pr = PullRequest(
         repo=repo,
@@ -202,6 +211,10 @@ def _pr_command(*, with_runner: bool) -> Callable[[Callable[[Previews, PrRef], O
             kubeconfig: str | None,
             kube_context: str | None,
         ) -> None:
+            from previewbot.core.previews import Settings
+            from previewbot.model import PrRef
+            from previewbot.wiring import Connection, build_previews
+
             previews = build_previews(
                 Connection(token=token, api_url=api_url, kubeconfig=kubeconfig, kube_context=kube_context),
                 Settings(workspace=workspace.resolve(), config_path=config_path, server_url=server_url),
@@ -217,12 +230,16 @@ def _pr_command(*, with_runner: bool) -> Callable[[Callable[[Previews, PrRef], O
 @_pr_command(with_runner=True)
 def deploy(previews: Previews, ref: PrRef) -> Outcome:
     """Deploy a PR's current head now, as a push would (its tests included)."""
+    from previewbot.model import Deploy
+
     return previews.handle(Deploy(pr=previews.pull_request(ref.repo, ref.number), trigger="manual"))
 
 
 @_pr_command(with_runner=False)
 def destroy(previews: Previews, ref: PrRef) -> Outcome:
     """Tear a PR's preview down now: its namespace (only if previewbot's), deployments, comment."""
+    from previewbot.model import Destroy
+
     return previews.handle(Destroy(ref=ref, reason="manual"))
 
 
@@ -256,6 +273,10 @@ def action_command(
     Reads GITHUB_EVENT_NAME and GITHUB_EVENT_PATH as the runner sets them, writes the step's
     outputs (status, url, namespace) and summary, and exits non-zero when the preview failed.
     """
+    from previewbot import action
+    from previewbot.errors import PreviewbotError
+    from previewbot.wiring import Connection, build_previews
+
     try:
         runner = action.Runner.from_env(os.environ)
     except PreviewbotError as error:
@@ -276,4 +297,6 @@ def action_command(
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of .preview.yml (for editors and CI checks)."""
+    from previewbot.config import config_schema
+
     click.echo(json.dumps(config_schema(), indent=2))

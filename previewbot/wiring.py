@@ -1,4 +1,8 @@
-"""Builds the core with real adapters, for the front doors (the Action and the CLI)."""
+"""Builds the core with real adapters, for the front doors (the Action and the CLI).
+
+The adapters and the core are imported by `build_previews`, when a command needs them: a front
+door that only logs or prints help never pays for loading PyGithub or the kubernetes client.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,12 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import yaml
-
-from previewbot.adapters.github import GitHubApi
-from previewbot.adapters.http import HttpProbe
-from previewbot.adapters.kubernetes import connect
-from previewbot.adapters.shell import ShellRunner
-from previewbot.core.previews import Previews, Settings
 from previewbot.redact import RedactingFilter, redactor
+
+if TYPE_CHECKING:
+    from previewbot.core.previews import Previews, Settings
 
 KUBECONFIG_CREDENTIALS = ("token", "password", "client-key-data", "client-certificate-data")
 
@@ -46,6 +47,8 @@ def register_secrets(connection: Connection) -> None:
     redactor.add(connection.token)
     if not connection.kubeconfig:
         return
+    import yaml
+
     text = connection.kubeconfig
     if "\n" not in text and Path(text).is_file():
         text = Path(text).read_text()
@@ -63,6 +66,12 @@ def register_secrets(connection: Connection) -> None:
 
 
 def build_previews(connection: Connection, settings: Settings, *, with_runner: bool) -> Previews:
+    from previewbot.adapters.github import GitHubApi
+    from previewbot.adapters.http import HttpProbe
+    from previewbot.adapters.kubernetes import connect
+    from previewbot.adapters.shell import ShellRunner
+    from previewbot.core.previews import Previews
+
     register_secrets(connection)
     return Previews(
         github=GitHubApi.from_env(connection.token, api_url=connection.api_url),

@@ -1,0 +1,48 @@
+"""The command line starts without loading what the command does not use.
+
+Each case runs in a fresh interpreter, so what it imported is what the command needed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SDKS = frozenset({"github", "kubernetes", "httpx", "requests", "urllib3"})
+
+# Runs the command as the console script does, then reports the top-level packages it imported.
+PROBE = """
+import json, sys
+from previewbot.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(json.dumps(sorted({name.partition('.')[0] for name in sys.modules})), file=sys.stderr)
+"""
+
+
+def imported_by(*args: str) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, cwd=ROOT, check=True, timeout=60
+    )
+    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("args", [["--help"], ["plan", "--help"], ["deploy", "--help"], ["action", "--help"]])
+def test_help_loads_no_sdk_and_no_pydantic(args: list[str]) -> None:
+    loaded = imported_by(*args)
+
+    assert not loaded & (SDKS | {"pydantic", "yaml"})
+
+
+def test_plan_loads_no_sdk() -> None:
+    loaded = imported_by("plan", str(ROOT / "examples" / "hello"))
+
+    assert "pydantic" in loaded  # it did read the config
+    assert not loaded & SDKS
