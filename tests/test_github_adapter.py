@@ -86,6 +86,23 @@ def test_an_unknown_pull_request_is_not_found(api: GitHubApi) -> None:
     assert f"{SEEDED_REPO}#404" in str(caught.value)
 
 
+def test_open_pull_requests_reads_a_page_of_a_hundred_a_request(api: GitHubApi, github: GitHubEmulator) -> None:
+    for number in range(10, 260):
+        github.add_pull(repo=SEEDED_REPO, number=number, state="closed" if number % 5 == 0 else "open")
+    before = len(github.requests)
+    found = api.open_pull_requests(SEEDED_REPO)
+    assert sorted(pull.number for pull in found) == sorted(
+        [SEEDED_PR, *(number for number in range(10, 260) if number % 5)]
+    )
+    assert all(pull.state == "open" and not pull.merged for pull in found)
+    assert len(github.requests) - before == 3  # 201 open PRs: three pages, and no request per PR
+
+
+def test_open_pull_requests_of_a_repo_that_is_gone_is_not_found(api: GitHubApi) -> None:
+    with pytest.raises(NotFound):
+        api.open_pull_requests("Codertocat/Gone")
+
+
 # ---------------------------------------------------------------- comments and reactions
 
 

@@ -22,6 +22,7 @@ import requests
 from github import Auth, Github, GithubException, RateLimitExceededException
 from github.GithubObject import NotSet, Opt
 from github.IssueComment import IssueComment
+from github.PullRequest import PullRequest as GithubPullRequest
 from github.Repository import Repository
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
@@ -118,25 +119,16 @@ class GitHubApi:
     # ------------------------------------------------------------ the port
 
     def pull_request(self, repo: str, number: int) -> PullRequest:
-        def read() -> PullRequest:
-            pull = self._repo(repo).get_pull(number)
-            head_repo = pull.head.repo
-            return PullRequest(
-                repo=repo,
-                number=number,
-                head_sha=pull.head.sha,
-                head_ref=pull.head.ref,
-                base_ref=pull.base.ref,
-                author=pull.user.login,
-                # A fork deleted since the PR was opened leaves no head repo: it still counts as a fork.
-                head_repo=head_repo.full_name if head_repo is not None else "",
-                state=pull.state,
-                merged=bool(pull.merged),
-                labels=tuple(label.name for label in pull.labels),
-                html_url=pull.html_url,
-            )
+        return self._call(
+            lambda: _pull_request(repo, self._repo(repo).get_pull(number)),
+            doing=f"reading pull request {repo}#{number}",
+        )
 
-        return self._call(read, doing=f"reading pull request {repo}#{number}")
+    def open_pull_requests(self, repo: str) -> Sequence[PullRequest]:
+        return self._call(
+            lambda: [_pull_request(repo, pull) for pull in self._repo(repo).get_pulls(state="open")],
+            doing=f"listing the open pull requests of {repo}",
+        )
 
     def file_text(self, repo: str, path: str, *, ref: str) -> str | None:
         def read() -> str:
@@ -348,6 +340,26 @@ class GitHubApi:
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._token, "***") if self._token else text
+
+
+def _pull_request(repo: str, pull: GithubPullRequest) -> PullRequest:
+    """previewbot's record of a PyGithub pull request, whole or from a list."""
+    head_repo = pull.head.repo
+    return PullRequest(
+        repo=repo,
+        number=pull.number,
+        head_sha=pull.head.sha,
+        head_ref=pull.head.ref,
+        base_ref=pull.base.ref,
+        author=pull.user.login,
+        # A fork deleted since the PR was opened leaves no head repo: it still counts as a fork.
+        head_repo=head_repo.full_name if head_repo is not None else "",
+        state=pull.state,
+        # A list's entries lack `merged`, which PyGithub would fetch PR by PR; only a closed PR can have it.
+        merged=pull.state == "closed" and bool(pull.merged),
+        labels=tuple(label.name for label in pull.labels),
+        html_url=pull.html_url,
+    )
 
 
 def _given(value: str | None) -> Opt[str]:

@@ -33,6 +33,10 @@ class GitHub(Protocol):
 
     def pull_request(self, repo: str, number: int) -> PullRequest: ...
 
+    def open_pull_requests(self, repo: str) -> Sequence[PullRequest]:
+        """Every open PR of the repo, a page of 100 a request; NotFound when the repo is gone."""
+        ...
+
     def file_text(self, repo: str, path: str, *, ref: str) -> str | None:
         """The text of a file on a branch or commit; None when there is no such file."""
         ...

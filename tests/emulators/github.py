@@ -308,6 +308,7 @@ class GitHubEmulator:
                 ("GET", r"/user", self._get_user),
                 ("GET", r"/rate_limit", self._get_rate_limit),
                 ("GET", _REPO, self._get_repo),
+                ("GET", _REPO + r"/pulls", self._list_pulls),
                 ("GET", _REPO + r"/pulls/(?P<number>\d+)", self._get_pull),
                 ("GET", _REPO + r"/contents/(?P<path>.+?)", self._get_contents),
                 ("GET", _REPO + r"/issues/(?P<number>\d+)", self._get_issue),
@@ -917,6 +918,19 @@ class GitHubEmulator:
 
     def _get_repo(self, match: re.Match[str], request: _Request) -> _Reply:
         return _Reply(200, self._repo(match))
+
+    def _list_pulls(self, match: re.Match[str], request: _Request) -> _Reply:
+        """The repo's pull requests in the state asked for (GitHub's default: open), newest first."""
+        repo = self._repo(match)["full_name"].lower()
+        state = request.arg("state", "open")
+        if state not in ("open", "closed", "all"):
+            raise _invalid("PullRequest", "state", f"{state} is not a valid state")
+        pulls = sorted(
+            (pull for (name, _), pull in self._pulls.items() if name == repo and state in ("all", pull["state"])),
+            key=lambda pull: int(pull["number"]),
+            reverse=True,
+        )
+        return self._page(request, pulls)
 
     def _get_pull(self, match: re.Match[str], request: _Request) -> _Reply:
         pull = self._pulls.get((self._repo_name(match).lower(), int(match["number"])))
