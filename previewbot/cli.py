@@ -123,7 +123,7 @@ def plan(workspace: Path, config_path: str, repo: str | None, number: int, sha: 
     """
     import yaml
 
-    from previewbot import manifests, naming, render
+    from previewbot import junit, manifests, naming, render
     from previewbot.config import load_config_file
     from previewbot.core.testing import e2e_job
     from previewbot.errors import PreviewbotError
@@ -156,7 +156,12 @@ def plan(workspace: Path, config_path: str, repo: str | None, number: int, sha: 
         guardrails = manifests.guardrails(
             config, namespace=namespace, labels={**labels, naming.COMPONENT_LABEL: "guardrail"}
         )
-        job = e2e_job(config, variables=variables, labels=labels) if config.tests and config.tests.job else None
+        markers = junit.ReportMarkers.new()
+        job = (
+            e2e_job(config, variables=variables, labels=labels, markers=markers)
+            if config.tests and config.tests.job
+            else None
+        )
     except PreviewbotError as error:
         click.echo(f"✘ {error}", err=True)
         sys.exit(1)

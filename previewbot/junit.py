@@ -6,22 +6,43 @@ is refused outright, since no JUnit writer needs one.
 
 A test Job's pod has no volume previewbot can read after it ends; its log is the one channel
 out. The Job prints the report between two marker lines after the tests, and
-`split_report_from_log` takes it back out of the log.
+`split_report_from_log` takes it back out of the log. The markers carry a token made for
+each run, and each is printed after a line break of its own: a report whatever its last byte
+(none, CRLF endings) or its content (a line that looks like a marker) is read back whole.
 """
 
 from __future__ import annotations
 
+import secrets
 import textwrap
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import NoReturn
 from xml.parsers import expat
 
 from previewbot.errors import UserError
 from previewbot.model import TestCase, TestOutcome, TestReport
 
-REPORT_BEGIN = "==== previewbot junit report begin ===="
-REPORT_END = "==== previewbot junit report end ===="
+
+@dataclass(frozen=True, slots=True)
+class ReportMarkers:
+    """The two lines a test Job prints around its report; `token` tells them from any look-alike."""
+
+    token: str
+
+    @classmethod
+    def new(cls) -> ReportMarkers:
+        return cls(secrets.token_hex(8))
+
+    @property
+    def begin(self) -> str:
+        return f"==== previewbot junit report {self.token} begin ===="
+
+    @property
+    def end(self) -> str:
+        return f"==== previewbot junit report {self.token} end ===="
+
 
 MESSAGE_LINES = 8
 """How many lines of a failure's details join its message: enough to see what broke."""
@@ -50,22 +71,26 @@ def parse_junit(xml: str | bytes, *, source: str) -> TestReport:
     return TestReport(cases=cases, seconds=_report_seconds(root, cases))
 
 
-def split_report_from_log(log: str) -> tuple[str | None, str]:
-    """The report printed between the last REPORT_BEGIN and a REPORT_END after it, and the log without it.
+def split_report_from_log(log: str, markers: ReportMarkers) -> tuple[str | None, str]:
+    """The report printed between the markers' first begin line and their last end line, and the log without it.
 
     When there is no such pair (no report, or the pod stopped while printing it), the report
-    is None and the log comes back as it was, so whatever was printed stays visible.
+    is None and the log comes back as it was, so whatever was printed stays visible. The line
+    break printed before each marker is not part of the report or of the log.
     """
     lines = log.splitlines(keepends=True)
     marks = [line.strip() for line in lines]
-    begins = [index for index, mark in enumerate(marks) if mark == REPORT_BEGIN]
-    if not begins:
+    begin = next((index for index, mark in enumerate(marks) if mark == markers.begin), None)
+    end = next((index for index in reversed(range(len(marks))) if marks[index] == markers.end), None)
+    if begin is None or end is None or end < begin:
         return None, log
-    begin = begins[-1]
-    end = next((index for index in range(begin + 1, len(marks)) if marks[index] == REPORT_END), None)
-    if end is None:
-        return None, log
-    return "".join(lines[begin + 1 : end]), "".join(lines[:begin] + lines[end + 1 :])
+    report = "".join(lines[begin + 1 : end])
+    before = "".join(lines[:begin])
+    return _without_last_line_break(report), _without_last_line_break(before) + "".join(lines[end + 1 :])
+
+
+def _without_last_line_break(text: str) -> str:
+    return text.removesuffix("\n")
 
 
 def _parse_tree(xml: str | bytes, *, source: str) -> ET.Element:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from previewbot.core.testing import wrap_for_report
 from previewbot.errors import UserError
-from previewbot.junit import REPORT_BEGIN, REPORT_END, ReportError, parse_junit, split_report_from_log
+from previewbot.junit import ReportError, ReportMarkers, parse_junit, split_report_from_log
 from previewbot.model import TestOutcome
 
 FIXTURES = Path(__file__).parent / "fixtures" / "junit"
@@ -223,20 +225,32 @@ def test_doctype_and_entity_declarations_are_refused(xml: str) -> None:
         parse_junit(xml, source="evil.xml")
 
 
-def test_the_report_between_the_last_markers_is_taken_out_of_the_log() -> None:
+MARKERS = ReportMarkers("5eed")
+
+
+def test_the_report_between_the_markers_is_taken_out_of_the_log() -> None:
     log = (
         "running 3 tests\n"
-        f"{REPORT_BEGIN}\n<testsuite name='old'/>\n{REPORT_END}\n"
-        "retrying\n"
-        f"{REPORT_BEGIN}\r\n<testsuite>\n  <testcase name='a'/>\n</testsuite>\n{REPORT_END}\r\n"
+        f"\n{MARKERS.begin}\r\n<testsuite>\n  <testcase name='a'/>\n</testsuite>\n\n{MARKERS.end}\r\n"
         "done\n"
     )
 
-    report, rest = split_report_from_log(log)
+    report, rest = split_report_from_log(log, MARKERS)
 
     assert report == "<testsuite>\n  <testcase name='a'/>\n</testsuite>\n"
-    assert rest == f"running 3 tests\n{REPORT_BEGIN}\n<testsuite name='old'/>\n{REPORT_END}\nretrying\ndone\n"
+    assert rest == "running 3 tests\ndone\n"
     assert [case.name for case in parse_junit(report, source="log").cases] == ["a"]
+
+
+def test_lines_like_markers_inside_the_report_are_part_of_it() -> None:
+    other = ReportMarkers("0ther")
+    inside = f"<testsuite><testcase name='a'><system-out>\n{other.begin}\n{other.end}\n</system-out></testcase>"
+    inside += "\n</testsuite>"
+    log = f"\n{MARKERS.begin}\n{inside}\n{MARKERS.end}\n"
+
+    report, _ = split_report_from_log(log, MARKERS)
+
+    assert report == inside
 
 
 @pytest.mark.parametrize(
@@ -244,18 +258,53 @@ def test_the_report_between_the_last_markers_is_taken_out_of_the_log() -> None:
     [
         "",
         "all tests passed\n",
-        f"tests done\n{REPORT_BEGIN}\n<testsuite>\n  <testcase name='a'/>\n",  # the pod stopped mid-report
-        f"{REPORT_END}\n<testsuite/>\n{REPORT_BEGIN}\n",  # markers in the wrong order
-        f"echo {REPORT_BEGIN}; cat report.xml; echo {REPORT_END}\n",  # the command echoed, not its output
+        f"tests done\n{MARKERS.begin}\n<testsuite>\n  <testcase name='a'/>\n",  # the pod stopped mid-report
+        f"{MARKERS.end}\n<testsuite/>\n{MARKERS.begin}\n",  # markers in the wrong order
+        f"echo {MARKERS.begin}; cat report.xml; echo {MARKERS.end}\n",  # the command echoed, not its output
+        f"{ReportMarkers('0ther').begin}\n<testsuite/>\n{ReportMarkers('0ther').end}\n",  # another run's markers
     ],
 )
 def test_no_report_when_there_is_no_terminated_pair_of_markers(log: str) -> None:
-    assert split_report_from_log(log) == (None, log)
+    assert split_report_from_log(log, MARKERS) == (None, log)
 
 
 def test_an_empty_report_between_markers_is_empty_text() -> None:
-    report, rest = split_report_from_log(f"{REPORT_BEGIN}\n{REPORT_END}\n")
+    report, rest = split_report_from_log(f"{MARKERS.begin}\n{MARKERS.end}\n", MARKERS)
 
     assert (report, rest) == ("", "")
     with pytest.raises(ReportError, match="empty"):
         parse_junit(report, source="the test Job's log")
+
+
+def _without_final_newline(fixture: str) -> bytes:
+    return (FIXTURES / fixture).read_bytes().rstrip(b"\r\n")
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        pytest.param(_without_final_newline(name), id=f"{name} without a final newline")
+        for name in ("pytest.xml", "jest.xml", "playwright.xml", "go-junit-report.xml")
+    ]
+    + [
+        pytest.param(_without_final_newline("jest.xml").replace(b"\n", b"\r\n"), id="CRLF line endings"),
+        pytest.param(_without_final_newline("pytest.xml") + b"\r\n", id="a final CRLF"),
+        pytest.param(
+            b"<testsuite><testcase name='a'><system-out>\n==== previewbot junit report x end ====\n"
+            b"</system-out></testcase></testsuite>",
+            id="a marker-like line inside",
+        ),
+    ],
+)
+@pytest.mark.parametrize("output", ["ran the tests\n", "ran the tests without a final newline"])
+def test_the_wrapped_command_hands_any_report_out_whole(tmp_path: Path, report: bytes, output: str) -> None:
+    (tmp_path / "report.xml").write_bytes(report)
+    markers = ReportMarkers.new()
+    command = wrap_for_report(["printf", "%s", output], "report.xml", markers)
+
+    ran = subprocess.run(command, cwd=tmp_path, capture_output=True, check=True)
+
+    text, rest = split_report_from_log(ran.stdout.decode(), markers)
+    assert text == report.decode()
+    assert rest == output
+    assert parse_junit(text, source="report.xml").cases

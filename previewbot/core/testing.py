@@ -43,19 +43,25 @@ def job_name(sha: str) -> str:
     return f"e2e-{sha[:7]}"
 
 
-def wrap_for_report(command: list[str], report_path: str) -> list[str]:
-    """A command that runs `command`, then prints report_path between the markers, keeping the exit code."""
+def wrap_for_report(command: list[str], report_path: str, markers: junit.ReportMarkers) -> list[str]:
+    """A command that runs `command`, then prints report_path between the markers, keeping the exit code.
+
+    Each marker is printed after a line break, so it stands on a line of its own whatever the
+    tests' output and the report end with.
+    """
     script = (
         '"$@"; code=$?; '
-        f"echo {shlex.quote(junit.REPORT_BEGIN)}; "
+        f"printf '\\n%s\\n' {shlex.quote(markers.begin)}; "
         f"cat {shlex.quote(report_path)} 2>/dev/null; "
-        f"echo {shlex.quote(junit.REPORT_END)}; "
+        f"printf '\\n%s\\n' {shlex.quote(markers.end)}; "
         'exit "$code"'
     )
     return ["sh", "-c", script, "previewbot-e2e", *command]
 
 
-def e2e_job(config: PreviewConfig, *, variables: Mapping[str, str], labels: Mapping[str, str]) -> dict[str, Any]:
+def e2e_job(
+    config: PreviewConfig, *, variables: Mapping[str, str], labels: Mapping[str, str], markers: junit.ReportMarkers
+) -> dict[str, Any]:
     """The Job manifest for this deploy's tests."""
     tests = config.tests
     assert tests is not None
@@ -68,7 +74,7 @@ def e2e_job(config: PreviewConfig, *, variables: Mapping[str, str], labels: Mapp
     }
     if spec.report:
         # The config requires a command with a report: the image's own entrypoint cannot be wrapped.
-        container["command"] = wrap_for_report([*(spec.command or []), *(spec.args or [])], spec.report)
+        container["command"] = wrap_for_report([*(spec.command or []), *(spec.args or [])], spec.report, markers)
     else:
         if spec.command:
             container["command"] = spec.command
@@ -205,7 +211,8 @@ def _run_job(
     tests = config.tests
     assert tests is not None
     assert tests.job is not None
-    job = e2e_job(config, variables=variables, labels=labels)
+    markers = junit.ReportMarkers.new()
+    job = e2e_job(config, variables=variables, labels=labels, markers=markers)
     namespace = variables["NAMESPACE"]
     # A push supersedes the tests of the commit before it.
     cluster.delete_jobs(
@@ -215,7 +222,7 @@ def _run_job(
     )
     outcome = cluster.run_job(namespace, job, timeout=tests.timeout, progress=progress)
     seconds = time.monotonic() - began
-    report_text, log = junit.split_report_from_log(outcome.log)
+    report_text, log = junit.split_report_from_log(outcome.log, markers)
     if report_text is not None and not report_text.strip():
         report_text = None  # the wrapper found no report file to print
     if outcome.diagnosis is not None:
