@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint check-workflows pytest bench schema clean
+.PHONY: demo test lint check-workflows pytest bench schema lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ bench: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/previewbot schema > previewbot/schema/preview.schema.json
+
+# The Action installs from these, every package pinned by hash: regenerate them after changing the
+# dependencies in pyproject.toml or the uv version in requirements/uv.in.
+lock: $(STAMP)
+	$(BIN)/uv pip compile --no-config --quiet --universal --python-version 3.11 --generate-hashes pyproject.toml -o requirements/action.txt
+	$(BIN)/uv pip compile --no-config --quiet --universal --python-version 3.11 --generate-hashes requirements/uv.in -o requirements/uv.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -63,8 +63,24 @@ jobs:
 """
 
 
+@pytest.fixture(scope="module")
+def action_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The action as a release holds it: this checkout without its virtualenv and caches, which act would copy."""
+    source = tmp_path_factory.mktemp("previewbot") / "previewbot"
+    shutil.copytree(
+        ROOT, source, ignore=shutil.ignore_patterns(".venv", ".git", ".*_cache", "__pycache__", "*.egg-info", "build")
+    )
+    return source
+
+
 def run_act(
-    checkout: Checkout, *, event_name: str, event: dict[str, Any], github: Any, kubeconfig: Path
+    checkout: Checkout,
+    *,
+    event_name: str,
+    event: dict[str, Any],
+    github: Any,
+    kubeconfig: Path,
+    action_source: Path,
 ) -> subprocess.CompletedProcess[str]:
     event_path = checkout.root.parent / "event.json"
     event_path.write_text(json.dumps(event))
@@ -80,7 +96,7 @@ def run_act(
         "--platform",
         "ubuntu-latest=-self-hosted",
         "--local-repository",
-        f"OWNER/previewbot@v1={ROOT}",
+        f"OWNER/previewbot@v1={action_source}",
         "--secret-file",
         str(secrets_file),
         "--var",
@@ -115,7 +131,9 @@ def checkout(tmp_path: Path) -> Checkout:
     return repo
 
 
-def test_the_action_deploys_a_pr_and_reports_it(checkout: Checkout, github: Any, kube: Any) -> None:
+def test_the_action_deploys_a_pr_and_reports_it(
+    checkout: Checkout, github: Any, kube: Any, action_source: Path
+) -> None:
     prefix = "a" + secrets.token_hex(3)
     with preview_site() as site:
         checkout.write(
@@ -125,7 +143,12 @@ def test_the_action_deploys_a_pr_and_reports_it(checkout: Checkout, github: Any,
             "tests:\n  command: echo testing $PREVIEW_URL\n",
         )
         done = run_act(
-            checkout, event_name="pull_request", event=pr_event("opened"), github=github, kubeconfig=kube.kubeconfig
+            checkout,
+            event_name="pull_request",
+            event=pr_event("opened"),
+            github=github,
+            kubeconfig=kube.kubeconfig,
+            action_source=action_source,
         )
 
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
@@ -138,11 +161,18 @@ def test_the_action_deploys_a_pr_and_reports_it(checkout: Checkout, github: Any,
     assert github.token not in done.stdout + done.stderr
 
 
-def test_a_failed_preview_fails_the_job_with_an_error_annotation(checkout: Checkout, github: Any, kube: Any) -> None:
+def test_a_failed_preview_fails_the_job_with_an_error_annotation(
+    checkout: Checkout, github: Any, kube: Any, action_source: Path
+) -> None:
     checkout.write(".preview.yml", "version: 1\nmanifests: [deploy/]\nreadiness:\n  timeout: forever\n")
 
     done = run_act(
-        checkout, event_name="pull_request", event=pr_event("opened"), github=github, kubeconfig=kube.kubeconfig
+        checkout,
+        event_name="pull_request",
+        event=pr_event("opened"),
+        github=github,
+        kubeconfig=kube.kubeconfig,
+        action_source=action_source,
     )
 
     assert done.returncode != 0
@@ -152,15 +182,54 @@ def test_a_failed_preview_fails_the_job_with_an_error_annotation(checkout: Check
     assert outputs["status"] == "failed"
 
 
-def test_a_redeploy_comment_fetches_the_pr_head(checkout: Checkout, github: Any, kube: Any) -> None:
+def test_a_redeploy_comment_fetches_the_pr_head(
+    checkout: Checkout, github: Any, kube: Any, action_source: Path
+) -> None:
     prefix = "a" + secrets.token_hex(3)
     checkout.write(
         ".preview.yml", f"version: 1\nmanifests: [deploy/]\nnamespace:\n  prefix: {prefix}\n  network_policy: none\n"
     )
     _, event = comment_event(github, "/preview redeploy")
 
-    done = run_act(checkout, event_name="issue_comment", event=event, github=github, kubeconfig=kube.kubeconfig)
+    done = run_act(
+        checkout,
+        event_name="issue_comment",
+        event=event,
+        github=github,
+        kubeconfig=kube.kubeconfig,
+        action_source=action_source,
+    )
 
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     [deployment] = github.deployments(REPO)
     assert deployment.sha == pr_event("opened")["pull_request"]["head"]["sha"]
+
+
+def test_nothing_in_the_checkout_runs_while_the_action_installs_and_runs(
+    checkout: Checkout, github: Any, kube: Any, tmp_path: Path, action_source: Path
+) -> None:
+    # Each file runs Python when an interpreter finds it on its import path: it records that it
+    # ran, with the job's environment, where the test can see it.
+    ran = tmp_path / "ran"
+    ran.mkdir()
+    record = f"import os, pathlib; pathlib.Path({str(ran)!r}, {{name!r}}).write_text(repr(dict(os.environ)))"
+    for name in ("venv.py", "pip/__main__.py", "sitecustomize.py", "usercustomize.py", "previewbot/__init__.py"):
+        checkout.write(name, record.format(name=name.replace("/", "-")) + "\n")
+    checkout.write("zz-previewbot.pth", record.format(name="pth") + "\n")
+    prefix = "a" + secrets.token_hex(3)
+    checkout.write(
+        ".preview.yml", f"version: 1\nmanifests: [deploy/]\nnamespace:\n  prefix: {prefix}\n  network_policy: none\n"
+    )
+
+    done = run_act(
+        checkout,
+        event_name="pull_request",
+        event=pr_event("opened"),
+        github=github,
+        kubeconfig=kube.kubeconfig,
+        action_source=action_source,
+    )
+
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert sorted(path.name for path in ran.iterdir()) == []
+    assert github.token not in done.stdout + done.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import textwrap
+import tomllib
 from pathlib import Path
 
 import click
@@ -72,3 +73,16 @@ def test_the_readme_quick_start_config_is_valid() -> None:
 
     assert config.tests is not None
     assert config.tests.job is not None
+
+
+def test_the_action_installs_every_dependency_pinned_by_hash() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lock = (ROOT / "requirements" / "action.txt").read_text()
+    # One requirement per entry: "name==version [; marker] \" and its "--hash=sha256:..." lines.
+    entries = re.split(r"\n(?=[a-z])", lock.split("\n", 2)[2])
+    pinned = {entry.split("==")[0]: entry for entry in entries if "==" in entry}
+
+    declared = {re.split(r"[<>=\[ ;]", requirement)[0].lower() for requirement in project["dependencies"]}
+    assert declared <= set(pinned), "run `make lock` after changing the dependencies"
+    assert all("--hash=sha256:" in entry for entry in pinned.values())
+    assert re.search(r"^uv==[\d.]+ \\\n\s+--hash=sha256:", (ROOT / "requirements" / "uv.txt").read_text(), re.M)
