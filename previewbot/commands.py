@@ -21,6 +21,7 @@ PREFIX = "/preview"
 VERBS: Mapping[str, str] = MappingProxyType(
     {
         "redeploy": "Deploy the pull request's current head again.",
+        "retest": "Run the end-to-end tests again against the ready preview of the head, without a redeploy.",
         "destroy": "Tear this pull request's preview down.",
         "status": "Reply with the preview's current state and URL.",
         "help": "List these commands.",

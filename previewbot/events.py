@@ -26,6 +26,7 @@ from previewbot.model import (
     PullRequest,
     Redeploy,
     Reply,
+    Retest,
     Status,
 )
 
@@ -136,6 +137,7 @@ def _comment_intents(event: _Fields) -> list[Intent]:
 
 _VERB_INTENTS: Mapping[str, Callable[[PrRef, str, int], Intent]] = {
     "redeploy": lambda ref, by, comment_id: Redeploy(ref=ref, by=by, comment_id=comment_id),
+    "retest": lambda ref, by, comment_id: Retest(ref=ref, by=by, comment_id=comment_id),
     "destroy": lambda ref, by, comment_id: Destroy(ref=ref, reason="command", by=by, comment_id=comment_id),
     "status": lambda ref, by, comment_id: Status(ref=ref, by=by, comment_id=comment_id),
     "approve": lambda ref, by, comment_id: Approve(ref=ref, by=by, comment_id=comment_id),

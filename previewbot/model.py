@@ -75,6 +75,15 @@ class Redeploy:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Retest:
+    """Run the end-to-end tests again against the running preview of the PR's head, asked for in a comment."""
+
+    ref: PrRef
+    by: str
+    comment_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Approve:
     """A maintainer approves a fork PR's current head for a preview (comment or label)."""
 
@@ -117,7 +126,7 @@ class Ignore:
     reason: str
 
 
-Intent = Deploy | Destroy | Redeploy | Approve | Status | Reply | Collect | Ignore
+Intent = Deploy | Destroy | Redeploy | Retest | Approve | Status | Reply | Collect | Ignore
 
 
 # ---------------------------------------------------------------- cluster records

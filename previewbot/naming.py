@@ -30,6 +30,8 @@ COMMENT_ID_ANNOTATION = f"{DOMAIN}/comment-id"
 DEPLOYMENT_ID_ANNOTATION = f"{DOMAIN}/deployment-id"
 APPLIED_KINDS_ANNOTATION = f"{DOMAIN}/applied-kinds"
 APPROVED_SHA_ANNOTATION = f"{DOMAIN}/approved-sha"
+# The commit whose workloads became ready here, written as its tests begin: what `/preview retest` may test.
+ROLLED_OUT_SHA_ANNOTATION = f"{DOMAIN}/rolled-out-sha"
 
 MAX_NAME = 63
 _HASH_LEN = 6

@@ -47,7 +47,7 @@ LINE_LIMIT = 1000
 TEXT_LIMIT = 10000
 """Longest free text (an error, a container's message) shown before it is cut."""
 
-COMMANDS = ("/preview redeploy", "/preview destroy", "/preview status", "/preview help")
+COMMANDS = ("/preview redeploy", "/preview retest", "/preview destroy", "/preview status", "/preview help")
 
 _PHASE_EMOJI = {
     Phase.PENDING: "⏳",

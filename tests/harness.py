@@ -19,7 +19,7 @@ from typing import Any
 
 from kubernetes.client import ApiException
 
-from previewbot import events
+from previewbot import events, naming, render
 from previewbot.adapters.github import GitHubApi
 from previewbot.adapters.http import HttpProbe
 from previewbot.adapters.kubernetes import connect
@@ -73,6 +73,30 @@ def comment_event(
     event["comment"]["user"] = {**event["comment"]["user"], "login": user, "type": user_type}
     event["sender"] = {**event["sender"], "login": user, "type": user_type}
     return comment_id, event
+
+
+def namespace_of(prefix: str) -> str:
+    """The namespace of PR #2's preview, under the test's own prefix."""
+    return naming.namespace_name(prefix=prefix, repo=REPO, number=PR_NUMBER)
+
+
+def sticky(github: Any) -> str:
+    """previewbot's one sticky comment on PR #2."""
+    [body] = [c.body for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c.body)]
+    return body
+
+
+def replies(github: Any) -> list[str]:
+    """What previewbot answered on PR #2, besides its sticky comment."""
+    return [
+        c.body
+        for c in github.comments(REPO, PR_NUMBER)
+        if c.user == github.login and not render.is_preview_comment(c.body)
+    ]
+
+
+def reactions(github: Any, comment_id: int) -> list[str]:
+    return [r.content for r in github.reactions(REPO, comment_id)]
 
 
 def namespace_phase(core: Any, name: str) -> str | None:

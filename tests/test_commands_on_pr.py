@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from previewbot import naming, render
+from previewbot import naming
 from previewbot.model import Phase
 from tests.harness import (
     PR_NUMBER,
@@ -17,9 +17,13 @@ from tests.harness import (
     Bot,
     Checkout,
     comment_event,
+    namespace_of,
     namespace_phase,
     pr_event,
     preview_config,
+    reactions,
+    replies,
+    sticky,
     web_deployment,
 )
 
@@ -69,28 +73,6 @@ def people(github: Any) -> None:
     github.set_permission(REPO, "maintainer", "maintain")
     github.set_permission(REPO, "reader", "read")
     github.add_pull(pr_event("opened", sha=SHA_1)["pull_request"])
-
-
-def namespace_of(prefix: str) -> str:
-    return naming.namespace_name(prefix=prefix, repo=REPO, number=PR_NUMBER)
-
-
-def sticky(github: Any) -> str:
-    [body] = [c.body for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c.body)]
-    return body
-
-
-def replies(github: Any) -> list[str]:
-    """What previewbot answered, besides its sticky comment."""
-    return [
-        c.body
-        for c in github.comments(REPO, PR_NUMBER)
-        if c.user == github.login and not render.is_preview_comment(c.body)
-    ]
-
-
-def reactions(github: Any, comment_id: int) -> list[str]:
-    return [r.content for r in github.reactions(REPO, comment_id)]
 
 
 def namespace_exists(core: Any, name: str) -> bool:

@@ -18,6 +18,7 @@ from tests.harness import (
     comment_event,
     pr_event,
     preview_site,
+    sticky,
     web_deployment,
 )
 
@@ -67,11 +68,6 @@ namespace:
 def checkout(checkout: Checkout) -> Checkout:
     checkout.write("deploy/web.yaml", web_deployment())
     return checkout
-
-
-def sticky(github: Any) -> str:
-    [body] = [c.body for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c.body)]
-    return body
 
 
 def e2e_status(github: Any, sha: str) -> Any:

@@ -24,6 +24,7 @@ from previewbot.model import (
     PullRequest,
     Redeploy,
     Reply,
+    Retest,
     Status,
 )
 
@@ -106,6 +107,7 @@ EXPECTED_BY_FIXTURE: dict[str, list[Intent]] = {
     "issue_comment.edited.on_pr.json": [Ignore(reason=f"comment {COMMENT_ID} on {REPO}#1 was edited")],
     "issue_comment.deleted.on_pr.json": [Ignore(reason=f"comment {COMMENT_ID} on {REPO}#1 was deleted")],
     "issue_comment.created.on_pr.redeploy.json": [Redeploy(ref=PR_1, by="Codertocat", comment_id=COMMENT_ID)],
+    "issue_comment.created.on_pr.retest.json": [Retest(ref=PR_1, by="Codertocat", comment_id=COMMENT_ID)],
     "issue_comment.created.on_pr.destroy.json": [
         Destroy(ref=PR_1, reason="command", by="Codertocat", comment_id=COMMENT_ID)
     ],

@@ -38,7 +38,7 @@ def test_action_inputs_and_outputs() -> None:
 
 
 def test_comment_verbs() -> None:
-    assert sorted(VERBS) == ["approve", "destroy", "help", "redeploy", "status"]
+    assert sorted(VERBS) == ["approve", "destroy", "help", "redeploy", "retest", "status"]
 
 
 def test_config_top_level_keys() -> None:

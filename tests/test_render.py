@@ -36,7 +36,7 @@ from previewbot.render import (
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 NOW = datetime(2026, 11, 22, 4, 0, 5, tzinfo=UTC)
-ALL_COMMANDS = ("/preview redeploy", "/preview destroy", "/preview status", "/preview help")
+ALL_COMMANDS = ("/preview redeploy", "/preview retest", "/preview destroy", "/preview status", "/preview help")
 WEB = ObjectRef(api_version="apps/v1", kind="Deployment", name="web")
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from previewbot import manifests, naming, render
 from previewbot.config import Commands, Forks, PreviewConfig, SecretCopy, load_config, load_config_file
+from previewbot.core import retest
 from previewbot.core.ports import Cluster, CommandRunner, GitHub, UrlProbe
 from previewbot.core.reporting import Reporter
 from previewbot.core.testing import run_tests
@@ -35,6 +36,7 @@ from previewbot.model import (
     PullRequest,
     Redeploy,
     Reply,
+    Retest,
     Status,
     TestOutcome,
     TestRun,
@@ -116,6 +118,8 @@ class Previews:
                 return self.destroy(intent)
             case Redeploy(ref=ref, by=by, comment_id=comment_id):
                 return self._command(ref, by=by, comment_id=comment_id, verb="redeploy", run=self._redeploy)
+            case Retest(ref=ref, by=by, comment_id=comment_id):
+                return self._command(ref, by=by, comment_id=comment_id, verb="retest", run=self._retest)
             case Status(ref=ref, by=by, comment_id=comment_id):
                 return self._command(ref, by=by, comment_id=comment_id, verb="status", run=self._status)
             case Approve():
@@ -163,6 +167,9 @@ class Previews:
                 namespace=name,
                 url=existing.annotations.get(naming.URL_ANNOTATION),
             )
+        return self._deployment(pr, config=config, trust=trust, reporter=reporter).run(trigger)
+
+    def _deployment(self, pr: PullRequest, *, config: PreviewConfig, trust: Trust, reporter: Reporter) -> _Deployment:
         return _Deployment(
             # A fork's code never runs on the runner, which holds the workflow's secrets, nor gets any.
             ports=replace(self._ports, runner=None) if pr.from_fork else self._ports,
@@ -172,8 +179,8 @@ class Previews:
             pr=pr,
             config=config,
             reporter=reporter,
-            namespace=name,
-        ).run(trigger)
+            namespace=naming.namespace_name(prefix=config.namespace.prefix, repo=pr.repo, number=pr.number),
+        )
 
     def _already_done(self, namespace: NamespaceInfo, pr: PullRequest) -> bool:
         """True when this very commit is already deployed and ready: a redelivered event changes nothing.
@@ -345,6 +352,28 @@ class Previews:
         self._github.react(ref.repo, comment_id, "rocket" if outcome.status == Phase.READY else "confused")
         return outcome
 
+    def _retest(self, pr: PullRequest, comment_id: int) -> Outcome:
+        """Run the tests again against the ready preview of the PR's head; refuse with a reply otherwise."""
+        ref = pr.ref
+        try:
+            config = load_config_file(self._settings.workspace, self._settings.config_path)
+        except UserError as error:
+            return self._fail_early(self._reporter(ref, phase=Phase.FAILED, sha=pr.head_sha), pr, error)
+        name = naming.namespace_name(prefix=config.namespace.prefix, repo=pr.repo, number=pr.number)
+        namespace = self._cluster.namespace(name)
+        if namespace is not None and not naming.is_owned(namespace.labels, repo=pr.repo, number=pr.number):
+            namespace = None
+        refused = retest.refusal(namespace, head_sha=pr.head_sha, has_tests=config.tests is not None)
+        if refused is not None:
+            log.info("/preview retest on %s#%d refused: %s", ref.repo, ref.number, refused)
+            self._github.react(ref.repo, comment_id, "confused")
+            self._github.create_comment(ref.repo, ref.number, refused)
+            return Outcome(status="refused", message=refused, namespace=name)
+        reporter = self._reporter(ref, phase=Phase.TESTING, sha=pr.head_sha)
+        outcome = self._deployment(pr, config=config, trust=self._trust(pr), reporter=reporter).retest()
+        self._github.react(ref.repo, comment_id, "rocket" if outcome.status == Phase.READY else "confused")
+        return outcome
+
     def _status(self, pr: PullRequest, comment_id: int) -> Outcome:
         ref = pr.ref
         owned = self._cluster.namespaces(label_selector=naming.owned_selector(repo=ref.repo, number=ref.number))
@@ -462,9 +491,33 @@ class _Deployment:
                 return self._finish(Phase.FAILED, f"Not ready: {names}", diagnoses=rollout.failed, variables=variables)
             tests = self._tests(variables) if self.config.tests is not None else None
         except PreviewbotError as error:
-            if self._superseded():
-                return self._superseded_outcome()
-            return self._finish_with_error(error)
+            return self._superseded_outcome() if self._superseded() else self._finish_with_error(error)
+        return self._conclude(tests, variables)
+
+    def retest(self) -> Outcome:
+        """Run only the tests again, against the workloads this commit's deploy made ready; nothing is applied."""
+        pr, tests_config = self.pr, self.config.tests
+        assert tests_config is not None
+        log.info("testing %s#%d at %s again in %s", pr.repo, pr.number, pr.head_sha[:7], self.namespace)
+        try:
+            variables = self._variables()
+            self.environment = manifests.deployment_environment(self.config, variables)
+            self.deployment_id = next(iter(self.github.deployments(pr.repo, environment=self.environment)), None)
+            self.claimed = True
+            self.reporter.update(
+                phase=Phase.TESTING,
+                namespace=self.namespace,
+                url=variables.get("PREVIEW_URL") or None,
+                note="Tests run again with `/preview retest`; the workloads were not redeployed.",
+            )
+            self._status(CommitState.PENDING, "Running the tests again", context=tests_config.status_context)
+            tests = self._tests(variables)
+        except PreviewbotError as error:
+            return self._superseded_outcome() if self._superseded() else self._finish_with_error(error)
+        return self._conclude(tests, variables)
+
+    def _conclude(self, tests: TestRun | None, variables: Mapping[str, str]) -> Outcome:
+        """End a run whose workloads became ready: failed when required tests failed, else ready."""
         if self._superseded():
             return self._superseded_outcome()
         if tests is not None and not tests.passed and self.config.tests is not None and self.config.tests.required:
@@ -513,6 +566,7 @@ class _Deployment:
             naming.EXPIRES_AT_ANNOTATION: _iso(now + timedelta(seconds=self.config.ttl)) if self.config.ttl else None,
             naming.DEPLOYMENT_ID_ANNOTATION: str(self.deployment_id),
             naming.COMMENT_ID_ANNOTATION: str(self.reporter.comment_id),
+            naming.ROLLED_OUT_SHA_ANNOTATION: None,
         }
         cluster.annotate_namespace(name, annotations=annotations)
         self.claimed = True
@@ -561,7 +615,10 @@ class _Deployment:
             )
 
     def _tests(self, variables: Mapping[str, str]) -> TestRun:
-        self.cluster.annotate_namespace(self.namespace, annotations={naming.STATUS_ANNOTATION: Phase.TESTING})
+        self.cluster.annotate_namespace(
+            self.namespace,
+            annotations={naming.STATUS_ANNOTATION: Phase.TESTING, naming.ROLLED_OUT_SHA_ANNOTATION: self.pr.head_sha},
+        )
         with self.reporter.step("End-to-end tests", phase=Phase.TESTING) as step:
             tests = run_tests(
                 self.config,
