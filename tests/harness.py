@@ -186,15 +186,17 @@ class Bot:
     kubeconfig: Path
     checkout: Checkout
     namespace_wait: float = 120.0  # a real cluster may take a while to finalize a namespace
+    report_wait: float = 30.0
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def previews(self) -> Previews:
         return Previews(
-            # The pause GitHub asks for between writes is for its servers, not the emulator's.
-            github=GitHubApi(self.token, api_url=self.github_url, seconds_between_writes=None),
+            github=GitHubApi(self.token, api_url=self.github_url),
             cluster=connect(kubeconfig=str(self.kubeconfig)),
             probe=HttpProbe(max_interval=0.2),
-            settings=Settings(workspace=self.checkout.root, namespace_wait=self.namespace_wait),
+            settings=Settings(
+                workspace=self.checkout.root, namespace_wait=self.namespace_wait, report_wait=self.report_wait
+            ),
             runner=ShellRunner(),
             clock=self.clock,
         )

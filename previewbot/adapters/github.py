@@ -82,11 +82,13 @@ class GitHubApi:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
-        seconds_between_writes: float | None = 1.0,
+        seconds_between_writes: float | None = None,
         timeout: int = 15,
     ) -> None:
-        """seconds_between_writes spaces out writes as GitHub recommends to stay clear of secondary
-        rate limits; tests pass None. sleep and clock serve the retries, so tests need not wait."""
+        """seconds_between_writes makes PyGithub wait that long before each write. The core's Outbox
+        already keeps GitHub's pace where many writes queue up, so none is the default: a pause before
+        every write would only slow a deploy's reports. sleep and clock serve the retries, so tests
+        need not wait."""
         self._token = token
         self._retry = retry or RetryPolicy()
         self._sleep = sleep

@@ -17,7 +17,7 @@ from previewbot import manifests, naming, render
 from previewbot.config import Commands, Forks, PreviewConfig, SecretCopy, load_config, load_config_file
 from previewbot.core import retest
 from previewbot.core.ports import Cluster, CommandRunner, GitHub, UrlProbe
-from previewbot.core.reporting import Reporter
+from previewbot.core.reporting import Outbox, Reporter
 from previewbot.core.testing import run_tests
 from previewbot.errors import ApiError, Conflict, NotFound, PreviewbotError, UserError
 from previewbot.model import (
@@ -59,6 +59,7 @@ class Settings:
     server_url: str = "https://github.com"
     run_url: str | None = None  # the run's log, linked from the deployment
     namespace_wait: float = 300.0  # how long a Terminating namespace may take to go
+    report_wait: float = 30.0  # how long a run's end waits for GitHub to take its last reports
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,8 +99,11 @@ class Previews:
         settings: Settings,
         runner: CommandRunner | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        outbox: Outbox | None = None,
     ) -> None:
+        """outbox sends the reports in the background; a server handling many runs shares one."""
         self._ports = Ports(github=github, cluster=cluster, probe=probe, runner=runner)
+        self._outbox = outbox or Outbox()
         self._github = github
         self._cluster = cluster
         self._settings = settings
@@ -111,6 +115,13 @@ class Previews:
     # ------------------------------------------------------------ dispatch
 
     def handle(self, intent: Intent) -> Outcome:
+        """Run the intent; it is done when its last report has reached GitHub (or report_wait ran out)."""
+        try:
+            return self._handle(intent)
+        finally:
+            self._outbox.flush(timeout=self._settings.report_wait)
+
+    def _handle(self, intent: Intent) -> Outcome:
         match intent:
             case Deploy(pr=pr, trigger=trigger):
                 return self.deploy(pr, trigger=trigger)
@@ -137,10 +148,13 @@ class Previews:
 
     def _reporter(self, ref: PrRef, *, phase: Phase, sha: str = "") -> Reporter:
         """The PR's sticky comment, found again (with its state) and ready to be kept current."""
+        # An earlier reporter's comment may still be on its way: the comment is read as last written.
+        self._outbox.flush(timeout=self._settings.report_wait)
         return Reporter(
             github=self._github,
             report=PreviewReport(ref=ref, phase=phase, head_sha=sha),
             server_url=self._settings.server_url,
+            outbox=self._outbox,
             clock=self._clock,
         )
 
@@ -199,8 +213,7 @@ class Previews:
         message = redactor.redact(str(error))
         log.error("%s", message)
         report = reporter.update(phase=Phase.FAILED, error=message)
-        self._github.set_commit_status(
-            pr.repo,
+        reporter.commit_status(
             pr.head_sha,
             state=CommitState.FAILURE,
             context=_deploy_context(None),
@@ -439,11 +452,10 @@ class _Deployment:
         self.namespace = namespace
         self.labels = naming.preview_labels(repo=pr.repo, number=pr.number)
         self.environment = ""  # filled in from the preview's variables when the run begins
-        self.deployment_id: int | None = None
         self.claimed = False  # whether the namespace names this run's commit as its head yet
 
     def run(self, trigger: str) -> Outcome:
-        pr, github = self.pr, self.github
+        pr = self.pr
         log.info("deploying %s#%d at %s (%s) into %s", pr.repo, pr.number, pr.head_sha[:7], trigger, self.namespace)
         variables: dict[str, str] = {}
         try:
@@ -460,18 +472,11 @@ class _Deployment:
                 note=None,
             )
             self._status(CommitState.PENDING, "Deploying the preview")
-            self.deployment_id = github.create_deployment(
-                pr.repo,
+            self.reporter.start_deployment(
                 sha=pr.head_sha,
                 environment=self.environment,
                 description=f"Preview of #{pr.number}",
                 payload={"namespace": self.namespace, "pr": pr.number},
-            )
-            github.set_deployment_status(
-                pr.repo,
-                self.deployment_id,
-                state=DeploymentState.IN_PROGRESS,
-                description="Deploying",
                 log_url=self.settings.run_url,
             )
             with self.reporter.step("Namespace"):
@@ -502,7 +507,9 @@ class _Deployment:
         try:
             variables = self._variables()
             self.environment = manifests.deployment_environment(self.config, variables)
-            self.deployment_id = next(iter(self.github.deployments(pr.repo, environment=self.environment)), None)
+            self.reporter.follow_deployment(
+                next(iter(self.github.deployments(pr.repo, environment=self.environment)), None)
+            )
             self.claimed = True
             self.reporter.update(
                 phase=Phase.TESTING,
@@ -564,12 +571,19 @@ class _Deployment:
             naming.STATUS_ANNOTATION: Phase.DEPLOYING,
             naming.DEPLOYED_AT_ANNOTATION: _iso(now),
             naming.EXPIRES_AT_ANNOTATION: _iso(now + timedelta(seconds=self.config.ttl)) if self.config.ttl else None,
-            naming.DEPLOYMENT_ID_ANNOTATION: str(self.deployment_id),
-            naming.COMMENT_ID_ANNOTATION: str(self.reporter.comment_id),
             naming.ROLLED_OUT_SHA_ANNOTATION: None,
+            **self._github_ids(),
         }
         cluster.annotate_namespace(name, annotations=annotations)
         self.claimed = True
+
+    def _github_ids(self) -> dict[str, str | None]:
+        """The comment's and the deployment's ids as annotations, those GitHub has given yet."""
+        ids = {
+            naming.COMMENT_ID_ANNOTATION: self.reporter.comment_id,
+            naming.DEPLOYMENT_ID_ANNOTATION: self.reporter.deployment_id,
+        }
+        return {key: str(value) for key, value in ids.items() if value is not None}
 
     def _apply(self, variables: Mapping[str, str]) -> manifests.Rendered:
         cluster = self.cluster
@@ -662,45 +676,38 @@ class _Deployment:
         diagnoses: tuple[WorkloadDiagnosis, ...] = (),
         tests: TestRun | None = None,
     ) -> Outcome:
-        github, pr = self.github, self.pr
         url = variables.get("PREVIEW_URL") or None
         ok = phase is Phase.READY
-        if self.deployment_id is not None:
-            github.set_deployment_status(
-                pr.repo,
-                self.deployment_id,
-                state=DeploymentState.SUCCESS if ok else DeploymentState.FAILURE,
-                description=summary,
-                environment_url=url if ok else None,
-                log_url=self.settings.run_url,
-            )
+        report = self.reporter.update(phase=phase, diagnoses=diagnoses, tests=tests, url=url)
+        self.reporter.deployment_status(
+            DeploymentState.SUCCESS if ok else DeploymentState.FAILURE,
+            summary,
+            environment_url=url if ok else None,
+            log_url=self.settings.run_url,
+        )
         self._status(CommitState.SUCCESS if ok else CommitState.FAILURE, summary, target_url=url if ok else None)
         self.cluster.annotate_namespace(
-            self.namespace, annotations={naming.STATUS_ANNOTATION: phase, naming.URL_ANNOTATION: url}
+            self.namespace,
+            annotations={naming.STATUS_ANNOTATION: phase, naming.URL_ANNOTATION: url, **self._github_ids()},
         )
-        report = self.reporter.update(phase=phase, diagnoses=diagnoses, tests=tests, url=url)
         log.info("%s: %s", phase, summary)
         return Outcome(status=phase, message=summary, url=url, namespace=self.namespace, report=report)
 
     def _finish_with_error(self, error: PreviewbotError) -> Outcome:
         message = redactor.redact(str(error))
         log.error("%s", message)
-        github, pr = self.github, self.pr
-        if self.deployment_id is not None:
-            github.set_deployment_status(
-                pr.repo,
-                self.deployment_id,
-                state=DeploymentState.ERROR if isinstance(error, ApiError) else DeploymentState.FAILURE,
-                description=message.splitlines()[0],
-                log_url=self.settings.run_url,
-            )
+        report = self.reporter.update(phase=Phase.FAILED, error=message)
+        self.reporter.deployment_status(
+            DeploymentState.ERROR if isinstance(error, ApiError) else DeploymentState.FAILURE,
+            message.splitlines()[0],
+            log_url=self.settings.run_url,
+        )
         self._status(CommitState.ERROR if isinstance(error, ApiError) else CommitState.FAILURE, message.splitlines()[0])
         try:
             if self.cluster.namespace(self.namespace) is not None and not isinstance(error, UserError):
                 self.cluster.annotate_namespace(self.namespace, annotations={naming.STATUS_ANNOTATION: Phase.FAILED})
         except PreviewbotError:
             log.warning("could not record the failure on namespace %s", self.namespace)
-        report = self.reporter.update(phase=Phase.FAILED, error=message)
         return Outcome(status=Phase.FAILED, message=message, namespace=self.namespace, report=report)
 
     def _status(
@@ -711,8 +718,7 @@ class _Deployment:
         context: str | None = None,
         target_url: str | None = None,
     ) -> None:
-        self.github.set_commit_status(
-            self.pr.repo,
+        self.reporter.commit_status(
             self.pr.head_sha,
             state=state,
             context=context or _deploy_context(self.config),

@@ -1,8 +1,14 @@
-"""Progress and outcome of one run on the PR: the sticky comment, and the log with step timings.
+"""Progress and outcome of one run on the PR: the sticky comment, statuses, and the log with step timings.
 
 The sticky comment is found again by its marker (render.COMMENT_MARKER) and edited in place,
 so a PR carries exactly one, across runs and restarts. It also carries a small hidden state
 record (what GitHub must remember for previewbot, such as a fork approval) in a second marker.
+
+The run never waits for GitHub: a Reporter hands each report to an Outbox, which sends them to a
+Sink (GitHubSink: the comment, the commit statuses, the Deployment) in order on a thread of its
+own. A comment update still waiting to be sent is replaced by a newer one, so only the newest state
+of the comment goes out; statuses keep their order. The front door's run ends with `Outbox.flush`,
+which waits for the last report, but never longer than it is told.
 """
 
 from __future__ import annotations
@@ -10,17 +16,19 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from previewbot import render
 from previewbot.core.ports import GitHub
-from previewbot.errors import NotFound
-from previewbot.model import Comment, Phase, PreviewReport, PrRef, StepTiming
+from previewbot.errors import NotFound, PreviewbotError
+from previewbot.model import Comment, CommitState, DeploymentState, Phase, PreviewReport, PrRef, StepTiming
 
 log = logging.getLogger("previewbot")
 
@@ -51,13 +59,189 @@ def _find_sticky(github: GitHub, ref: PrRef) -> Comment | None:
     return None
 
 
+# ---------------------------------------------------------------- sending in the background
+
+
+@dataclass(slots=True)
+class _Letter:
+    what: str  # for the log: "update the comment", "set status previewbot/deploy to success"
+    send: Callable[[], None]
+    key: Hashable | None  # a newer letter with the same key replaces this one while it waits
+
+
+@dataclass(slots=True)
+class _Counter:
+    posted: int = 0
+    done: int = 0
+
+
+class Outbox:
+    """Sends writes in order on a thread of its own, so the run that posts them never waits for them.
+
+    A write posted with a key replaces one of the same key that is still waiting, in its place: the
+    comment is sent in its newest state only. Writes go out as fast as GitHub answers; only when
+    more than `backlog` wait (a burst, such as a server handling many PRs) are they spaced
+    `spacing` seconds apart, the pace GitHub asks of clients that write a lot.
+    A write that fails is logged and the next one goes on.
+    """
+
+    def __init__(self, *, spacing: float = 1.0, backlog: int = 8) -> None:
+        self._spacing = spacing
+        self._backlog = backlog
+        self._waiting: deque[_Letter] = deque()
+        self._counter = _Counter()
+        self._sending: _Letter | None = None
+        self._last_sent = 0.0
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def post(self, what: str, send: Callable[[], None], *, key: Hashable | None = None) -> None:
+        with self._changed:
+            if key is not None:
+                for letter in self._waiting:
+                    if letter.key == key:
+                        letter.what, letter.send = what, send
+                        return
+            self._waiting.append(_Letter(what, send, key))
+            self._counter.posted += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="previewbot-reports", daemon=True)
+                self._thread.start()
+            self._changed.notify_all()
+
+    def flush(self, *, timeout: float) -> bool:
+        """Wait until every write posted so far was sent (or failed); False, logging what is left, on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            target = self._counter.posted
+            while self._counter.done < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    left = [letter.what for letter in (self._sending, *self._waiting) if letter is not None]
+                    log.warning("GitHub did not take every report within %.0fs; not sent: %s", timeout, "; ".join(left))
+                    return False
+                self._changed.wait(remaining)
+        return True
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._waiting:
+                    self._changed.wait()
+                crowded = len(self._waiting) > self._backlog
+                letter = self._sending = self._waiting.popleft()
+            if crowded:
+                time.sleep(max(0.0, self._last_sent + self._spacing - time.monotonic()))
+            try:
+                letter.send()
+            except PreviewbotError as error:
+                log.warning("could not %s: %s", letter.what, error)
+            except Exception:
+                log.exception("could not %s", letter.what)
+            self._last_sent = time.monotonic()
+            with self._changed:
+                self._sending = None
+                self._counter.done += 1
+                self._changed.notify_all()
+
+
+# ---------------------------------------------------------------- where reports go
+
+
+class Sink(Protocol):
+    """Where a run's reports are shown. The Outbox calls it, one call at a time, in order."""
+
+    def show(self, report: PreviewReport, *, state: Mapping[str, Any]) -> None:
+        """Show the run's newest state (the sticky comment); state is the hidden record to keep with it."""
+        ...
+
+    def commit_status(
+        self, sha: str, *, state: CommitState, context: str, description: str, target_url: str | None
+    ) -> None: ...
+
+    def start_deployment(
+        self, *, sha: str, environment: str, description: str, payload: Mapping[str, Any], log_url: str | None
+    ) -> None:
+        """A new deployment of sha, in progress; the deployment statuses that follow are its."""
+        ...
+
+    def deployment_status(
+        self, *, state: DeploymentState, description: str, environment_url: str | None, log_url: str | None
+    ) -> None: ...
+
+
+@dataclass(kw_only=True)
+class GitHubSink:
+    """Reports on the PR: its sticky comment, commit statuses and a GitHub Deployment."""
+
+    github: GitHub
+    ref: PrRef
+    server_url: str
+    comment_id: int | None = None
+    deployment_id: int | None = None
+
+    def show(self, report: PreviewReport, *, state: Mapping[str, Any]) -> None:
+        body = render.render_comment(report, server_url=self.server_url, trailer=_state_line(dict(state)))
+        repo, number = self.ref.repo, self.ref.number
+        if self.comment_id is not None:
+            try:
+                self.github.update_comment(repo, self.comment_id, body)
+                return
+            except NotFound:
+                log.warning("the preview comment was deleted; posting a new one")
+        self.comment_id = self.github.create_comment(repo, number, body)
+
+    def commit_status(
+        self, sha: str, *, state: CommitState, context: str, description: str, target_url: str | None
+    ) -> None:
+        self.github.set_commit_status(
+            self.ref.repo, sha, state=state, context=context, description=description, target_url=target_url
+        )
+
+    def start_deployment(
+        self, *, sha: str, environment: str, description: str, payload: Mapping[str, Any], log_url: str | None
+    ) -> None:
+        self.deployment_id = None
+        self.deployment_id = self.github.create_deployment(
+            self.ref.repo, sha=sha, environment=environment, description=description, payload=payload
+        )
+        self.deployment_status(
+            state=DeploymentState.IN_PROGRESS, description="Deploying", environment_url=None, log_url=log_url
+        )
+
+    def deployment_status(
+        self, *, state: DeploymentState, description: str, environment_url: str | None, log_url: str | None
+    ) -> None:
+        if self.deployment_id is None:
+            log.warning("no deployment to set to %s: creating it failed", state.value)
+            return
+        self.github.set_deployment_status(
+            self.ref.repo,
+            self.deployment_id,
+            state=state,
+            description=description,
+            environment_url=environment_url,
+            log_url=log_url,
+        )
+
+
+# ---------------------------------------------------------------- the reporter of one run
+
+
 @dataclass
 class StepResult:
     ok: bool
 
 
+_COMMENT = "comment"
+
+
 class Reporter:
-    """Keeps the PR's sticky comment current while a run goes on, and logs each step with its timing."""
+    """Keeps the PR's sticky comment and statuses current while a run goes on, and logs each step with its timing.
+
+    Every report is posted to the outbox and sent in the background; `report` and `state` are
+    always the newest, whether or not GitHub has been told yet.
+    """
 
     def __init__(
         self,
@@ -65,25 +249,78 @@ class Reporter:
         github: GitHub,
         report: PreviewReport,
         server_url: str,
+        outbox: Outbox,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._github = github
-        self._server_url = server_url
         self._clock = clock
+        self._outbox = outbox
         existing = _find_sticky(github, report.ref)
-        self.comment_id: int | None = existing.id if existing else None
+        self.sink = GitHubSink(
+            github=github, ref=report.ref, server_url=server_url, comment_id=existing.id if existing else None
+        )
         self.state: dict[str, Any] = read_state(existing.body) if existing else {}
         self.report = report
+
+    @property
+    def comment_id(self) -> int | None:
+        """The sticky comment's id: None until one was found or has been posted."""
+        return self.sink.comment_id
+
+    @property
+    def deployment_id(self) -> int | None:
+        """The id of this run's Deployment, once GitHub has made it."""
+        return self.sink.deployment_id
 
     def update(self, **changes: Any) -> PreviewReport:
         """Change the report and show it on the PR."""
         self.report = replace(self.report, updated_at=self._clock(), **changes)
-        self._publish()
+        report, state = self.report, dict(self.state)
+        self._outbox.post("update the preview comment", lambda: self.sink.show(report, state=state), key=_COMMENT)
         return self.report
 
     def remember(self, **state: Any) -> None:
         """Record values in the comment's hidden state (written with the next update)."""
         self.state.update(state)
+
+    def commit_status(
+        self, sha: str, *, state: CommitState, context: str, description: str, target_url: str | None = None
+    ) -> None:
+        self._outbox.post(
+            f"set the commit status {context} of {sha[:7]} to {state.value}",
+            lambda: self.sink.commit_status(
+                sha, state=state, context=context, description=description, target_url=target_url
+            ),
+        )
+
+    def start_deployment(
+        self, *, sha: str, environment: str, description: str, payload: Mapping[str, Any], log_url: str | None = None
+    ) -> None:
+        payload = dict(payload)
+        self._outbox.post(
+            f"create a deployment of {sha[:7]} to {environment}",
+            lambda: self.sink.start_deployment(
+                sha=sha, environment=environment, description=description, payload=payload, log_url=log_url
+            ),
+        )
+
+    def follow_deployment(self, deployment_id: int | None) -> None:
+        """Report on a deployment an earlier run made (None: there is none) instead of starting one."""
+        self.sink.deployment_id = deployment_id
+
+    def deployment_status(
+        self,
+        state: DeploymentState,
+        description: str,
+        *,
+        environment_url: str | None = None,
+        log_url: str | None = None,
+    ) -> None:
+        self._outbox.post(
+            f"set the deployment to {state.value}",
+            lambda: self.sink.deployment_status(
+                state=state, description=description, environment_url=environment_url, log_url=log_url
+            ),
+        )
 
     def progress(self, line: str) -> None:
         log.info("  %s", line)
@@ -113,14 +350,3 @@ class Reporter:
             finished = replace(running, seconds=seconds, ok=ok)
             # The step's outcome is published by the caller's next update, which says what followed.
             self.report = replace(self.report, running=None, steps=(*done, finished))
-
-    def _publish(self) -> None:
-        body = render.render_comment(self.report, server_url=self._server_url, trailer=_state_line(self.state))
-        repo, number = self.report.ref.repo, self.report.ref.number
-        if self.comment_id is not None:
-            try:
-                self._github.update_comment(repo, self.comment_id, body)
-                return
-            except NotFound:
-                log.warning("the preview comment was deleted; posting a new one")
-        self.comment_id = self._github.create_comment(repo, number, body)

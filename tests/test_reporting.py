@@ -1,0 +1,159 @@
+"""Reports leave in the background: in order, the comment in its newest state only, and never holding a run up."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from previewbot.core.reporting import Outbox
+from previewbot.errors import TemporaryError
+from previewbot.model import Phase
+from tests.harness import PR_NUMBER, REPO, Bot, Checkout, pr_event, preview_config, web_deployment
+
+SHA = "1" * 40
+
+
+class Recorder:
+    """Writes that note themselves in the order they are sent; `gate` holds the first one back."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.times: list[float] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def write(self, name: str) -> Any:
+        def send() -> None:
+            self.gate.wait()
+            self.sent.append(name)
+            self.times.append(time.monotonic())
+
+        return send
+
+
+def test_writes_go_out_in_order_without_holding_up_who_posts_them() -> None:
+    outbox, recorder = Outbox(), Recorder()
+    recorder.gate.clear()
+
+    for name in ("status pending", "deployment", "status success"):
+        outbox.post(name, recorder.write(name))
+
+    assert recorder.sent == []  # the posts returned while the first write was still held back
+    recorder.gate.set()
+    assert outbox.flush(timeout=10)
+    assert recorder.sent == ["status pending", "deployment", "status success"]
+
+
+def test_only_the_newest_comment_waiting_is_sent_in_the_place_of_the_first() -> None:
+    outbox, recorder = Outbox(), Recorder()
+    recorder.gate.clear()
+    outbox.post("status pending", recorder.write("status pending"))
+    time.sleep(0.05)  # the sender has taken it and waits at the gate
+
+    outbox.post("comment", recorder.write("comment: namespace"), key="comment")
+    outbox.post("status", recorder.write("status success"))
+    outbox.post("comment", recorder.write("comment: applying"), key="comment")
+    outbox.post("comment", recorder.write("comment: ready"), key="comment")
+    recorder.gate.set()
+
+    assert outbox.flush(timeout=10)
+    assert recorder.sent == ["status pending", "comment: ready", "status success"]
+
+
+def test_a_failed_write_is_logged_and_the_next_one_still_goes(caplog: pytest.LogCaptureFixture) -> None:
+    outbox, recorder = Outbox(), Recorder()
+
+    def broken() -> None:
+        raise TemporaryError("GitHub answered 502 while setting a status: Server Error", status=502)
+
+    outbox.post("set the commit status", broken)
+    outbox.post("update the comment", recorder.write("comment"))
+
+    assert outbox.flush(timeout=10)
+    assert recorder.sent == ["comment"]
+    assert "could not set the commit status: GitHub answered 502" in caplog.text
+
+
+def test_flush_gives_up_after_its_timeout_and_says_what_was_not_sent(caplog: pytest.LogCaptureFixture) -> None:
+    outbox, recorder = Outbox(), Recorder()
+    recorder.gate.clear()
+    outbox.post("update the preview comment", recorder.write("comment"), key="comment")
+    outbox.post("set the commit status previewbot/deploy", recorder.write("status"))
+
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        done = outbox.flush(timeout=0.3)
+
+    assert not done
+    assert time.monotonic() - started < 5
+    assert "not sent: update the preview comment; set the commit status previewbot/deploy" in caplog.text
+    recorder.gate.set()
+
+
+def test_a_few_writes_are_not_spaced_out() -> None:
+    outbox, recorder = Outbox(spacing=60.0, backlog=8), Recorder()
+
+    for index in range(5):
+        outbox.post(f"write {index}", recorder.write(f"write {index}"))
+
+    assert outbox.flush(timeout=10)
+
+
+def test_a_crowd_of_writes_is_spaced_out() -> None:
+    outbox, recorder = Outbox(spacing=0.2, backlog=2), Recorder()
+    recorder.gate.clear()
+
+    for index in range(5):
+        outbox.post(f"write {index}", recorder.write(f"write {index}"))
+    recorder.gate.set()
+
+    assert outbox.flush(timeout=30)
+    gaps = [later - earlier for earlier, later in zip(recorder.times, recorder.times[1:], strict=False)]
+    # Queued behind the first were four; while more than two wait, each waits its turn.
+    assert all(gap >= 0.19 for gap in gaps[:2])
+
+
+@pytest.fixture
+def app(checkout: Checkout, prefix: str, site: str) -> Checkout:
+    checkout.write(".preview.yml", preview_config(prefix=prefix, site=site))
+    checkout.write("deploy/web.yaml", web_deployment())
+    return checkout
+
+
+def comment_writes(github: Any) -> int:
+    return sum(
+        1
+        for request in github.requests
+        if (request.method == "POST" and request.path.endswith("/comments"))
+        or (request.method == "PATCH" and "/issues/comments/" in request.path)
+    )
+
+
+def test_a_deploy_updates_the_comment_at_most_once_per_step(bot: Bot, github: Any, app: Checkout) -> None:
+    [outcome] = bot.on("pull_request", pr_event("opened", sha=SHA))
+
+    assert outcome.status == Phase.READY
+    # Deploying, then Namespace, Apply manifests, Wait for rollout, and the outcome.
+    assert 1 <= comment_writes(github) <= 5
+    [comment] = github.comments(REPO, PR_NUMBER)
+    assert "Ready" in comment.body or "ready" in comment.body
+
+
+def test_github_down_neither_stops_nor_hangs_the_deploy(
+    bot: Bot, github: Any, app: Checkout, caplog: pytest.LogCaptureFixture
+) -> None:
+    for method in ("POST", "PATCH"):
+        github.drop_connection(method, r".*", times=1_000)
+    bot.report_wait = 1.0
+
+    started = time.monotonic()
+    [outcome] = bot.on("pull_request", pr_event("opened", sha=SHA))
+
+    assert outcome.status == Phase.READY
+    assert time.monotonic() - started < 60
+    assert "not sent:" in caplog.text
+    assert github.comments(REPO, PR_NUMBER) == []
