@@ -168,11 +168,17 @@ def plan(workspace: Path, config_path: str, repo: str | None, number: int, sha: 
     out = click.echo
     out(f"# ✔ {config_path} is valid")
     out(
-        f"# ✔ {len(rendered.objects)} objects from {', '.join(config.manifests)}; "
+        f"# ✔ {len(rendered.objects)} objects from {rendered.origin}; "
         f"workloads: {', '.join(map(str, rendered.workloads)) or 'none'}"
     )
+    for skipped in rendered.skipped:
+        out(f"# - not deployed: {skipped}")
+    if rendered.kept:
+        out(f"# ${{NAME}}s left as written, none of previewbot's variables ({len(rendered.kept)}):")
+        for reference in rendered.kept:
+            out(f"#   {reference}")
     for image in config.images:
-        out(f"# ✔ image {image.name} pinned to tag {manifests.substitute(image.tag, variables, source='images')}")
+        out(f"# ✔ image {image.name} pinned to tag {manifests.substitute(image.tag, variables)}")
     out(f"# namespace: {namespace}")
     out(f"# url: {url or '(none)'}")
     out(f"# environment: {manifests.deployment_environment(config, variables)}")

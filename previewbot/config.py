@@ -285,16 +285,76 @@ class Forks(_Strict):
     )
 
 
+_CHART_REPOSITORY = re.compile(r"^(https?|oci)://\S+$")
+_RELEASE_NAME = r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$"
+
+
+class Helm(_Strict):
+    """A Helm chart to deploy: in the repo, or from a chart repository or OCI registry at a fixed version."""
+
+    chart: str = Field(
+        min_length=1,
+        description="A chart folder in the repo (deploy/chart), an OCI reference (oci://ghcr.io/acme/charts/web), "
+        "or a chart's name in `repository`",
+    )
+    repository: str | None = Field(
+        default=None,
+        pattern=_CHART_REPOSITORY.pattern,
+        description="The chart repository that holds `chart`, e.g. https://charts.example.com",
+    )
+    version: str | None = Field(default=None, description="The chart's version; needed for a chart not in the repo")
+    release: str | None = Field(
+        default=None,
+        pattern=_RELEASE_NAME,
+        description="The release name (.Release.Name); the chart's name by default",
+    )
+    values_files: list[str] = Field(
+        default_factory=list, description="Values files in the repo, in order: a later one overrides an earlier one"
+    )
+    values: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Values over the values files, e.g. image.tag: pr-${PR_NUMBER}-${SHORT_SHA}; "
+        "previewbot's variables are filled in here and in the values files",
+    )
+
+    @property
+    def remote(self) -> bool:
+        """Whether the chart comes from outside the repo."""
+        return self.repository is not None or self.chart.startswith("oci://")
+
+    @model_validator(mode="after")
+    def _version_where_it_means_something(self) -> Helm:
+        if self.remote and not self.version:
+            raise ValueError("a chart from a repository or registry needs `version`, so every deploy gets the same")
+        if not self.remote and self.version:
+            raise ValueError("`version` is for a chart from a repository or registry; a chart in the repo is as it is")
+        return self
+
+
+DEPLOY_SOURCES = ("manifests", "helm", "kustomize")
+"""The keys that say what to deploy; a config has exactly one of them."""
+
+
 class PreviewConfig(_Strict):
     """A repo's .preview.yml, version 1."""
 
     version: Literal[1] = Field(default=1, description="The version of this file's format")
-    manifests: list[str] = Field(min_length=1, description="Files or folders of Kubernetes manifests")
+    manifests: list[str] | None = Field(
+        default=None, min_length=1, description="Files or folders of Kubernetes manifests (or `helm`, or `kustomize`)"
+    )
+    helm: Helm | None = Field(default=None, description="A Helm chart to deploy (or `manifests`, or `kustomize`)")
+    kustomize: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A Kustomize overlay folder in the repo, built as `kubectl kustomize` does "
+        "(or `manifests`, or `helm`)",
+    )
     images: list[Image] = Field(default_factory=list, description="Image references to pin to the PR's build")
     url: str | None = Field(default=None, description="Preview URL template, e.g. https://pr-${PR_NUMBER}.example.com")
     variables: dict[str, str] = Field(
         default_factory=dict,
-        description="More ${NAME}s for the manifests; their values may use the built-in ones",
+        description="More ${NAME}s for the manifests and Helm values; their values may use the built-in ones. "
+        "Any other ${NAME} is left as written, for the shell scripts and templates manifests carry",
         json_schema_extra={"propertyNames": {"pattern": VARIABLE_NAME.pattern}},
     )
     environment: str = Field(default="preview/pr-${PR_NUMBER}", description="GitHub Deployment environment")
@@ -311,6 +371,21 @@ class PreviewConfig(_Strict):
         default_factory=Forks, description="The policy for PRs from forks; read from the base branch's config"
     )
 
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": [key]} for key in DEPLOY_SOURCES]},
+    )
+
+    @model_validator(mode="after")
+    def _one_deploy_source(self) -> PreviewConfig:
+        given = [key for key in DEPLOY_SOURCES if getattr(self, key) is not None]
+        if not given:
+            raise ValueError(
+                "nothing to deploy: give `manifests` (files or folders), `helm` (a chart) or `kustomize` (an overlay)"
+            )
+        if len(given) > 1:
+            raise ValueError(f"give one of `manifests`, `helm` and `kustomize`, not {' and '.join(given)}")
+        return self
+
 
 # ---------------------------------------------------------------- loading
 
@@ -324,7 +399,7 @@ def load_config(text: str, *, path: str = DEFAULT_PATH) -> PreviewConfig:
     try:
         root = loader.get_single_node()
         if root is None:
-            raise ConfigError(path, [f"{path}:1: the file is empty: it needs at least `manifests`"])
+            raise ConfigError(path, [f"{path}:1: the file is empty: it needs `manifests`, `helm` or `kustomize`"])
         if not isinstance(root, yaml.MappingNode):
             raise ConfigError(
                 path, [f"{path}:{_line(root)}: the top level must be a mapping of keys such as `manifests`"]

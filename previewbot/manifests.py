@@ -21,6 +21,7 @@ from previewbot import naming
 from previewbot.config import (
     DEFAULT_PATH,
     VARIABLE_REFERENCE,
+    Helm,
     Image,
     Limits,
     PreviewConfig,
@@ -31,6 +32,7 @@ from previewbot.config import (
 )
 from previewbot.errors import ConfigError, ManifestError
 from previewbot.model import ObjectRef, PullRequest
+from previewbot.sources import is_inside, path_in_repo
 
 SHORT_SHA_LENGTH = 7
 BRANCH_SLUG_LENGTH = 40
@@ -79,6 +81,17 @@ _DOCKER_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _MANIFEST_SUFFIXES = (".yaml", ".yml")
 
 
+@dataclass(frozen=True, slots=True)
+class KeptReference:
+    """A ${NAME} that previewbot left as written, because it is none of its variables."""
+
+    where: str  # file:line, or the object and key of a built object or a config value
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: ${{{self.name}}}"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rendered:
     """A preview's objects, ready to apply, and what the core needs to wait for and prune them."""
@@ -86,6 +99,9 @@ class Rendered:
     objects: tuple[dict[str, Any], ...]
     workloads: tuple[ObjectRef, ...]  # Deployments, StatefulSets, DaemonSets, in manifest order
     kinds: tuple[tuple[str, str], ...]  # (apiVersion, kind) seen, in manifest order
+    origin: str  # where they came from: the manifests, the chart, the overlay
+    kept: tuple[KeptReference, ...] = ()  # the ${NAME}s left as written, none of previewbot's variables
+    skipped: tuple[str, ...] = ()  # what the source held that a preview does not deploy, and why
 
 
 # ---------------------------------------------------------------- variables
@@ -139,18 +155,13 @@ def deployment_environment(config: PreviewConfig, variables: Mapping[str, str]) 
     return _fill_config(config.environment, variables, key="environment")
 
 
-def substitute(text: str, variables: Mapping[str, str], *, source: str) -> str:
-    """text with each ${NAME} filled in and each $${NAME} turned into a literal ${NAME}.
+def substitute(text: str, variables: Mapping[str, str]) -> str:
+    """text with each ${NAME} of variables filled in and each $${NAME} turned into a literal ${NAME}.
 
-    A bare $NAME is left alone, for the shell scripts manifests carry. A ${NAME} that
-    variables lacks is an error naming source and line, listing every such reference.
+    Every other ${NAME} stays exactly as written: shell scripts and config templates inside
+    manifests use them too. render_manifests lists them in Rendered.kept.
     """
-    filled, unknown = _fill(text, variables)
-    if unknown:
-        raise ManifestError(
-            "\n".join(f"{source}:{line}: {unknown_variable_message(name, variables)}" for line, name in unknown)
-        )
-    return filled
+    return _fill(text, variables)[0]
 
 
 def _fill(template: str, variables: Mapping[str, str]) -> tuple[str, list[tuple[int, str]]]:
@@ -167,6 +178,29 @@ def _fill(template: str, variables: Mapping[str, str]) -> tuple[str, list[tuple[
         return match.group(0)
 
     return VARIABLE_REFERENCE.sub(replace, template), unknown
+
+
+def _fill_kept(text: str, variables: Mapping[str, str], *, source: str) -> tuple[str, list[KeptReference]]:
+    """text filled in, and each ${NAME} left as written, named by source and line."""
+    filled, unknown = _fill(text, variables)
+    return filled, [KeptReference(f"{source}:{line}", name) for line, name in unknown]
+
+
+def _fill_strings(value: Any, variables: Mapping[str, str], *, where: str, kept: list[KeptReference]) -> Any:
+    """value with the variables filled in each text inside it, keys and structure unchanged.
+
+    For YAML already parsed, where filling in the text could change a value's type
+    (`PR: ${PR_NUMBER}` would become the number 42).
+    """
+    if isinstance(value, str):
+        filled, unknown = _fill(value, variables)
+        kept += [KeptReference(where, name) for _, name in unknown]
+        return filled
+    if isinstance(value, dict):
+        return {key: _fill_strings(item, variables, where=f"{where}.{key}", kept=kept) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_fill_strings(item, variables, where=f"{where}[{i}]", kept=kept) for i, item in enumerate(value)]
+    return value
 
 
 def _fill_config(template: str, variables: Mapping[str, str], *, key: str) -> str:
@@ -255,30 +289,84 @@ def render_manifests(
     namespace: str,
     labels: Mapping[str, str],
 ) -> Rendered:
-    """The objects of config.manifests under root, ready to apply into namespace.
+    """The objects of config's deploy source under root, ready to apply into namespace.
 
-    Each is filled in from variables, checked (named, namespaced, not aimed at another
-    namespace, not given twice), placed in namespace, labelled (its pods too, never its
-    selectors) and has its images pinned.
+    The source is plain manifests (variables filled in), a Helm chart (variables filled in its
+    values) or a Kustomize overlay (variables filled in what it builds). Each object is then
+    checked (named, namespaced, not aimed at another namespace, not given twice), placed in
+    namespace, labelled (its pods too, never its selectors) and has its images pinned.
     """
+    kept: list[KeptReference] = []
+    skipped: list[str] = []
+    documents: list[tuple[str, Any]] = []
+    if config.helm is not None:
+        from previewbot.sources import helm
+
+        values = _helm_values(config.helm, root=root, variables=variables, kept=kept)
+        chart = helm.render_chart(config.helm, root=root, values=values, namespace=namespace)
+        origin = f"chart {chart.name} (release {chart.release})"
+        for source, text in chart.files:
+            documents += _documents(text, source=source)
+        documents, skipped = helm.deploy_order(documents)
+    elif config.kustomize is not None:
+        from previewbot.sources import kustomize
+
+        origin = f"kustomize {config.kustomize}"
+        for where, raw in _documents(kustomize.build(config.kustomize, root=root), source=origin):
+            identity = f"{raw.get('kind')}/{(raw.get('metadata') or {}).get('name')}" if isinstance(raw, dict) else ""
+            documents.append((where, _fill_strings(raw, variables, where=f"{origin} {identity}", kept=kept)))
+    else:
+        origin = ", ".join(config.manifests or ())
+        for source, path in _manifest_files(config.manifests or (), root=root):
+            text, found = _fill_kept(_read(path, source=source), variables, source=source)
+            kept += found
+            documents += _documents(text, source=source)
     objects: list[dict[str, Any]] = []
     first_seen: dict[tuple[str, str], str] = {}
     workloads: list[ObjectRef] = []
     kinds: dict[tuple[str, str], None] = {}
-    for source, path in _manifest_files(config.manifests, root=root):
-        text = substitute(_read(path, source=source), variables, source=source)
-        for where, raw in _documents(text, source=source):
-            ref = _checked(raw, where=where, namespace=namespace)
-            described = f"{where} ({ref})"
-            if (ref.kind, ref.name) in first_seen:
-                raise ManifestError(f"{described}: {ref} is given twice; first in {first_seen[ref.kind, ref.name]}")
-            first_seen[ref.kind, ref.name] = where
-            placed = _placed(raw, namespace=namespace, labels=labels, where=described)
-            objects.append(pin_images(placed, config.images, variables))
-            kinds[ref.api_version, ref.kind] = None
-            if ref.kind in WORKLOAD_KINDS:
-                workloads.append(ref)
-    return Rendered(objects=tuple(objects), workloads=tuple(workloads), kinds=tuple(kinds))
+    for where, raw in documents:
+        ref = _checked(raw, where=where, namespace=namespace)
+        described = f"{where} ({ref})"
+        if (ref.kind, ref.name) in first_seen:
+            raise ManifestError(f"{described}: {ref} is given twice; first in {first_seen[ref.kind, ref.name]}")
+        first_seen[ref.kind, ref.name] = where
+        placed = _placed(raw, namespace=namespace, labels=labels, where=described)
+        objects.append(pin_images(placed, config.images, variables))
+        kinds[ref.api_version, ref.kind] = None
+        if ref.kind in WORKLOAD_KINDS:
+            workloads.append(ref)
+    return Rendered(
+        objects=tuple(objects),
+        workloads=tuple(workloads),
+        kinds=tuple(kinds),
+        origin=origin,
+        kept=tuple(kept),
+        skipped=tuple(skipped),
+    )
+
+
+def _helm_values(helm: Helm, *, root: Path, variables: Mapping[str, str], kept: list[KeptReference]) -> dict[str, Any]:
+    """The chart's values from helm.values_files, then helm.values over them, with the variables filled in."""
+    merged: dict[str, Any] = {}
+    for entry in helm.values_files:
+        path = path_in_repo(root, entry, key="helm.values_files")
+        text, found = _fill_kept(_read(path, source=entry), variables, source=entry)
+        kept += found
+        loaded = [document for _, document in _documents(text, source=entry)]
+        if len(loaded) > 1 or not all(isinstance(document, dict) for document in loaded):
+            raise ManifestError(f"{entry}: a values file is one mapping of values")
+        merged = _merged(merged, loaded[0] if loaded else {})
+    return _merged(merged, _fill_strings(helm.values, variables, where=f"{DEFAULT_PATH} helm.values", kept=kept))
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """over laid on base as Helm lays values files: mappings merge key by key, anything else replaces."""
+    merged = dict(base)
+    for key, value in over.items():
+        below = merged.get(key)
+        merged[key] = _merged(below, value) if isinstance(below, dict) and isinstance(value, dict) else value
+    return merged
 
 
 def _manifest_files(entries: Sequence[str], *, root: Path) -> Iterator[tuple[str, Path]]:
@@ -288,35 +376,24 @@ def _manifest_files(entries: Sequence[str], *, root: Path) -> Iterator[tuple[str
     """
     base = root.resolve()
     for entry in entries:
-        if Path(entry).is_absolute():
-            raise ManifestError(f"manifests: {entry} is an absolute path: give a path inside the repo")
-        target = base / entry
-        if not _inside(target, base):
-            raise ManifestError(f"manifests: {entry} is outside the repo")
+        target = path_in_repo(root, entry, key="manifests")
         if target.is_file():
             yield Path(entry).as_posix(), target
-        elif target.is_dir():
-            found = sorted(
-                (path.relative_to(target).as_posix(), path)
-                for path in target.rglob("*")
-                if path.suffix in _MANIFEST_SUFFIXES
-                and path.is_file()
-                and not any(part.startswith(".") for part in path.relative_to(target).parts)
-            )
-            if not found:
-                raise ManifestError(f"manifests: {entry} holds no *.yaml or *.yml files")
-            for relative, path in found:
-                name = (Path(entry) / relative).as_posix()
-                if not _inside(path, base):
-                    raise ManifestError(f"manifests: {name} leads outside the repo")
-                yield name, path
-        else:
-            raise ManifestError(f"manifests: {entry} does not exist in the repo")
-
-
-def _inside(path: Path, base: Path) -> bool:
-    """Whether path, with its `..` and symbolic links followed, is within base."""
-    return path.resolve().is_relative_to(base)
+            continue
+        found = sorted(
+            (path.relative_to(target).as_posix(), path)
+            for path in target.rglob("*")
+            if path.suffix in _MANIFEST_SUFFIXES
+            and path.is_file()
+            and not any(part.startswith(".") for part in path.relative_to(target).parts)
+        )
+        if not found:
+            raise ManifestError(f"manifests: {entry} holds no *.yaml or *.yml files")
+        for relative, path in found:
+            name = (Path(entry) / relative).as_posix()
+            if not is_inside(path, base):
+                raise ManifestError(f"manifests: {name} leads outside the repo")
+            yield name, path
 
 
 def _read(path: Path, *, source: str) -> str:

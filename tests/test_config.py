@@ -143,10 +143,51 @@ def test_a_bad_choice_lists_the_choices() -> None:
 
 
 def test_a_missing_required_key_points_at_its_parent() -> None:
-    assert problems_of("images:\n  - tag: x\n") == [
-        ".preview.yml:1: manifests: required key is missing",
-        ".preview.yml:2: images[0].name: required key is missing",
+    assert problems_of("manifests: [a]\nimages:\n  - tag: x\n") == [
+        ".preview.yml:3: images[0].name: required key is missing",
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            "manifests: [deploy/]\nhelm:\n  chart: deploy/chart\n",
+            "give one of `manifests`, `helm` and `kustomize`, not manifests and helm",
+        ),
+        (
+            "url: https://example.com\n",
+            "nothing to deploy: give `manifests` (files or folders), `helm` (a chart) or `kustomize` (an overlay)",
+        ),
+    ],
+)
+def test_a_config_deploys_exactly_one_source(text: str, problem: str) -> None:
+    assert problems_of(text) == [f".preview.yml:1: {problem}"]
+
+
+@pytest.mark.parametrize(
+    ("helm", "problem"),
+    [
+        ("chart: oci://ghcr.io/acme/charts/web", "a chart from a repository or registry needs `version`"),
+        ("chart: web\n  repository: https://charts.example.com", "a chart from a repository or registry needs"),
+        ("chart: deploy/chart\n  version: 1.0.0", "`version` is for a chart from a repository or registry"),
+    ],
+)
+def test_a_charts_version_is_pinned_exactly_when_it_comes_from_elsewhere(helm: str, problem: str) -> None:
+    [found] = problems_of(f"helm:\n  {helm}\n")
+
+    assert found.startswith(f".preview.yml:1: helm: {problem}")
+
+
+def test_a_chart_with_values_loads() -> None:
+    config = load_config(
+        "helm:\n  chart: oci://ghcr.io/acme/charts/web\n  version: 1.2.3\n  release: web\n"
+        "  values_files: [deploy/preview.yaml]\n  values:\n    image:\n      tag: pr-${PR_NUMBER}\n    replicas: 1\n"
+    )
+
+    assert config.helm is not None
+    assert config.helm.remote
+    assert config.helm.values == {"image": {"tag": "pr-${PR_NUMBER}"}, "replicas": 1}
 
 
 def test_empty_manifests() -> None:
@@ -240,7 +281,7 @@ def test_the_top_level_must_be_a_mapping() -> None:
 
 @pytest.mark.parametrize("text", ["", "# nothing yet\n"])
 def test_an_empty_file(text: str) -> None:
-    assert problems_of(text) == [".preview.yml:1: the file is empty: it needs at least `manifests`"]
+    assert problems_of(text) == [".preview.yml:1: the file is empty: it needs `manifests`, `helm` or `kustomize`"]
 
 
 def test_more_than_one_document() -> None:
@@ -367,7 +408,13 @@ def test_the_schema_accepts_the_bundled_example() -> None:
         ("manifests: [a]\nttl: 5 minutes\n", "a duration's form"),
         ("manifests: [a]\ntests:\n  timeout: 5m\n", "tests need a job or a command"),
         ("manifests: [a]\ntests:\n  job: {image: e2e, report: /r.xml}\n", "a job's report needs its command"),
-        ("images: []\n", "manifests is required"),
+        ("images: []\n", "a deploy source is required"),
+        ("manifests: [a]\nkustomize: deploy/overlay\n", "one deploy source, not two"),
+        ("helm: {chart: deploy/chart}\nkustomize: deploy/overlay\n", "one deploy source, not two"),
+        ("helm: {}\n", "a chart is required"),
+        ("helm: {chart: deploy/chart, values_files: deploy/v.yaml}\n", "values_files is a list"),
+        ("helm: {chart: web, repository: charts.example.com, version: 1.0.0}\n", "a repository is a URL"),
+        ("helm: {chart: deploy/chart, release: My_Release}\n", "a release is a DNS label"),
         ("manifests: [a]\nvariables:\n  api-host: x\n", "variable names"),
         ("manifests: [a]\nversion: 2\n", "only version 1"),
     ],

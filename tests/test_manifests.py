@@ -139,26 +139,13 @@ def test_no_url_template_no_url() -> None:
 def test_substitute_fills_in_escapes_and_leaves_shell_alone() -> None:
     text = 'host: pr-${N}.example.com\nscript: echo "$HOME $${N} ${N}"\n'
 
-    assert substitute(text, {"N": "7"}, source="deploy/web.yaml") == (
-        'host: pr-7.example.com\nscript: echo "$HOME ${N} 7"\n'
-    )
+    assert substitute(text, {"N": "7"}) == 'host: pr-7.example.com\nscript: echo "$HOME ${N} 7"\n'
 
 
-def test_an_unknown_variable_names_file_line_and_the_known_ones() -> None:
-    text = "a: 1\nb: ${PR_NUMBER}\nc: ${FOO}\nd: ${BAR}\n"
+def test_a_name_that_is_no_variable_of_previewbot_stays_as_written() -> None:
+    text = "a: ${PR_NUMBER}\nb: ${FOO} ${PORT:-80} ${PR NUMBER} ${}\n"
 
-    with pytest.raises(ManifestError) as caught:
-        substitute(text, {"PR_NUMBER": "1", "SHA": "abc"}, source="deploy/web.yaml")
-
-    assert str(caught.value) == (
-        "deploy/web.yaml:3: unknown variable ${FOO} (known: PR_NUMBER, SHA)\n"
-        "deploy/web.yaml:4: unknown variable ${BAR} (known: PR_NUMBER, SHA)"
-    )
-
-
-def test_a_shell_default_needs_escaping() -> None:
-    with pytest.raises(ManifestError, match=r"write \$\$\{PORT:-80\} for the literal text"):
-        substitute("cmd: serve ${PORT:-80}\n", {}, source="deploy/web.yaml")
+    assert substitute(text, {"PR_NUMBER": "1"}) == "a: 1\nb: ${FOO} ${PORT:-80} ${PR NUMBER} ${}\n"
 
 
 # ---------------------------------------------------------------- image pinning
@@ -369,11 +356,24 @@ def test_a_symbolic_link_out_of_the_repo_is_refused(tmp_path: Path) -> None:
         render(root, "deploy")
 
 
-def test_an_unknown_variable_in_a_manifest_names_its_line(tmp_path: Path) -> None:
-    root = repo_with(tmp_path, {"deploy/web.yaml": config_map("web") + "data:\n  x: ${FOO}\n"})
+def test_the_names_left_as_written_are_listed_with_file_and_line(tmp_path: Path) -> None:
+    root = repo_with(
+        tmp_path,
+        {
+            "deploy/a.yaml": config_map("a") + "data:\n  script: echo ${FOO} $${PR_NUMBER} ${PR_NUMBER}\n",
+            "deploy/b.yaml": config_map("b") + "data:\n  x: ${BAR}\n  y: ${FOO}\n",
+        },
+    )
+    config = PreviewConfig(manifests=["deploy"])
 
-    with pytest.raises(ManifestError, match=r"^deploy/web\.yaml:6: unknown variable \$\{FOO\} \(known: PR_NUMBER, "):
-        render(root, "deploy")
+    rendered = render_manifests(config, root=root, variables=variables_for(config), namespace=NAMESPACE, labels=LABELS)
+
+    assert [str(reference) for reference in rendered.kept] == [
+        "deploy/a.yaml:6: ${FOO}",
+        "deploy/b.yaml:6: ${BAR}",
+        "deploy/b.yaml:7: ${FOO}",
+    ]
+    assert rendered.objects[0]["data"] == {"script": "echo ${FOO} ${PR_NUMBER} 42"}
 
 
 def test_invalid_yaml_names_its_line(tmp_path: Path) -> None:

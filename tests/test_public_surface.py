@@ -49,7 +49,9 @@ def test_config_top_level_keys() -> None:
         "commands",
         "environment",
         "forks",
+        "helm",
         "images",
+        "kustomize",
         "manifests",
         "namespace",
         "readiness",
@@ -61,7 +63,8 @@ def test_config_top_level_keys() -> None:
         "variables",
         "version",
     ]
-    assert schema["required"] == ["manifests"]
+    assert "required" not in schema
+    assert schema["oneOf"] == [{"required": ["manifests"]}, {"required": ["helm"]}, {"required": ["kustomize"]}]
 
 
 def test_the_readme_quick_start_config_is_valid() -> None:

@@ -277,7 +277,7 @@ class Previews:
                 log.info("namespace %s was already gone", namespace.name)
         reporter = self._reporter(ref, phase=Phase.DESTROYED)
         environment = reporter.state.get("environment") or manifests.substitute(
-            DEFAULT_ENVIRONMENT, {"PR_NUMBER": str(ref.number)}, source="environment"
+            DEFAULT_ENVIRONMENT, {"PR_NUMBER": str(ref.number)}
         )
         for deployment_id in self._github.deployments(ref.repo, environment=environment):
             self._github.set_deployment_status(
