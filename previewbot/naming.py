@@ -76,6 +76,12 @@ def namespace_name(*, prefix: str, repo: str, number: int) -> str:
     return dns_label(f"{prefix}-{name}" if prefix else name, limit=MAX_NAME - len(tail)) + tail
 
 
+def lease_name(*, repo: str, number: int) -> str:
+    """The name of the Lease that keeps two runs off one PR's preview at once."""
+    tail = f"-pr-{number}"
+    return dns_label(f"previewbot-{repo.replace('/', '-')}", limit=MAX_NAME - len(tail)) + tail
+
+
 def preview_labels(*, repo: str, number: int) -> dict[str, str]:
     """The labels that mark a namespace as this repo's preview of PR number."""
     return {MANAGED_BY_LABEL: MANAGED_BY_VALUE, REPO_LABEL: repo_label(repo), PR_LABEL: str(number)}

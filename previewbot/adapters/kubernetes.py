@@ -963,3 +963,77 @@ class KubernetesCluster:
             copy["metadata"]["resourceVersion"] = _metadata(existing).get("resourceVersion")
             self._call(secrets.replace, body=copy, namespace=target_namespace)
         log.info("copied secret %s/%s into %s", source_namespace, name, target_namespace)
+
+    # -------------------------------------------------------- leases
+
+    def take_lease(self, namespace: str, name: str, *, holder: str, seconds: int) -> bool:
+        """Every write names the resourceVersion it read: of two takers, the API lets one through."""
+        leases = self._resource(LEASE_API_VERSION, "Lease")
+        now = datetime.now(UTC)
+        claim = {"holderIdentity": holder, "leaseDurationSeconds": seconds, "renewTime": _micro_time(now)}
+        try:
+            current = self._call(leases.get, name=name, namespace=namespace).to_dict()
+        except errors.NotFound:
+            body = {
+                "apiVersion": LEASE_API_VERSION,
+                "kind": "Lease",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {**claim, "acquireTime": _micro_time(now), "leaseTransitions": 0},
+            }
+            try:
+                self._call(leases.create, body=body, namespace=namespace)
+            except errors.Conflict:
+                return False  # another taker created it first
+            return True
+        held = current.get("spec") or {}
+        if held.get("holderIdentity") != holder:
+            if not _lease_run_out(held, now):
+                return False
+            claim["acquireTime"] = _micro_time(now)
+            claim["leaseTransitions"] = int(held.get("leaseTransitions") or 0) + 1
+        return self._replace_lease(leases, current, {**held, **claim})
+
+    def release_lease(self, namespace: str, name: str, *, holder: str) -> None:
+        leases = self._resource(LEASE_API_VERSION, "Lease")
+        try:
+            current = self._call(leases.get, name=name, namespace=namespace).to_dict()
+        except errors.NotFound:
+            return
+        held = current.get("spec") or {}
+        if held.get("holderIdentity") == holder:
+            self._replace_lease(leases, current, {**held, "holderIdentity": None, "renewTime": None})
+
+    def _replace_lease(self, leases: Any, current: Obj, spec: Obj) -> bool:
+        metadata = _metadata(current)
+        body = {
+            "apiVersion": LEASE_API_VERSION,
+            "kind": "Lease",
+            "metadata": {
+                "name": metadata["name"],
+                "namespace": metadata["namespace"],
+                "resourceVersion": metadata["resourceVersion"],
+            },
+            "spec": {key: value for key, value in spec.items() if value is not None},
+        }
+        try:
+            self._call(leases.replace, body=body, namespace=metadata["namespace"])
+        except errors.Conflict:
+            return False  # changed since it was read: someone else renewed or took it
+        return True
+
+
+LEASE_API_VERSION = "coordination.k8s.io/v1"
+
+
+def _micro_time(moment: datetime) -> str:
+    """A Kubernetes MicroTime: RFC 3339 with microseconds, in UTC."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _lease_run_out(spec: Mapping[str, Any], now: datetime) -> bool:
+    """True when nobody holds the lease, or its holder did not renew it in time."""
+    renewed = spec.get("renewTime")
+    if not spec.get("holderIdentity") or not renewed:
+        return True
+    renewed_at = renewed if isinstance(renewed, datetime) else _timestamp(str(renewed))
+    return (now - renewed_at).total_seconds() > float(spec.get("leaseDurationSeconds") or 0)

@@ -188,6 +188,18 @@ class Cluster(Protocol):
         """
         ...
 
+    def take_lease(self, namespace: str, name: str, *, holder: str, seconds: int) -> bool:
+        """Hold the coordination.k8s.io Lease for `holder` for `seconds` from now.
+
+        Creates it, renews it when holder has it, takes it over when its holder let it run out;
+        False while another holder's lease runs. Two callers never both get True for one lease.
+        """
+        ...
+
+    def release_lease(self, namespace: str, name: str, *, holder: str) -> None:
+        """Let the Lease go, when holder still has it, so another may take it at once."""
+        ...
+
 
 class UrlProbe(Protocol):
     """Checks that the preview's URL answers."""

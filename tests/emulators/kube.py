@@ -93,6 +93,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("networking.k8s.io", "v1", "ingresses", "Ingress", True, ("status",), ("ing",)),
     ResourceType("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, (), ("netpol",)),
     ResourceType("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True, ("status",), ("pdb",)),
+    ResourceType("coordination.k8s.io", "v1", "leases", "Lease"),
     ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role"),
     ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
     ResourceType(
@@ -476,8 +477,26 @@ def validate(rtype: ResourceType, obj: Obj) -> None:
         "OnFailure",
     ):
         problems.append('spec.template.spec.restartPolicy: Required value: valid values: "OnFailure", "Never"')
+    if rtype.kind == "Lease":
+        problems += _lease_problems(spec)
     if problems:
         raise invalid(rtype, name, problems)
+
+
+_MICRO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
+def _lease_problems(spec: Obj) -> list[str]:
+    """What the API server refuses in a Lease's spec: a duration that is not positive, a time not a MicroTime."""
+    problems = []
+    duration = spec.get("leaseDurationSeconds")
+    if duration is not None and (not isinstance(duration, int) or duration <= 0):
+        problems.append(f"spec.leaseDurationSeconds: Invalid value: {duration}: must be greater than 0")
+    for key in ("acquireTime", "renewTime"):
+        value = spec.get(key)
+        if value is not None and not (isinstance(value, str) and _MICRO_TIME.fullmatch(value)):
+            problems.append(f'spec.{key}: Invalid value: "{value}": must be a MicroTime (RFC 3339, microseconds)')
+    return problems
 
 
 def _default_pod_spec(spec: Obj, *, restart_policy: str | None) -> None:

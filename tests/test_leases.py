@@ -1,0 +1,103 @@
+"""The per-PR Lease, through the kubernetes client, on the emulated API server or a real cluster."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from previewbot.adapters.kubernetes import KubernetesCluster, connect
+from previewbot.core.leases import LeaseUnavailable, PrLease
+from previewbot.model import PrRef
+
+NAMESPACE = "default"
+
+
+@pytest.fixture
+def cluster(kube: Any) -> KubernetesCluster:
+    return connect(kubeconfig=str(kube.kubeconfig))
+
+
+@pytest.fixture
+def lease(kube: Any) -> Any:
+    name = kube.unique("lease")
+    yield name
+    coordination = client.CoordinationV1Api(kube.api_client())
+    if any(item.metadata.name == name for item in coordination.list_namespaced_lease(NAMESPACE).items):
+        coordination.delete_namespaced_lease(name, NAMESPACE)
+
+
+def test_a_lease_is_held_by_one_holder_until_it_is_released(cluster: KubernetesCluster, lease: str) -> None:
+    assert cluster.take_lease(NAMESPACE, lease, holder="a", seconds=30)
+    assert cluster.take_lease(NAMESPACE, lease, holder="a", seconds=30), "its holder renews it"
+    assert not cluster.take_lease(NAMESPACE, lease, holder="b", seconds=30)
+    cluster.release_lease(NAMESPACE, lease, holder="b")  # not b's to release
+    assert not cluster.take_lease(NAMESPACE, lease, holder="b", seconds=30)
+    cluster.release_lease(NAMESPACE, lease, holder="a")
+    assert cluster.take_lease(NAMESPACE, lease, holder="b", seconds=30)
+
+
+def test_a_lease_whose_holder_stopped_renewing_is_taken_over(cluster: KubernetesCluster, lease: str, kube: Any) -> None:
+    assert cluster.take_lease(NAMESPACE, lease, holder="dead", seconds=1)
+    time.sleep(1.5)
+    assert cluster.take_lease(NAMESPACE, lease, holder="alive", seconds=30)
+    spec = client.CoordinationV1Api(kube.api_client()).read_namespaced_lease(lease, NAMESPACE).spec
+    assert spec.holder_identity == "alive"
+    assert spec.lease_transitions == 1
+
+
+def test_a_write_from_a_stale_read_is_refused(lease: str, kube: Any) -> None:
+    """What makes two takers safe: the API answers 409 to a replace that names an old resourceVersion."""
+    coordination = client.CoordinationV1Api(kube.api_client())
+    body = client.V1Lease(metadata=client.V1ObjectMeta(name=lease), spec=client.V1LeaseSpec(holder_identity="a"))
+    created = coordination.create_namespaced_lease(NAMESPACE, body)
+    created.spec.holder_identity = "b"
+    coordination.replace_namespaced_lease(lease, NAMESPACE, created)
+    created.spec.holder_identity = "c"
+    with pytest.raises(client.ApiException) as refused:
+        coordination.replace_namespaced_lease(lease, NAMESPACE, created)
+    assert refused.value.status == 409
+    with pytest.raises(client.ApiException) as exists:
+        coordination.create_namespaced_lease(NAMESPACE, body)
+    assert exists.value.status == 409
+
+
+def test_runs_on_one_pr_take_turns(kube: Any) -> None:
+    ref = PrRef(repo=f"acme/{kube.unique('turns')}", number=7)
+    inside: list[str] = []
+    overlaps: list[str] = []
+
+    def run(holder: str) -> None:
+        with PrLease(connect(kubeconfig=str(kube.kubeconfig)), namespace=NAMESPACE, ref=ref, holder=holder, seconds=3):
+            if inside:
+                overlaps.append(holder)
+            inside.append(holder)
+            time.sleep(0.5)
+            inside.remove(holder)
+
+    threads = [threading.Thread(target=run, args=(f"run-{n}",)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not overlaps
+    client.CoordinationV1Api(kube.api_client()).delete_namespaced_lease(
+        PrLease(connect(kubeconfig=str(kube.kubeconfig)), namespace=NAMESPACE, ref=ref, holder="-").name, NAMESPACE
+    )
+
+
+def test_waiting_for_a_lease_can_be_given_up(cluster: KubernetesCluster, kube: Any) -> None:
+    ref = PrRef(repo=f"acme/{kube.unique('give-up')}", number=1)
+    give_up = threading.Event()
+    holding = PrLease(cluster, namespace=NAMESPACE, ref=ref, holder="first", seconds=30)
+    with holding:
+        give_up.set()
+        with (
+            pytest.raises(LeaseUnavailable),
+            PrLease(cluster, namespace=NAMESPACE, ref=ref, holder="second", seconds=30, give_up=give_up),
+        ):
+            pass
+    client.CoordinationV1Api(kube.api_client()).delete_namespaced_lease(holding.name, NAMESPACE)
