@@ -334,6 +334,15 @@ class Helm(_Strict):
 DEPLOY_SOURCES = ("manifests", "helm", "kustomize")
 """The keys that say what to deploy; a config has exactly one of them."""
 
+class DeployOrder(_Strict):
+    """When the deploy may start."""
+
+    after: list[str] = Field(
+        default_factory=list,
+        description="Checks or workflows (by name) that build the images; the webhook server deploys a commit "
+        "once each has succeeded for it, and reports a failed one instead of deploying",
+    )
+
 
 class PreviewConfig(_Strict):
     """A repo's .preview.yml, version 1."""
@@ -359,6 +368,7 @@ class PreviewConfig(_Strict):
     )
     environment: str = Field(default="preview/pr-${PR_NUMBER}", description="GitHub Deployment environment")
     status_context: str = Field(default="previewbot/deploy", description="Commit status context of the deploy")
+    deploy: DeployOrder = Field(default_factory=DeployOrder, description="When the deploy may start")
     readiness: Readiness = Field(default_factory=Readiness, description="Waiting for the workloads")
     smoke: Smoke = Field(default_factory=Smoke, description="The check that the URL answers")
     tests: Tests | None = Field(default=None, description="End-to-end tests run against the preview")

@@ -34,6 +34,8 @@ _DEPLOY_ACTIONS = frozenset({"opened", "reopened", "synchronize"})
 # Scheduled and hand-started runs sweep away what events missed (closed PRs, expired previews).
 _SWEEP_EVENTS = ("schedule", "workflow_dispatch")
 _HANDLED_ACTIONS = "opened, reopened, synchronize, closed and labeled"
+# A finished build of a PR's images: the webhook server may deploy what waited for it (deploy.after).
+_BUILD_EVENTS = ("check_suite", "workflow_run")
 
 _JSON_TYPES: Mapping[type, str] = {
     bool: "true or false",
@@ -83,7 +85,42 @@ def intents_from_event(event_name: str, payload: Mapping[str, Any], *, repositor
         return _comment_intents(event)
     if event_name == "ping":
         return [Ignore(reason="ping: GitHub is checking that the webhook answers; nothing to do")]
+    if event_name in _BUILD_EVENTS:
+        return [Ignore(reason=f"{event_name} event: a build finishing starts a deploy only when it was waited for")]
     return [Ignore(reason=f"{event_name or 'unnamed'} event: previewbot acts on pull requests and comments")]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BuildFinished:
+    """A check suite or workflow run that completed for a commit, and the PRs GitHub says it built."""
+
+    repo: str
+    sha: str
+    name: str  # the workflow's name, or the check suite's app
+    conclusion: str  # success, failure, neutral, cancelled, skipped, timed_out, action_required, stale
+    numbers: tuple[int, ...]  # empty for a fork's PR: GitHub lists only PRs of the repo itself
+
+
+def build_from_event(event_name: str, payload: Mapping[str, Any]) -> BuildFinished | None:
+    """The finished build a check_suite or workflow_run event tells of; None for any other event or action."""
+    if event_name not in _BUILD_EVENTS:
+        return None
+    event = _Fields(payload, context=f"{event_name} event")
+    if event.required("action", str) != "completed":
+        return None
+    run = event.child(event_name)
+    name_path = "workflow.name" if event_name == "workflow_run" else "check_suite.app.name"
+    return BuildFinished(
+        repo=event.required("repository.full_name", str),
+        sha=run.required("head_sha", str),
+        name=event.optional(name_path, str) or "",
+        conclusion=run.optional("conclusion", str) or "",
+        numbers=tuple(
+            pr["number"]
+            for pr in run.optional("pull_requests", list) or []
+            if isinstance(pr, Mapping) and isinstance(pr.get("number"), int)
+        ),
+    )
 
 
 def pull_request_from_payload(pr: Mapping[str, Any]) -> PullRequest:

@@ -12,7 +12,14 @@ import pytest
 
 from previewbot.commands import VERBS, CommandError, error_reply, help_text, parse_comment
 from previewbot.errors import EventError
-from previewbot.events import intents_from_event, is_bot, pull_request_from_payload, read_event_file
+from previewbot.events import (
+    BuildFinished,
+    build_from_event,
+    intents_from_event,
+    is_bot,
+    pull_request_from_payload,
+    read_event_file,
+)
 from previewbot.model import (
     Approve,
     Collect,
@@ -133,6 +140,8 @@ EXPECTED_BY_FIXTURE: dict[str, list[Intent]] = {
         Ignore(reason=f"comment {COMMENT_ID} on {REPO}#1 is by the bot github-actions[bot]")
     ],
     "ping.json": [Ignore(reason="ping")],
+    "check_suite.completed.json": [Ignore(reason="check_suite event: a build finishing")],
+    "workflow_run.completed.json": [Ignore(reason="workflow_run event: a build finishing")],
 }
 
 
@@ -427,3 +436,34 @@ def test_a_hand_started_run_sweeps_the_repo_of_its_payload() -> None:
 def test_a_sweep_with_no_repository_at_all_is_an_event_error() -> None:
     with pytest.raises(EventError, match=r"repository\.full_name"):
         intents_from_event("schedule", {"schedule": "0 * * * *"})
+
+
+def test_a_finished_check_suite_names_the_commit_and_the_prs_it_built() -> None:
+    build = build_from_event("check_suite", load("check_suite.completed.json"))
+    assert build == BuildFinished(
+        repo=REPO,
+        sha="ec26c3e57ca3a959ca5aad62de7213c562f8c821",
+        name="octocoders-linter",
+        conclusion="success",
+        numbers=(2,),
+    )
+
+
+def test_a_finished_workflow_run_is_named_after_its_workflow() -> None:
+    build = build_from_event("workflow_run", load("workflow_run.completed.json"))
+    assert build is not None
+    assert (build.repo, build.name, build.conclusion, build.numbers) == ("octo-org/octo-repo", "test", "success", (2,))
+
+
+def test_only_a_completed_build_counts() -> None:
+    payload = load("check_suite.completed.json")
+    payload["action"] = "requested"
+    assert build_from_event("check_suite", payload) is None
+    assert build_from_event("pull_request", load("pull_request.opened.json")) is None
+
+
+def test_a_build_without_its_commit_is_an_event_error() -> None:
+    payload = load("workflow_run.completed.json")
+    del payload["workflow_run"]["head_sha"]
+    with pytest.raises(EventError, match=r"workflow_run\.head_sha is missing"):
+        build_from_event("workflow_run", payload)

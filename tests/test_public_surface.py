@@ -47,6 +47,7 @@ def test_config_top_level_keys() -> None:
     assert schema["additionalProperties"] is False
     assert sorted(schema["properties"]) == [
         "commands",
+        "deploy",
         "environment",
         "forks",
         "helm",
