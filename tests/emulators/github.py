@@ -3,7 +3,10 @@
 It speaks GitHub's response shapes and status codes closely enough that PyGithub drives it
 through its real HTTP stack: repos, pull requests and issues, issue comments (with the body
 limit), reactions, collaborator permissions, deployments and their statuses, commit statuses,
-the authenticated user and the rate limit. Tests seed it, read back what was written, and
+the authenticated user and the rate limit. As a GitHub App's API it checks the App's JWT
+(RS256, issued by the App id, at most ten minutes long) and hands out installation tokens that
+expire, lists installations and their repositories, open pull requests, a commit's check runs
+and workflow runs, and folders through the contents API. Tests seed it, read back what was written, and
 inject failures (rate limits, 5xx, dropped connections) to prove previewbot's retries.
 """
 
@@ -31,6 +34,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
+import jwt
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "github"
 PUBLIC_API_URL = "https://api.github.com"
 DOCS_URL = "https://docs.github.com/rest"
@@ -56,6 +61,20 @@ SECONDARY_RATE_LIMIT_MESSAGE = (
     "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
 )
 PRIMARY_RATE_LIMIT_MESSAGE = "API rate limit exceeded for installation ID 1."
+INSTALLATION_TOKEN_SECONDS = 3600  # GitHub's installation tokens last an hour
+APP_PERMISSIONS = {
+    "checks": "read",
+    "actions": "read",
+    "contents": "read",
+    "deployments": "write",
+    "issues": "write",
+    "metadata": "read",
+    "pull_requests": "write",
+    "statuses": "write",
+}
+APP_EVENTS = ("pull_request", "issue_comment", "check_suite", "workflow_run")
+# What an App authenticates with its JWT rather than an installation token.
+_APP_PATH = re.compile(r"/app(/installations(/\d+(/access_tokens)?)?)?|/repos/[^/]+/[^/]+/installation")
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -73,6 +92,14 @@ def _node_id(kind: str, number: int) -> str:
 
 
 # ---------------------------------------------------------------- records tests read back
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmulatedApp:
+    app_id: int
+    public_key: str
+    slug: str
+    installations: dict[int, list[str]]  # installation id -> the repos it covers
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,6 +189,7 @@ class _Request:
     served_path: str  # the path as the client asked, prefix included: Link headers point back to it
     query: dict[str, list[str]]
     body: Any
+    credential: str = ""  # the Authorization header's token, for routes that answer per installation
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
@@ -302,11 +330,22 @@ class GitHubEmulator:
         self._commit_statuses: list[EmulatedCommitStatus] = []
         self._requests: list[RecordedRequest] = []
         self._injections: list[_Injection] = []
+        self._app: EmulatedApp | None = None
+        self._installation_tokens: dict[str, tuple[int, float]] = {}  # token -> (installation, expires at)
+        self._check_runs: list[dict[str, Any]] = []
+        self._workflow_runs: list[dict[str, Any]] = []
         self._routes: list[tuple[str, re.Pattern[str], Route]] = [
             (method, re.compile(pattern + r"/?"), route)
             for method, pattern, route in [
                 ("GET", r"/user", self._get_user),
                 ("GET", r"/rate_limit", self._get_rate_limit),
+                ("GET", r"/app", self._get_app),
+                ("GET", r"/app/installations", self._list_installations),
+                ("POST", r"/app/installations/(?P<id>\d+)/access_tokens", self._create_installation_token),
+                ("GET", r"/installation/repositories", self._list_installation_repos),
+                ("GET", _REPO + r"/installation", self._get_repo_installation),
+                ("GET", _REPO + r"/commits/(?P<sha>[^/]+)/check-runs", self._list_check_runs),
+                ("GET", _REPO + r"/actions/runs", self._list_workflow_runs),
                 ("GET", _REPO, self._get_repo),
                 ("GET", _REPO + r"/pulls", self._list_pulls),
                 ("GET", _REPO + r"/pulls/(?P<number>\d+)", self._get_pull),
@@ -473,6 +512,36 @@ class GitHubEmulator:
         with self._lock:
             self._files[(repo.lower(), ref, path)] = text
 
+    def install_app(
+        self, *, app_id: int, public_key: str, slug: str = "previewbot", installations: Mapping[int, list[str]]
+    ) -> None:
+        """Be GitHub for an App: its public key checks the JWTs; each installation covers its repos."""
+        with self._lock:
+            self._app = EmulatedApp(app_id=app_id, public_key=public_key, slug=slug, installations=dict(installations))
+            for repos in installations.values():
+                for repo in repos:
+                    if repo.lower() not in self._repos:
+                        self.add_repo(repo)
+
+    def installation_tokens(self) -> dict[str, float]:
+        """The installation tokens handed out, with when each expires."""
+        with self._lock:
+            return {token: expires for token, (_, expires) in self._installation_tokens.items()}
+
+    def add_check_run(self, repo: str, sha: str, *, name: str, status: str, conclusion: str | None = None) -> None:
+        """A check run on a commit, as a CI app reports it (status queued, in_progress or completed)."""
+        with self._lock:
+            self._check_runs.append(
+                {"repo": repo.lower(), "head_sha": sha, "name": name, "status": status, "conclusion": conclusion}
+            )
+
+    def add_workflow_run(self, repo: str, sha: str, *, name: str, status: str, conclusion: str | None = None) -> None:
+        """A run of the workflow `name` on a commit."""
+        with self._lock:
+            self._workflow_runs.append(
+                {"repo": repo.lower(), "head_sha": sha, "name": name, "status": status, "conclusion": conclusion}
+            )
+
     def set_permission(self, repo: str, user: str, permission: str) -> None:
         """The user's role on repo: admin, maintain, write, triage, read or none."""
         if permission not in ROLES:
@@ -586,8 +655,9 @@ class GitHubEmulator:
                     body=body,
                 )
             )
-            if not self._authenticated(headers):
-                return self._with_rate_headers(_Reply(401, _error_body(401, "Bad credentials")), {})
+            refusal = self._authenticate(method, path, headers)
+            if refusal is not None:
+                return self._with_rate_headers(_Reply(401, _error_body(401, refusal)), {})
             self._rate_remaining = max(self._rate_remaining - 1, 0)
             injection = self._take_injection(method, path)
             if injection is not None:
@@ -597,15 +667,48 @@ class GitHubEmulator:
             if isinstance(body, str):
                 reply = _Reply(400, _error_body(400, "Problems parsing JSON"))
             else:
-                reply = self._route(_Request(method, path, parts.path, query, body))
+                credential = next((v for k, v in headers.items() if k.lower() == "authorization"), "").partition(" ")[2]
+                reply = self._route(_Request(method, path, parts.path, query, body, credential))
             if parts.path.startswith(ENTERPRISE_PREFIX + "/"):
                 reply = _Reply(reply.status, self._rebased(reply.body, onto=self.enterprise_url), reply.headers)
             return self._with_rate_headers(reply, {})
 
-    def _authenticated(self, headers: Mapping[str, str]) -> bool:
+    def _authenticate(self, method: str, path: str, headers: Mapping[str, str]) -> str | None:
+        """None when the request's credential may call path; else GitHub's message for the 401."""
         given = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
         scheme, _, credential = given.partition(" ")
-        return scheme.lower() in ("bearer", "token") and credential == self.token
+        if scheme.lower() not in ("bearer", "token"):
+            return "Requires authentication"
+        if _APP_PATH.fullmatch(path) and not (method == "GET" and path.startswith("/app/installations/")):
+            return self._app_jwt_problem(credential)
+        if credential == self.token:
+            return None
+        installation = self._installation_tokens.get(credential)
+        if installation is None or installation[1] <= time.time():
+            return "Bad credentials"
+        return None
+
+    def _app_jwt_problem(self, credential: str) -> str | None:
+        """GitHub's checks of an App's JWT: its signature by the App's key, its issuer, its ten-minute life."""
+        if self._app is None:
+            return "A JSON web token could not be decoded"
+        try:
+            claims = jwt.decode(
+                credential,
+                self._app.public_key,
+                algorithms=["RS256"],
+                options={"require": ["iat", "exp", "iss"]},
+                leeway=0,
+            )
+        except jwt.ExpiredSignatureError:
+            return "'Expiration time' claim ('exp') must be a numeric value representing the future time"
+        except jwt.PyJWTError:
+            return "A JSON web token could not be decoded"
+        if str(claims["iss"]) != str(self._app.app_id):
+            return "Integration not found"
+        if int(claims["exp"]) - int(claims["iat"]) > 600 + 60:
+            return "'Expiration time' claim ('exp') is too far in the future"
+        return None
 
     def _take_injection(self, method: str, path: str) -> _Injection | None:
         for injection in self._injections:
@@ -916,6 +1019,111 @@ class GitHubEmulator:
         }
         return _Reply(200, {"resources": {"core": core}, "rate": core})
 
+    def _installed_app(self) -> EmulatedApp:
+        if self._app is None:
+            raise _not_found()
+        return self._app
+
+    def _installation_json(self, installation: int) -> dict[str, Any]:
+        app = self._installed_app()
+        owner = app.installations[installation][0].split("/")[0] if app.installations[installation] else "nobody"
+        return {
+            "id": installation,
+            "app_id": app.app_id,
+            "app_slug": app.slug,
+            "account": self._user_json(owner),
+            "target_type": "User",
+            "repository_selection": "selected",
+            "access_tokens_url": f"{self.url}/app/installations/{installation}/access_tokens",
+            "permissions": dict(APP_PERMISSIONS),
+            "events": list(APP_EVENTS),
+        }
+
+    def _get_app(self, match: re.Match[str], request: _Request) -> _Reply:
+        app = self._installed_app()
+        return _Reply(
+            200,
+            {
+                "id": app.app_id,
+                "slug": app.slug,
+                "node_id": _node_id("A", app.app_id),
+                "name": app.slug,
+                "owner": self._user_json("acme"),
+                "permissions": dict(APP_PERMISSIONS),
+                "events": list(APP_EVENTS),
+                "html_url": f"https://github.com/apps/{app.slug}",
+            },
+        )
+
+    def _list_installations(self, match: re.Match[str], request: _Request) -> _Reply:
+        return self._page(request, [self._installation_json(number) for number in self._installed_app().installations])
+
+    def _get_repo_installation(self, match: re.Match[str], request: _Request) -> _Reply:
+        repo = self._repo_name(match).lower()
+        for installation, repos in self._installed_app().installations.items():
+            if repo in (name.lower() for name in repos):
+                return _Reply(200, self._installation_json(installation))
+        raise _not_found()
+
+    def _create_installation_token(self, match: re.Match[str], request: _Request) -> _Reply:
+        installation = int(match["id"])
+        if installation not in self._installed_app().installations:
+            raise _not_found()
+        token = "ghs_" + secrets.token_urlsafe(27)
+        expires = time.time() + INSTALLATION_TOKEN_SECONDS
+        self._installation_tokens[token] = (installation, expires)
+        stamp = datetime.fromtimestamp(int(expires), UTC).isoformat().replace("+00:00", "Z")
+        return _Reply(
+            201,
+            {
+                "token": token,
+                "expires_at": stamp,
+                "permissions": dict(APP_PERMISSIONS),
+                "repository_selection": "selected",
+            },
+        )
+
+    def _list_installation_repos(self, match: re.Match[str], request: _Request) -> _Reply:
+        installation = self._installation_tokens.get(request.credential)
+        if installation is None:
+            raise _Refusal(403, "This endpoint can only be accessed with an installation token")
+        names = self._installed_app().installations[installation[0]]
+        repos = [self._repos[name.lower()] for name in names]
+        page = self._page(request, repos)
+        return _Reply(200, {"total_count": len(repos), "repositories": page.body}, page.headers)
+
+    def _list_check_runs(self, match: re.Match[str], request: _Request) -> _Reply:
+        repo, sha = self._repo_name(match).lower(), self._resolve(self._repo_name(match), match["sha"])
+        runs = [
+            {
+                "id": index,
+                "name": run["name"],
+                "head_sha": run["head_sha"],
+                "status": run["status"],
+                "conclusion": run["conclusion"],
+            }
+            for index, run in enumerate(self._check_runs, 1)
+            if run["repo"] == repo and run["head_sha"] == sha
+        ]
+        page = self._page(request, runs)
+        return _Reply(200, {"total_count": len(runs), "check_runs": page.body}, page.headers)
+
+    def _list_workflow_runs(self, match: re.Match[str], request: _Request) -> _Reply:
+        repo, sha = self._repo_name(match).lower(), request.arg("head_sha")
+        runs = [
+            {
+                "id": index,
+                "name": run["name"],
+                "head_sha": run["head_sha"],
+                "status": run["status"],
+                "conclusion": run["conclusion"],
+            }
+            for index, run in enumerate(self._workflow_runs, 1)
+            if run["repo"] == repo and (sha is None or run["head_sha"] == sha)
+        ]
+        page = self._page(request, runs)
+        return _Reply(200, {"total_count": len(runs), "workflow_runs": page.body}, page.headers)
+
     def _get_repo(self, match: re.Match[str], request: _Request) -> _Reply:
         return _Reply(200, self._repo(match))
 
@@ -943,7 +1151,7 @@ class GitHubEmulator:
         ref = request.arg("ref") or repo["default_branch"]
         text = self._files.get((repo["full_name"].lower(), ref, path))
         if text is None:
-            raise _not_found()
+            return self._folder(repo, ref, path.strip("/"))
         content = base64.b64encode(text.encode()).decode()
         url = f"{self.url}/repos/{repo['full_name']}/contents/{quote(path)}?ref={quote(ref)}"
         return _Reply(
@@ -962,6 +1170,23 @@ class GitHubEmulator:
                 "download_url": url,
             },
         )
+
+    def _folder(self, repo: dict[str, Any], ref: str, folder: str) -> _Reply:
+        """A folder's entries, one level deep, as the contents API lists them; 404 when there are none."""
+        entries: dict[str, str] = {}
+        for name, at, path in self._files:
+            if name != repo["full_name"].lower() or at != ref or not path.startswith(folder + "/"):
+                continue
+            first, _, rest = path[len(folder) + 1 :].partition("/")
+            entries[first] = "dir" if rest else "file"
+        if not entries:
+            raise _not_found()
+        listed = []
+        for entry, kind in sorted(entries.items()):
+            path = f"{folder}/{entry}"
+            url = f"{self.url}/repos/{repo['full_name']}/contents/{quote(path)}?ref={quote(ref)}"
+            listed.append({"type": kind, "name": entry, "path": path, "sha": "0" * 40, "size": 0, "url": url})
+        return _Reply(200, listed)
 
     def _get_issue(self, match: re.Match[str], request: _Request) -> _Reply:
         repo, number = self._repo_name(match), int(match["number"])
