@@ -334,6 +334,7 @@ class Helm(_Strict):
 DEPLOY_SOURCES = ("manifests", "helm", "kustomize")
 """The keys that say what to deploy; a config has exactly one of them."""
 
+
 class DeployOrder(_Strict):
     """When the deploy may start."""
 
