@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from previewbot.redact import RedactingFilter, redactor
 
@@ -44,25 +44,42 @@ def setup_logging(*, verbose: bool = False) -> None:
 
 def register_secrets(connection: Connection) -> None:
     """Teach the redactor the token and the kubeconfig's credentials before anything is logged."""
+    from previewbot.adapters.kubernetes import KubeconfigError, read_kubeconfig
+
     redactor.add(connection.token)
     if not connection.kubeconfig:
         return
-    import yaml
-
-    text = connection.kubeconfig
-    if "\n" not in text and Path(text).is_file():
-        text = Path(text).read_text()
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return
-    users = document.get("users", []) if isinstance(document, dict) else []
+        document = read_kubeconfig(connection.kubeconfig)
+    except KubeconfigError:
+        return  # connecting says what is wrong with it
+    for credential in kubeconfig_credentials(document):
+        redactor.add(credential)
+
+
+def kubeconfig_credentials(document: Mapping[str, Any]) -> list[str]:
+    """Every secret a kubeconfig's users hold: their keys and tokens, their exec plugin's arguments
+    and environment values, and their auth provider's tokens and client secret."""
+    found: list[Any] = []
+    users = document.get("users")
     for entry in users if isinstance(users, list) else []:
-        user = entry.get("user", {}) if isinstance(entry, dict) else {}
-        for key in KUBECONFIG_CREDENTIALS:
-            value = user.get(key) if isinstance(user, dict) else None
-            if isinstance(value, str):
-                redactor.add(value)
+        user = entry.get("user") if isinstance(entry, dict) else None
+        if not isinstance(user, dict):
+            continue
+        found += [user.get(key) for key in KUBECONFIG_CREDENTIALS]
+        plugin = user.get("exec")
+        if isinstance(plugin, dict):
+            args = plugin.get("args")
+            # A flag's own name is no secret; its value is, whether in the same argument or the next.
+            for arg in args if isinstance(args, list) else []:
+                found.append(arg.partition("=")[2] if isinstance(arg, str) and arg.startswith("-") else arg)
+            env = plugin.get("env")
+            found += [item.get("value") for item in env if isinstance(item, dict)] if isinstance(env, list) else []
+        provider = user.get("auth-provider")
+        config = provider.get("config") if isinstance(provider, dict) else None
+        if isinstance(config, dict):
+            found += [value for key, value in config.items() if "token" in key or "secret" in key]
+    return [value for value in found if isinstance(value, str) and value]
 
 
 def build_previews(connection: Connection, settings: Settings, *, with_runner: bool) -> Previews:

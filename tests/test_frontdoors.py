@@ -153,6 +153,43 @@ def test_the_action_writes_outputs_summary_and_fails_on_failed_tests(
     assert "client-key-data" not in result.output
 
 
+def test_a_one_line_json_kubeconfig_longer_than_a_file_name_is_read_and_never_printed(
+    cli: CliRunner, tmp_path: Path, github: Any, kube: Any, checkout: Checkout
+) -> None:
+    checkout.write("e2e.sh", "#!/bin/sh\ncat > junit.xml <<'EOF'\n<testsuite name='e'/>\nEOF\n")
+    document = yaml.safe_load(kube.kubeconfig.read_text())
+    unused_token = secrets.token_hex(2560)
+    document["users"].append({"name": "unused", "user": {"token": unused_token}})
+    env = runner_env(
+        tmp_path, event_name="pull_request", event=pr_event("opened"), github=github, kube=kube, workspace=checkout.root
+    )
+    env["INPUT_KUBECONFIG"] = json.dumps(document)
+    assert len(env["INPUT_KUBECONFIG"]) > 5 * 1024
+
+    result = cli.invoke(main, ["action"], env=env)
+
+    assert result.exit_code == 0, result.output[-2000:]
+    assert read_outputs(tmp_path / "output")["status"] == "ready"
+    assert unused_token[:32] not in result.output
+    assert "File name too long" not in result.output
+
+
+def test_text_from_the_pr_cannot_print_a_workflow_command(
+    cli: CliRunner, tmp_path: Path, github: Any, kube: Any, checkout: Checkout
+) -> None:
+    checkout.write(".preview.yml", 'version: 1\nmanifests: [deploy/]\n"x\\n::add-mask::abc\\n::warning::owned": 1\n')
+    env = runner_env(
+        tmp_path, event_name="pull_request", event=pr_event("opened"), github=github, kube=kube, workspace=checkout.root
+    )
+
+    result = cli.invoke(main, ["action"], env=env)
+
+    assert result.exit_code == 1
+    assert "add-mask" in result.output
+    commands = [line for line in result.output.splitlines() if line.lstrip().startswith("::")]
+    assert all(line.startswith("::error title=previewbot::") for line in commands), commands
+
+
 def test_the_action_outside_a_workflow_says_what_is_missing(cli: CliRunner) -> None:
     result = cli.invoke(main, ["action"], env={"INPUT_TOKEN": "x", "GITHUB_EVENT_NAME": "", "GITHUB_EVENT_PATH": ""})
 

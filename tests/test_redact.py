@@ -10,6 +10,7 @@ from urllib.parse import quote
 import pytest
 
 from previewbot.redact import MASK, RedactingFilter, Redactor, redactor
+from previewbot.wiring import Connection, kubeconfig_credentials, register_secrets
 
 TOKEN = "ghs_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 
@@ -160,3 +161,107 @@ def test_the_default_filter_uses_the_module_redactor() -> None:
 
     assert RedactingFilter().filter(record)
     assert record.getMessage() == "got ***"
+
+
+def test_every_line_of_a_multi_line_secret_is_masked_in_a_cut_log() -> None:
+    redacting = Redactor()
+    key = (
+        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n"
+        "BKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n-----END PRIVATE KEY-----\n"
+    )
+    redacting.add(key)
+    cut_log = "…cut…\nBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n-----END PRIVATE KEY-----\n"
+
+    assert redacting.redact(cut_log) == "…cut…\n***\n***\n"
+
+
+def test_a_kubeconfig_registers_its_exec_and_auth_provider_credentials() -> None:
+    document = {
+        "users": [
+            {"name": "plain", "user": {"token": "plain-token-value", "client-key-data": "a2V5LWRhdGE="}},
+            {
+                "name": "eks",
+                "user": {
+                    "exec": {
+                        "command": "aws-iam-authenticator",
+                        "args": ["token", "--cluster-id", "prod-cluster-7", "--role=arn:aws:iam::1:role/deployer"],
+                        "env": [{"name": "AWS_SECRET_ACCESS_KEY", "value": "wJalrXUtnFEMI/K7MDENG"}],
+                    }
+                },
+            },
+            {
+                "name": "oidc",
+                "user": {
+                    "auth-provider": {
+                        "name": "oidc",
+                        "config": {
+                            "client-id": "previews",
+                            "client-secret": "oidc-client-secret",
+                            "id-token": "eyJhbGciOiJSUzI1NiJ9.id.sig",
+                            "refresh-token": "refresh-me-later",
+                            "access-token": "access-now",
+                        },
+                    }
+                },
+            },
+        ]
+    }
+
+    credentials = kubeconfig_credentials(document)
+
+    assert sorted(credentials) == sorted(
+        [
+            "plain-token-value",
+            "a2V5LWRhdGE=",
+            "token",
+            "prod-cluster-7",
+            "arn:aws:iam::1:role/deployer",
+            "wJalrXUtnFEMI/K7MDENG",
+            "oidc-client-secret",
+            "eyJhbGciOiJSUzI1NiJ9.id.sig",
+            "refresh-me-later",
+            "access-now",
+        ]
+    )
+
+
+def test_the_front_door_masks_a_kubeconfig_exec_environment() -> None:
+    kubeconfig = (
+        "apiVersion: v1\nkind: Config\nusers:\n- name: eks\n  user:\n    exec:\n      command: get-credentials\n"
+        "      env:\n      - name: API_KEY\n        value: exec-env-secret-42\n"
+    )
+
+    register_secrets(Connection(token="ghs_front-door-token", kubeconfig=kubeconfig))
+
+    assert redactor.redact("exec-env-secret-42 ghs_front-door-token") == "*** ***"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "::add-mask::visible",
+        "  ::warning title=x::from a config key",
+        "\t::set-output name=status::ready",
+        "::stop-commands::resume-token",
+        "config key\n::error::on the next line",
+        "a pod said ##[set-output name=url;]https://evil.example",
+    ],
+)
+def test_log_lines_never_start_a_workflow_command(captured: list[str], line: str) -> None:
+    logging.getLogger("previewbot.test-redact").warning("%s", line)
+
+    (text,) = captured
+    assert text.replace("\u200b", "") == line
+    for printed in text.splitlines():
+        assert not printed.lstrip().startswith("::")
+        assert "##[" not in printed
+
+
+def test_a_traceback_cannot_start_a_workflow_command(captured: list[str]) -> None:
+    try:
+        raise ValueError("bad key\n::add-mask::x")
+    except ValueError:
+        logging.getLogger("previewbot.test-redact").exception("failed")
+
+    (text,) = captured
+    assert not any(printed.lstrip().startswith("::") for printed in text.splitlines())

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import tenacity
@@ -115,14 +116,10 @@ def _translated(operation: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
 
 
 def connect(*, kubeconfig: str | None = None, context: str | None = None) -> KubernetesCluster:
-    """A cluster from a kubeconfig path or text, else KUBECONFIG, else the pod's service account.
-
-    The Action passes the kubeconfig secret's text itself, so text with a line break (or a
-    JSON document) is read as the kubeconfig; anything else is a path.
-    """
+    """A cluster from a kubeconfig path or text, else KUBECONFIG, else the pod's service account."""
     configuration = k8s.Configuration()
     try:
-        if kubeconfig and ("\n" in kubeconfig or kubeconfig.lstrip().startswith("{")):
+        if kubeconfig and is_kubeconfig_text(kubeconfig):
             k8s_config.load_kube_config_from_dict(  # type: ignore[no-untyped-call]
                 _parse_kubeconfig(kubeconfig),
                 context=context,
@@ -143,6 +140,25 @@ def connect(*, kubeconfig: str | None = None, context: str | None = None) -> Kub
     except OSError as exc:
         raise KubeconfigError(f"cannot read the kubeconfig file: {exc.strerror}") from None
     return KubernetesCluster(k8s.ApiClient(configuration))
+
+
+def is_kubeconfig_text(kubeconfig: str) -> bool:
+    """Whether `kubeconfig` is a kubeconfig's text rather than a file's path.
+
+    The Action passes the secret's text itself: text has a line break or is a JSON document. A
+    one-line JSON kubeconfig is longer than a file name may be, so it must never be tried as a path.
+    """
+    return "\n" in kubeconfig or kubeconfig.lstrip().startswith("{")
+
+
+def read_kubeconfig(kubeconfig: str) -> dict[str, Any]:
+    """The kubeconfig document, from its text or its file. Errors never quote it: it holds credentials."""
+    if is_kubeconfig_text(kubeconfig):
+        return _parse_kubeconfig(kubeconfig)
+    try:
+        return _parse_kubeconfig(Path(kubeconfig).read_text())
+    except OSError as exc:
+        raise KubeconfigError(f"cannot read the kubeconfig file: {exc.strerror}") from None
 
 
 def _parse_kubeconfig(text: str) -> dict[str, Any]:
