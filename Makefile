@@ -13,10 +13,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-EXAMPLE ?= hello
-
 demo: $(STAMP)
-	$(BIN)/previewbot plan examples/$(EXAMPLE)
+	$(BIN)/previewbot plan examples/hello
 
 test: lint check-workflows pytest
 

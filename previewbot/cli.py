@@ -13,7 +13,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -252,6 +252,74 @@ def destroy(previews: Previews, ref: PrRef) -> Outcome:
     from previewbot.model import Destroy
 
     return previews.handle(Destroy(ref=ref, reason="manual"))
+
+
+@main.command()
+@click.option(
+    "--repo",
+    "repos",
+    multiple=True,
+    help="Only this repo's previews (owner/name); give it again for more. Default: every repo's.",
+)
+@click.option("--yes", is_flag=True, help="Delete and put to sleep. Without it, only say what would be done.")
+@click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_connection_options
+def gc(
+    repos: tuple[str, ...],
+    yes: bool,
+    output: str,
+    token: str,
+    api_url: str | None,
+    kubeconfig: str | None,
+    kube_context: str | None,
+) -> None:
+    """Delete the previews whose PR is closed or gone, whose time limit passed or whose repo is gone, and
+    put idle ones to sleep.
+
+    A dry run unless --yes. Only namespaces with previewbot's labels and a matching repo annotation are
+    looked at; GitHub is asked once per page of each repo's open PRs, not once per preview.
+    """
+    from previewbot.core.gc import Verdict
+    from previewbot.core.previews import Settings
+    from previewbot.wiring import Connection, build_previews
+
+    previews = build_previews(
+        Connection(token=token, api_url=api_url, kubeconfig=kubeconfig, kube_context=kube_context),
+        Settings(workspace=Path.cwd()),
+        with_runner=False,
+    )
+    collector = previews.collector()
+    decisions = collector.plan(now=datetime.now(UTC), only_repos=repos)
+    rows = [
+        {
+            "namespace": d.namespace.name,
+            "repo": d.repo,
+            "pr": d.number,
+            "action": str(d.verdict) if yes or d.verdict is Verdict.STAYS else f"would {d.verdict}",
+            "reason": str(d.reason),
+            "expires": d.expires_at.isoformat() if d.expires_at else None,
+        }
+        for d in decisions
+    ]
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        click.echo(_table(rows) if rows else "previewbot has no previews here.")
+    if yes:
+        collector.carry_out(decisions)
+    elif any(d.verdict is not Verdict.STAYS for d in decisions) and output == "table":
+        click.echo("Dry run: nothing was changed. Run again with --yes to act.")
+
+
+def _table(rows: Sequence[Mapping[str, object]]) -> str:
+    """Rows as a plain-text table with a header line, columns as wide as their widest cell."""
+    columns = list(rows[0])
+    cells = [[column.upper() for column in columns]]
+    cells += [["-" if row[column] is None else str(row[column]) for column in columns] for row in rows]
+    widths = [max(len(line[index]) for line in cells) for index in range(len(columns))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in cells
+    )
 
 
 @main.command("action")

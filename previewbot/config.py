@@ -374,7 +374,27 @@ class PreviewConfig(_Strict):
     smoke: Smoke = Field(default_factory=Smoke, description="The check that the URL answers")
     tests: Tests | None = Field(default=None, description="End-to-end tests run against the preview")
     namespace: Namespace = Field(default_factory=Namespace, description="The preview namespace")
-    ttl: Duration | None = Field(default=None, description="Destroy a preview this long after its last deploy")
+    ttl: Duration | None = Field(
+        default=None,
+        description="Destroy a preview this long after its last activity: a push, a command, a deploy, a wake",
+    )
+    sleep_after: Duration | None = Field(
+        default=None,
+        description="Scale a preview's Deployments and StatefulSets to zero this long after its last activity; "
+        "a push or /preview wake wakes it",
+    )
+    keep_label: str | None = Field(
+        default="preview-keep",
+        description="A PR label that pins its preview (no expiry, no sleep), as /preview keep does",
+    )
+    max_previews: int | None = Field(
+        default=None, ge=1, description="How many previews of this repo may live at once; none: no cap"
+    )
+    when_full: Literal["queue", "evict-oldest-idle", "refuse"] = Field(
+        default="queue",
+        description="When max_previews are live: queue (wait for a free slot), evict-oldest-idle "
+        "(the least recently active preview goes), or refuse",
+    )
     commands: Commands = Field(
         default_factory=Commands, description="Who may run /preview commands; read from the base branch's config"
     )

@@ -140,6 +140,7 @@ class Phase(enum.StrEnum):
     TESTING = "testing"
     READY = "ready"
     FAILED = "failed"
+    SLEEPING = "sleeping"  # scaled to zero for want of activity; a push or /preview wake wakes it
     DESTROYED = "destroyed"
 
 
@@ -313,3 +314,5 @@ class PreviewReport:
     tests: TestRun | None = None
     note: str | None = None  # "Destroyed: the PR was merged.", "Waiting for a maintainer's approval."
     updated_at: datetime | None = None
+    expires_at: datetime | None = None  # when it goes for want of activity; None: never
+    kept: bool = False  # pinned by /preview keep or the keep label: it neither expires nor sleeps

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import UTC, datetime
 
 DOMAIN = "previewbot.dev"
 FIELD_MANAGER = "previewbot"
@@ -32,6 +33,14 @@ APPLIED_KINDS_ANNOTATION = f"{DOMAIN}/applied-kinds"
 APPROVED_SHA_ANNOTATION = f"{DOMAIN}/approved-sha"
 # The commit whose workloads became ready here, written as its tests begin: what `/preview retest` may test.
 ROLLED_OUT_SHA_ANNOTATION = f"{DOMAIN}/rolled-out-sha"
+# A preview's life: what counts as activity, when it sleeps and expires, and what pins it.
+LAST_ACTIVITY_ANNOTATION = f"{DOMAIN}/last-activity-at"
+SLEEP_AT_ANNOTATION = f"{DOMAIN}/sleep-at"
+TTL_ANNOTATION = f"{DOMAIN}/ttl-seconds"  # the limits the deploy's config set, for activity between deploys
+SLEEP_AFTER_ANNOTATION = f"{DOMAIN}/sleep-after-seconds"
+KEEP_ANNOTATION = f"{DOMAIN}/keep"  # "true" after `/preview keep`
+KEEP_LABEL_ANNOTATION = f"{DOMAIN}/keep-label"  # the PR label that pins it, from the trusted config
+SLEEPING_ANNOTATION = f"{DOMAIN}/sleeping"  # while asleep: the replicas to wake each workload to, as JSON
 
 MAX_NAME = 63
 _HASH_LEN = 6
@@ -87,6 +96,11 @@ def preview_labels(*, repo: str, number: int) -> dict[str, str]:
     return {MANAGED_BY_LABEL: MANAGED_BY_VALUE, REPO_LABEL: repo_label(repo), PR_LABEL: str(number)}
 
 
+def managed_selector() -> str:
+    """A label selector for every namespace previewbot manages, whatever its repo."""
+    return f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+
+
 def owned_selector(*, repo: str, number: int | None = None) -> str:
     """A label selector for previewbot's namespaces of repo (and of one PR when number is given)."""
     parts = [f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}", f"{REPO_LABEL}={repo_label(repo)}"]
@@ -101,3 +115,19 @@ def is_owned(labels: dict[str, str], *, repo: str, number: int | None = None) ->
     if number is None:
         wanted.pop(PR_LABEL)
     return all(labels.get(key) == value for key, value in wanted.items())
+
+
+def format_time(moment: datetime) -> str:
+    """A moment as previewbot writes it in annotations: UTC, to the second, `Z`-suffixed."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """A moment read back from an annotation; None when there is none or it is not a time."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

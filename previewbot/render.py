@@ -55,6 +55,7 @@ _PHASE_EMOJI = {
     Phase.TESTING: "🧪",
     Phase.READY: "✅",
     Phase.FAILED: "❌",
+    Phase.SLEEPING: "💤",
     Phase.DESTROYED: "🗑️",
 }
 _PHASE_TITLE = {
@@ -63,6 +64,7 @@ _PHASE_TITLE = {
     Phase.TESTING: "Testing",
     Phase.READY: "Preview ready",
     Phase.FAILED: "Preview failed",
+    Phase.SLEEPING: "Preview asleep",
     Phase.DESTROYED: "Preview destroyed",
 }
 _OUTCOME_LABEL = {TestOutcome.FAILED: "failed", TestOutcome.ERROR: "error"}
@@ -200,6 +202,11 @@ def _facts_table(report: PreviewReport, *, server_url: str) -> str:
         rows.append(("Commit", _link(_code(report.head_sha[:7]), commit_url, text_is_markdown=True)))
     if report.updated_at:
         rows.append(("Updated", _when(report.updated_at)))
+    if report.phase is not Phase.DESTROYED:
+        if report.kept:
+            rows.append(("Expires", "never: kept (`/preview keep off` lets it expire)"))
+        elif report.expires_at:
+            rows.append(("Expires", f"{_when(report.expires_at)} unless there is activity before"))
     if not rows:
         return ""
     lines = ["| | |", "| --- | --- |", *(f"| **{name}** | {_cell(value)} |" for name, value in rows)]

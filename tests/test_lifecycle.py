@@ -238,7 +238,7 @@ def test_a_sweep_destroys_expired_previews_and_those_of_closed_prs(
     bot.on("pull_request", pr_event("opened", sha=SHA_1))
 
     [kept] = bot.on("schedule", {"schedule": "0 * * * *"})
-    assert kept.message == "destroyed 0 previews"
+    assert kept.message == "gc: 0 of 1 previews changed"
     assert namespace_phase(core, namespace_of(prefix)) == "Active"
 
     bot.clock = lambda: datetime.now(UTC) + timedelta(hours=3)
@@ -248,7 +248,7 @@ def test_a_sweep_destroys_expired_previews_and_those_of_closed_prs(
     assert "expired" in swept.message
     assert namespace_phase(core, namespace_of(prefix)) in ("Terminating", None)
     [comment] = sticky_comments(github)
-    assert "time to live" in comment
+    assert "within its time limit" in comment
     [deployment] = github.deployments(REPO)
     assert deployment.state == "inactive"
 
@@ -261,7 +261,7 @@ def test_a_sweep_destroys_the_preview_of_a_pr_closed_while_no_one_listened(
 
     [swept] = bot.on("workflow_dispatch", {"repository": {"full_name": REPO}})
 
-    assert "merged" in swept.message
+    assert "delete: closed" in swept.message
     assert namespace_phase(core, namespace_of(prefix)) in ("Terminating", None)
 
 

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_cli_commands() -> None:
     assert isinstance(main, click.Group)
-    assert sorted(main.commands) == ["action", "deploy", "destroy", "plan", "schema"]
+    assert sorted(main.commands) == ["action", "deploy", "destroy", "gc", "plan", "schema"]
 
 
 def test_action_inputs_and_outputs() -> None:
@@ -52,10 +52,13 @@ def test_config_top_level_keys() -> None:
         "forks",
         "helm",
         "images",
+        "keep_label",
         "kustomize",
         "manifests",
+        "max_previews",
         "namespace",
         "readiness",
+        "sleep_after",
         "smoke",
         "status_context",
         "tests",
@@ -63,6 +66,7 @@ def test_config_top_level_keys() -> None:
         "url",
         "variables",
         "version",
+        "when_full",
     ]
     assert "required" not in schema
     assert schema["oneOf"] == [{"required": ["manifests"]}, {"required": ["helm"]}, {"required": ["kustomize"]}]

@@ -53,6 +53,9 @@ PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff"})
 NEVER_STARTS = frozenset({"CreateContainerConfigError", "InvalidImageName", "CreateContainerError"})
 CRASHING = frozenset({"CrashLoopBackOff"})
 
+SCALABLE_KINDS = ("Deployment", "StatefulSet")
+"""The workloads a sleeping preview scales to zero: the others either run to completion or run per node."""
+
 BACKGROUND = "Background"
 LOG_TAIL_LINES = 40
 MAX_EVENTS = 20
@@ -979,6 +982,29 @@ class KubernetesCluster:
             copy["metadata"]["resourceVersion"] = _metadata(existing).get("resourceVersion")
             self._call(secrets.replace, body=copy, namespace=target_namespace)
         log.info("copied secret %s/%s into %s", source_namespace, name, target_namespace)
+
+    # -------------------------------------------------------- sleep and wake
+
+    def replicas(self, namespace: str, *, label_selector: str) -> dict[ObjectRef, int]:
+        found: dict[ObjectRef, int] = {}
+        for kind in SCALABLE_KINDS:
+            for item in self._list("apps/v1", kind, namespace=namespace, label_selector=label_selector):
+                ref = ObjectRef(api_version="apps/v1", kind=kind, name=_metadata(item)["name"], namespace=namespace)
+                found[ref] = int((item.get("spec") or {}).get("replicas", 1))
+        return found
+
+    def scale(self, namespace: str, replicas: Mapping[ObjectRef, int]) -> None:
+        for ref, count in replicas.items():
+            try:
+                self._call(
+                    self._resource(ref.api_version, ref.kind).patch,
+                    name=ref.name,
+                    namespace=namespace,
+                    body={"spec": {"replicas": count}},
+                    content_type="application/merge-patch+json",
+                )
+            except errors.NotFound:
+                log.info("%s is gone from %s: nothing to scale", ref, namespace)
 
     # -------------------------------------------------------- leases
 

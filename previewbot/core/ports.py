@@ -200,6 +200,14 @@ class Cluster(Protocol):
         """Let the Lease go, when holder still has it, so another may take it at once."""
         ...
 
+    def replicas(self, namespace: str, *, label_selector: str) -> dict[ObjectRef, int]:
+        """The Deployments and StatefulSets that match, each with the replicas its spec asks for."""
+        ...
+
+    def scale(self, namespace: str, replicas: Mapping[ObjectRef, int]) -> None:
+        """Set each workload's spec.replicas; one that is gone meanwhile is passed over."""
+        ...
+
 
 class UrlProbe(Protocol):
     """Checks that the preview's URL answers."""

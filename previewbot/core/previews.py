@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from previewbot import manifests, naming, render
 from previewbot.config import Commands, Forks, PreviewConfig, SecretCopy, load_config, load_config_file
-from previewbot.core import retest
+from previewbot.core import lifetime, retest
+from previewbot.core.gc import Collector, Decision, Reason, Verdict
 from previewbot.core.ports import Cluster, CommandRunner, GitHub, UrlProbe
 from previewbot.core.reporting import Outbox, Reporter
 from previewbot.core.testing import run_tests
@@ -287,7 +288,7 @@ class Previews:
             "merged": "Destroyed: the pull request was merged.",
             "closed": "Destroyed: the pull request was closed.",
             "command": f"Destroyed by @{intent.by} with `/preview destroy`. A new push deploys it again.",
-            "expired": "Destroyed: its time to live (`ttl`) ran out since the last deploy. "
+            "expired": "Destroyed: no activity (a push, a command, a deploy) within its time limit (`ttl`). "
             "A new push or `/preview redeploy` brings it back.",
         }.get(intent.reason, "Destroyed.")
         if reporter.comment_id is None and not owned:
@@ -299,33 +300,46 @@ class Previews:
         return Outcome(status=Phase.DESTROYED, message=note, report=report)
 
     def collect(self, repo: str) -> Outcome:
-        """Destroy the repo's previews that events missed: their PR is closed, or their TTL ran out."""
-        now = self._clock()
-        swept: list[str] = []
-        for namespace in self._cluster.namespaces(label_selector=naming.owned_selector(repo=repo)):
-            number = namespace.labels.get(naming.PR_LABEL, "")
-            if namespace.terminating or not number.isdigit():
-                continue
-            if not naming.is_owned(namespace.labels, repo=repo, number=int(number)):
-                continue
-            try:
-                pr = self._github.pull_request(repo, int(number))
-            except NotFound:
-                reason = "closed"  # the PR is gone altogether: nothing will ever close it
-            else:
-                expires = _parse_time(namespace.annotations.get(naming.EXPIRES_AT_ANNOTATION))
-                if pr.state != "open":
-                    reason = "merged" if pr.merged else "closed"
-                elif expires is not None and expires <= now:
-                    reason = "expired"
-                else:
-                    continue
-            log.info("sweeping %s: %s", namespace.name, reason)
-            self.destroy(Destroy(ref=PrRef(repo=repo, number=int(number)), reason=reason))
-            swept.append(f"{namespace.name} ({reason})")
-        message = f"destroyed {len(swept)} previews" + (": " + ", ".join(swept) if swept else "")
+        """gc for one repo, as its scheduled run asks: previews whose PR closed unseen or whose time ran out go,
+        idle ones sleep."""
+        collector = self.collector()
+        decisions = collector.plan(now=self._clock(), only_repos=[repo])
+        collector.carry_out(decisions)
+        done = [f"{d.namespace.name} ({d.verdict}: {d.reason})" for d in decisions if d.verdict is not Verdict.STAYS]
+        message = f"gc: {len(done)} of {len(decisions)} previews changed" + (": " + ", ".join(done) if done else "")
         log.info("%s", message)
         return Outcome(status="swept", message=message)
+
+    def collector(self) -> Collector:
+        """gc over the ports: deletions through destroy (comment, deployments), sleep with a comment."""
+        return Collector(github=self._github, cluster=self._cluster, destroy=self._collected, sleep=self._put_to_sleep)
+
+    def _collected(self, decision: Decision) -> None:
+        # An on-demand preview has no PR to tell, and a repo that is gone has no PR left to tell.
+        if decision.ref is not None and decision.reason is not Reason.REPO_GONE:
+            self.destroy(Destroy(ref=decision.ref, reason=decision.reason))
+            return
+        try:
+            self._cluster.delete_namespace(decision.namespace.name)
+        except NotFound:
+            log.info("namespace %s was already gone", decision.namespace.name)
+
+    def _put_to_sleep(self, decision: Decision) -> None:
+        namespace = decision.namespace
+        lifetime.sleep(self._cluster, namespace, label_selector=_app_selector(namespace))
+        if decision.ref is None:
+            return
+        notes = namespace.annotations
+        reporter = self._reporter(decision.ref, phase=Phase.SLEEPING, sha=notes.get(naming.HEAD_SHA_ANNOTATION, ""))
+        since = notes.get(naming.LAST_ACTIVITY_ANNOTATION, "")
+        reporter.update(
+            phase=Phase.SLEEPING,
+            namespace=namespace.name,
+            url=notes.get(naming.URL_ANNOTATION),
+            expires_at=lifetime.expires_at(namespace),
+            note=f"Asleep: no activity since {since}, so its workloads were scaled to zero. "
+            "A push or `/preview wake` wakes it.",
+        )
 
     # ------------------------------------------------------------ commands
 
@@ -453,6 +467,7 @@ class _Deployment:
         self.labels = naming.preview_labels(repo=pr.repo, number=pr.number)
         self.environment = ""  # filled in from the preview's variables when the run begins
         self.claimed = False  # whether the namespace names this run's commit as its head yet
+        self.expires_at: datetime | None = None  # when the preview goes unless there is activity, once claimed
 
     def run(self, trigger: str) -> Outcome:
         pr = self.pr
@@ -560,17 +575,25 @@ class _Deployment:
                     raise UserError(f"namespace {name} was still terminating after {self.settings.namespace_wait:.0f}s")
                 existing = None
             if existing is None:
-                created = {naming.REPO_ANNOTATION: self.pr.repo, naming.CREATED_AT_ANNOTATION: _iso(now)}
+                created = {naming.REPO_ANNOTATION: self.pr.repo, naming.CREATED_AT_ANNOTATION: naming.format_time(now)}
                 try:
                     cluster.create_namespace(name, labels=self.labels, annotations=created)
                 except Conflict:
                     continue  # another run made it, or an old one began terminating: look again
             break
+        if existing is not None and (replicas := lifetime.asleep(existing)) is not None:
+            # A push wakes a sleeping preview: the rollout wait that follows sees it ready again.
+            cluster.scale(name, replicas)
+            self.reporter.progress(f"woke {len(replicas)} workloads that slept")
+        config = self.config
+        limits = lifetime.limits(ttl=config.ttl, sleep_after=config.sleep_after, keep_label=config.keep_label, now=now)
+        self.expires_at = naming.parse_time(limits[naming.EXPIRES_AT_ANNOTATION])
         annotations: dict[str, str | None] = {
             naming.HEAD_SHA_ANNOTATION: self.pr.head_sha,
             naming.STATUS_ANNOTATION: Phase.DEPLOYING,
-            naming.DEPLOYED_AT_ANNOTATION: _iso(now),
-            naming.EXPIRES_AT_ANNOTATION: _iso(now + timedelta(seconds=self.config.ttl)) if self.config.ttl else None,
+            naming.DEPLOYED_AT_ANNOTATION: naming.format_time(now),
+            naming.SLEEPING_ANNOTATION: None,
+            **limits,
             naming.ROLLED_OUT_SHA_ANNOTATION: None,
             **self._github_ids(),
         }
@@ -678,7 +701,9 @@ class _Deployment:
     ) -> Outcome:
         url = variables.get("PREVIEW_URL") or None
         ok = phase is Phase.READY
-        report = self.reporter.update(phase=phase, diagnoses=diagnoses, tests=tests, url=url)
+        report = self.reporter.update(
+            phase=phase, diagnoses=diagnoses, tests=tests, url=url, expires_at=self.expires_at
+        )
         self.reporter.deployment_status(
             DeploymentState.SUCCESS if ok else DeploymentState.FAILURE,
             summary,
@@ -750,17 +775,12 @@ def _deploy_context(config: PreviewConfig | None) -> str:
     return config.status_context if config else "previewbot/deploy"
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+def _app_selector(namespace: NamespaceInfo) -> str:
+    """A label selector for the objects previewbot applied from the manifests into namespace."""
+    owner = {
+        key: namespace.labels[key] for key in (naming.MANAGED_BY_LABEL, naming.REPO_LABEL) if key in namespace.labels
+    }
+    return ",".join(f"{key}={value}" for key, value in {**owner, naming.COMPONENT_LABEL: "app"}.items())
 
 
 def _kinds_from(annotation: str) -> set[tuple[str, str]]:
@@ -795,5 +815,5 @@ def _report_from_namespace(ref: PrRef, namespace: NamespaceInfo) -> PreviewRepor
         head_sha=notes.get(naming.HEAD_SHA_ANNOTATION, ""),
         namespace=namespace.name,
         url=notes.get(naming.URL_ANNOTATION),
-        updated_at=_parse_time(notes.get(naming.DEPLOYED_AT_ANNOTATION)),
+        updated_at=naming.parse_time(notes.get(naming.DEPLOYED_AT_ANNOTATION)),
     )
