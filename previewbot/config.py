@@ -121,6 +121,9 @@ def _check_repository(value: str) -> str:
     return value
 
 
+PodSecurityLevel = Literal["baseline", "restricted"]
+"""A Pod Security Standard previewbot holds a preview's pods to (`privileged` is never on offer)."""
+
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _SUBDOMAIN = r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?"
 
@@ -262,6 +265,11 @@ class Namespace(_Strict):
         default_factory=list,
         description="Secrets to copy into trusted previews; read from the base branch's config, never the PR's",
     )
+    pod_security: PodSecurityLevel = Field(
+        default="baseline",
+        description="Pod Security Standard the preview's pods are held to, checked before applying and "
+        "enforced by the namespace's Pod Security admission labels; read from the default branch's config",
+    )
 
 
 class Commands(_Strict):
@@ -282,6 +290,10 @@ class Forks(_Strict):
     )
     approve_label: str | None = Field(
         default="preview-approved", description="A label that approves the PR's current head"
+    )
+    pod_security: PodSecurityLevel = Field(
+        default="restricted",
+        description="Pod Security Standard of a fork's preview; the stricter of this and namespace.pod_security holds",
     )
 
 

@@ -97,6 +97,7 @@ class Rendered:
     """A preview's objects, ready to apply, and what the core needs to wait for and prune them."""
 
     objects: tuple[dict[str, Any], ...]
+    locations: tuple[str, ...]  # where each object is, as messages name it: "web.yaml, document 2 (Pod/web)"
     workloads: tuple[ObjectRef, ...]  # Deployments, StatefulSets, DaemonSets, in manifest order
     kinds: tuple[tuple[str, str], ...]  # (apiVersion, kind) seen, in manifest order
     origin: str  # where they came from: the manifests, the chart, the overlay
@@ -233,7 +234,7 @@ def pin_images(obj: Mapping[str, Any], images: Sequence[Image], variables: Mappi
     """
     tags = {image.name: _rendered_tag(index, image, variables) for index, image in enumerate(images)}
     pinned = copy.deepcopy(dict(obj))
-    for template in _pod_templates(pinned):
+    for _, template in pod_templates(pinned):
         pod_spec = template.get("spec")
         if not isinstance(pod_spec, dict):
             continue
@@ -257,20 +258,23 @@ def _rendered_tag(index: int, image: Image, variables: Mapping[str, str]) -> str
     return tag
 
 
-def _pod_templates(obj: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """The parts of obj that describe a pod (metadata and spec): the Pod itself, or its template."""
+def pod_templates(obj: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, part) of each part of obj that describes a pod (metadata and spec): the Pod itself, or its template.
+
+    `where` is the part's dotted path in obj, "" for a Pod, as error messages name fields.
+    """
     kind = obj.get("kind")
     if kind == "Pod":
-        yield obj
+        yield "", obj
         return
-    spec = _mapping(obj, "spec")
+    spec, where = _mapping(obj, "spec"), "spec"
     if kind == "CronJob":
-        spec = _mapping(_mapping(spec, "jobTemplate"), "spec")
+        spec, where = _mapping(_mapping(spec, "jobTemplate"), "spec"), "spec.jobTemplate.spec"
     elif kind not in _POD_TEMPLATE_KINDS:
         return
     template = _mapping(spec, "template")
     if template is not None:
-        yield template
+        yield f"{where}.template", template
 
 
 def _mapping(parent: dict[str, Any] | None, key: str) -> dict[str, Any] | None:
@@ -322,6 +326,7 @@ def render_manifests(
             kept += found
             documents += _documents(text, source=source)
     objects: list[dict[str, Any]] = []
+    locations: list[str] = []
     first_seen: dict[tuple[str, str], str] = {}
     workloads: list[ObjectRef] = []
     kinds: dict[tuple[str, str], None] = {}
@@ -333,11 +338,13 @@ def render_manifests(
         first_seen[ref.kind, ref.name] = where
         placed = _placed(raw, namespace=namespace, labels=labels, where=described)
         objects.append(pin_images(placed, config.images, variables))
+        locations.append(described)
         kinds[ref.api_version, ref.kind] = None
         if ref.kind in WORKLOAD_KINDS:
             workloads.append(ref)
     return Rendered(
         objects=tuple(objects),
+        locations=tuple(locations),
         workloads=tuple(workloads),
         kinds=tuple(kinds),
         origin=origin,
@@ -457,8 +464,8 @@ def _placed(raw: dict[str, Any], *, namespace: str, labels: Mapping[str, str], w
     """A copy of raw in namespace, with labels on it and on the pods it makes."""
     placed = copy.deepcopy(raw)
     placed["metadata"]["namespace"] = namespace
-    pod_templates = [template for template in _pod_templates(placed) if template is not placed]
-    for holder in (placed, *pod_templates):
+    templates = [template for _, template in pod_templates(placed) if template is not placed]
+    for holder in (placed, *templates):
         metadata = holder.setdefault("metadata", {})
         if not isinstance(metadata, dict) or not isinstance(metadata.get("labels", {}), dict):
             raise ManifestError(f"{where}: metadata.labels must be a mapping")

@@ -125,14 +125,20 @@ class Checkout:
 
 
 def web_deployment(name: str = "web", *, image: str = PAUSE, command: str | None = None) -> str:
-    container = f"        - name: {name}\n          image: {image}\n"
+    """A Deployment of one pod hardened as Pod Security `restricted` asks, which forks' previews are held to."""
+    container = (
+        f"        - name: {name}\n          image: {image}\n"
+        "          securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}\n"
+    )
     if command is not None:
         container += f"          command: [sh, -c, {json.dumps(command)}]\n"
     return (
         "apiVersion: apps/v1\nkind: Deployment\n"
         f"metadata:\n  name: {name}\n  labels: {{app: {name}}}\n"
         f"spec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: {name}}}\n"
-        f"  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n{container}"
+        f"  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n"
+        "      securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}\n"
+        f"      containers:\n{container}"
     )
 
 

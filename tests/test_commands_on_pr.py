@@ -256,6 +256,61 @@ def test_secrets_are_copied_into_trusted_previews_only(
     assert missing.value.status == 404
 
 
+def test_the_copied_secret_survives_a_deploy_whose_manifests_hold_secrets(
+    bot: Bot, github: Any, core: Any, checkout: Checkout, prefix: str
+) -> None:
+    on_base_branch(github, checkout, change=("", ""))
+    checkout.write("deploy/own.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: own}\nstringData: {a: b}\n")
+    bot.on("pull_request", pr_event("opened", sha=SHA_1))
+    github.add_pull(pr_event("synchronize", sha=SHA_2)["pull_request"])
+
+    [outcome] = bot.on("pull_request", pr_event("synchronize", sha=SHA_2))
+
+    assert outcome.status == Phase.READY
+    copied = core.read_namespaced_secret("db", namespace_of(prefix))
+    assert copied.metadata.deletion_timestamp is None
+    assert base64.b64decode(copied.data["password"]).decode() == SECRET_VALUE
+    assert core.read_namespaced_secret("own", namespace_of(prefix)).metadata.deletion_timestamp is None
+
+
+def test_a_manifest_cannot_replace_the_copied_secret(bot: Bot, github: Any, checkout: Checkout) -> None:
+    on_base_branch(github, checkout, change=("", ""))
+    checkout.write("deploy/db.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {a: b}\n")
+
+    [outcome] = bot.on("pull_request", pr_event("opened", sha=SHA_1))
+
+    assert outcome.status == Phase.FAILED
+    assert "deploy/db.yaml, document 1 (Secret/db): metadata.name: " in sticky(github)
+    assert "namespace.secrets" in sticky(github)
+
+
+def test_a_forks_preview_is_held_to_pod_security_restricted(
+    bot: Bot, github: Any, core: Any, checkout: Checkout, prefix: str
+) -> None:
+    on_base_branch(github, checkout, change=("", ""))
+    checkout.write(
+        "deploy/root.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: root}\nspec: {containers: [{name: root, image: busybox:1.36}]}\n",
+    )
+    fork_pr = pr_event("opened", sha=SHA_1, fork=FORK)
+    github.add_pull(fork_pr["pull_request"])
+    bot.on("pull_request", fork_pr)
+    _, event = comment_event(github, "/preview approve", user="maintainer")
+
+    [outcome] = bot.on("issue_comment", event)
+
+    assert outcome.status == Phase.FAILED
+    assert "deploy/root.yaml, document 1 (Pod/root): spec.containers[0].securityContext.runAsNonRoot: " in sticky(
+        github
+    )
+    assert "Pod Security restricted" in sticky(github)
+    checkout.remove("deploy/root.yaml")
+    [approved] = bot.on("issue_comment", comment_event(github, "/preview approve", user="maintainer")[1])
+    assert approved.status == Phase.READY
+    labels = core.read_namespace(namespace_of(prefix)).metadata.labels
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
 def test_a_pr_cannot_ask_for_secrets_the_base_branch_does_not_grant(
     bot: Bot, github: Any, core: Any, checkout: Checkout, prefix: str
 ) -> None:

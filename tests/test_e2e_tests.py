@@ -94,6 +94,20 @@ def test_all_tests_pass(bot: Bot, github: Any, checkout: Checkout, prefix: str, 
     assert "2 passed" in status.description
 
 
+def test_the_test_job_runs_in_a_namespace_held_to_pod_security_restricted(
+    bot: Bot, github: Any, checkout: Checkout, prefix: str, site: str
+) -> None:
+    config = job_config(prefix, site, writes_report(PASSING_REPORT)) + "  pod_security: restricted\n"
+    checkout.write(".preview.yml", config)
+    base = pr_event("opened")["pull_request"]["base"]["ref"]
+    github.add_file(REPO, ".preview.yml", config, ref=base)
+
+    [outcome] = bot.on("pull_request", pr_event("opened", sha=SHA_1))
+
+    assert outcome.status == Phase.READY, outcome.message
+    assert e2e_status(github, SHA_1).state == "success"
+
+
 def test_failed_tests_are_named_with_their_message(
     bot: Bot, github: Any, checkout: Checkout, prefix: str, site: str
 ) -> None:

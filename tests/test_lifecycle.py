@@ -278,3 +278,105 @@ def test_the_deployment_environment_is_filled_from_the_preview_variables(
     [deployment] = github.deployments(REPO)
     assert deployment.environment == "preview/" + naming.dns_label("changes", limit=40)
     assert deployment.state == "inactive"
+
+
+# ---------------------------------------------------------------- the manifest policy
+
+ESCAPE_POD = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: escape}
+spec:
+  hostPID: true
+  containers:
+    - name: shell
+      image: busybox:1.36
+      securityContext: {privileged: true}
+  volumes:
+    - name: root
+      hostPath: {path: /}
+"""
+
+
+def test_a_manifest_the_policy_refuses_is_named_on_the_pr_and_nothing_is_applied(
+    bot: Bot, github: Any, core: Any, apps: Any, checkout: Checkout, prefix: str
+) -> None:
+    bot.on("pull_request", pr_event("opened", sha=SHA_1))
+    checkout.write("deploy/escape.yaml", ESCAPE_POD)
+    checkout.write("deploy/web.yaml", web_deployment(image=PAUSE_NEXT))
+    github.add_pull(pr_event("synchronize", sha=SHA_2)["pull_request"])
+
+    [outcome] = bot.on("pull_request", pr_event("synchronize", sha=SHA_2))
+
+    assert outcome.status == Phase.FAILED
+    [comment] = sticky_comments(github)
+    for field in ("spec.hostPID", "spec.containers[0].securityContext.privileged", "spec.volumes[0].hostPath"):
+        assert f"deploy/escape.yaml, document 1 (Pod/escape): {field}: " in comment
+        assert f"deploy/escape.yaml, document 1 (Pod/escape): {field}: " in outcome.message
+    assert "Pod Security baseline" in comment
+    assert deploy_status(github, SHA_2) == "failure"
+    name = namespace_of(prefix)
+    assert core.read_namespace(name).metadata.annotations[naming.HEAD_SHA_ANNOTATION] == SHA_1
+    assert apps.read_namespaced_deployment("web", name).spec.template.spec.containers[0].image != PAUSE_NEXT
+    assert "escape" not in {pod.metadata.name for pod in core.list_namespaced_pod(name).items}
+
+
+def test_a_refused_first_deploy_makes_no_namespace(bot: Bot, core: Any, checkout: Checkout, prefix: str) -> None:
+    checkout.write("deploy/escape.yaml", ESCAPE_POD)
+
+    [outcome] = bot.on("pull_request", pr_event("opened", sha=SHA_1))
+
+    assert outcome.status == Phase.FAILED
+    assert namespace_phase(core, namespace_of(prefix)) is None
+
+
+def test_the_namespace_carries_pod_security_labels_at_the_default_branchs_level(
+    bot: Bot, github: Any, core: Any, checkout: Checkout, prefix: str, site: str
+) -> None:
+    [first] = bot.on("pull_request", pr_event("opened", sha=SHA_1))
+    labels = core.read_namespace(namespace_of(prefix)).metadata.labels
+    assert first.status == Phase.READY
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert labels["pod-security.kubernetes.io/warn"] == "baseline"
+    assert labels["pod-security.kubernetes.io/audit"] == "baseline"
+
+    base = pr_event("opened")["pull_request"]["base"]["ref"]
+    strict = preview_config(prefix=prefix, site=site, namespace_more="  pod_security: restricted\n")
+    github.add_file(REPO, ".preview.yml", strict, ref=base)
+    github.add_pull(pr_event("synchronize", sha=SHA_2)["pull_request"])
+    [second] = bot.on("pull_request", pr_event("synchronize", sha=SHA_2))
+
+    assert second.status == Phase.READY  # the scenarios' Deployment is hardened as `restricted` asks
+    labels = core.read_namespace(namespace_of(prefix)).metadata.labels
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+# ---------------------------------------------------------------- prune
+
+
+BARE_POD = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: sidecar}
+spec:
+  containers:
+    - {name: sidecar, image: registry.k8s.io/pause:3.9}
+"""
+
+
+def test_a_redeploy_with_a_bare_pod_leaves_the_deployments_pods_alone(
+    bot: Bot, github: Any, core: Any, checkout: Checkout, prefix: str
+) -> None:
+    checkout.write("deploy/sidecar.yaml", BARE_POD)
+    bot.on("pull_request", pr_event("opened", sha=SHA_1))
+    name = namespace_of(prefix)
+    web_pods = {pod.metadata.name for pod in core.list_namespaced_pod(name, label_selector="app=web").items}
+    github.add_pull(pr_event("synchronize", sha=SHA_2)["pull_request"])
+
+    [outcome] = bot.on("pull_request", pr_event("synchronize", sha=SHA_2))
+
+    assert outcome.status == Phase.READY
+    assert web_pods
+    for pod in web_pods:
+        assert core.read_namespaced_pod(pod, name).metadata.deletion_timestamp is None
+    assert core.read_namespaced_pod("sidecar", name).metadata.deletion_timestamp is None

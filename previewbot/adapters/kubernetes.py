@@ -668,6 +668,8 @@ class KubernetesCluster:
             except errors.NotFound:
                 continue  # the cluster no longer serves the kind, so nothing of it can be left
             for item in found:
+                if _metadata(item).get("ownerReferences"):
+                    continue  # made by another object (a Deployment's pods): its owner decides when it goes
                 ref = ObjectRef(api_version=api_version, kind=kind, name=_metadata(item)["name"], namespace=namespace)
                 if _ref_key(ref) not in kept and self._delete(namespace, ref):
                     pruned.append(ref)

@@ -137,7 +137,11 @@ class Cluster(Protocol):
     def prune(
         self, namespace: str, *, label_selector: str, kinds: Sequence[tuple[str, str]], keep: set[ObjectRef]
     ) -> list[ObjectRef]:
-        """Delete the objects of the given (apiVersion, kind)s that match the selector and are not in keep."""
+        """Delete the objects of the given (apiVersion, kind)s that match the selector and are not in keep.
+
+        Objects are told apart by API group, kind and name; one that has an owner (a Deployment's
+        pods, a Job's) is never pruned: its owner's deletion takes it along.
+        """
         ...
 
     def wait_rollout(

@@ -13,8 +13,16 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from previewbot import manifests, naming, render
-from previewbot.config import Commands, Forks, PreviewConfig, SecretCopy, load_config, load_config_file
+from previewbot import manifests, naming, policy, render
+from previewbot.config import (
+    Commands,
+    Forks,
+    PodSecurityLevel,
+    PreviewConfig,
+    SecretCopy,
+    load_config,
+    load_config_file,
+)
 from previewbot.core import lifetime, retest
 from previewbot.core.gc import Collector, Decision, Reason, Verdict
 from previewbot.core.ports import Cluster, CommandRunner, GitHub, UrlProbe
@@ -185,16 +193,27 @@ class Previews:
         return self._deployment(pr, config=config, trust=trust, reporter=reporter).run(trigger)
 
     def _deployment(self, pr: PullRequest, *, config: PreviewConfig, trust: Trust, reporter: Reporter) -> _Deployment:
+        name = naming.namespace_name(prefix=config.namespace.prefix, repo=pr.repo, number=pr.number)
+        secrets = () if pr.from_fork else trust.secrets
         return _Deployment(
             # A fork's code never runs on the runner, which holds the workflow's secrets, nor gets any.
             ports=replace(self._ports, runner=None) if pr.from_fork else self._ports,
-            secrets=() if pr.from_fork else trust.secrets,
+            secrets=secrets,
+            manifest_policy=policy.ManifestPolicy(
+                namespace=name,
+                pod_security=policy.stricter(trust.pod_security, trust.forks.pod_security)
+                if pr.from_fork
+                else trust.pod_security,
+                fork=pr.from_fork,
+                isolated=config.namespace.network_policy == "isolate",
+                reserved=frozenset(("Secret", secret.name or secret.from_.partition("/")[2]) for secret in secrets),
+            ),
             settings=self._settings,
             clock=self._clock,
             pr=pr,
             config=config,
             reporter=reporter,
-            namespace=naming.namespace_name(prefix=config.namespace.prefix, repo=pr.repo, number=pr.number),
+            namespace=name,
         )
 
     def _already_done(self, namespace: NamespaceInfo, pr: PullRequest) -> bool:
@@ -237,7 +256,12 @@ class Previews:
         except UserError as error:
             log.warning("the base branch's config is not valid, so the safe defaults hold: %s", error)
             return Trust()
-        return Trust(commands=config.commands, forks=config.forks, secrets=tuple(config.namespace.secrets))
+        return Trust(
+            commands=config.commands,
+            forks=config.forks,
+            secrets=tuple(config.namespace.secrets),
+            pod_security=config.namespace.pod_security,
+        )
 
     def _fork_gate(self, pr: PullRequest, *, forks: Forks, reporter: Reporter) -> Outcome | None:
         """None when the PR may be previewed; else the Outcome that says it waits (or never will)."""
@@ -447,6 +471,7 @@ class _Deployment:
         *,
         ports: Ports,
         secrets: tuple[SecretCopy, ...],
+        manifest_policy: policy.ManifestPolicy,
         settings: Settings,
         clock: Callable[[], datetime],
         pr: PullRequest,
@@ -458,6 +483,7 @@ class _Deployment:
         self.cluster = ports.cluster
         self.ports = ports
         self.secrets = secrets
+        self.policy = manifest_policy
         self.settings = settings
         self.clock = clock
         self.pr = pr
@@ -494,10 +520,12 @@ class _Deployment:
                 payload={"namespace": self.namespace, "pr": pr.number},
                 log_url=self.settings.run_url,
             )
+            # Refused manifests leave everything as it was: not even the namespace is made.
+            rendered = self._rendered(variables)
             with self.reporter.step("Namespace"):
                 self._ensure_namespace()
             with self.reporter.step("Apply manifests"):
-                rendered = self._apply(variables)
+                self._apply(rendered)
             with self.reporter.step("Wait for rollout") as step:
                 rollout = self.cluster.wait_rollout(
                     self.namespace,
@@ -560,6 +588,7 @@ class _Deployment:
     def _ensure_namespace(self) -> None:
         cluster, name = self.cluster, self.namespace
         now = self.clock()
+        pod_security = policy.namespace_labels(self.policy.pod_security)
         for _attempt in range(2):
             existing = cluster.namespace(name)
             if existing is not None and not naming.is_owned(existing.labels, repo=self.pr.repo, number=self.pr.number):
@@ -577,7 +606,7 @@ class _Deployment:
             if existing is None:
                 created = {naming.REPO_ANNOTATION: self.pr.repo, naming.CREATED_AT_ANNOTATION: naming.format_time(now)}
                 try:
-                    cluster.create_namespace(name, labels=self.labels, annotations=created)
+                    cluster.create_namespace(name, labels={**self.labels, **pod_security}, annotations=created)
                 except Conflict:
                     continue  # another run made it, or an old one began terminating: look again
             break
@@ -597,7 +626,8 @@ class _Deployment:
             naming.ROLLED_OUT_SHA_ANNOTATION: None,
             **self._github_ids(),
         }
-        cluster.annotate_namespace(name, annotations=annotations)
+        # The level may have changed since the namespace was made (a fork's preview, a new config).
+        cluster.annotate_namespace(name, annotations=annotations, labels=pod_security)
         self.claimed = True
 
     def _github_ids(self) -> dict[str, str | None]:
@@ -608,16 +638,20 @@ class _Deployment:
         }
         return {key: str(value) for key, value in ids.items() if value is not None}
 
-    def _apply(self, variables: Mapping[str, str]) -> manifests.Rendered:
-        cluster = self.cluster
-        app_labels = {**self.labels, naming.COMPONENT_LABEL: "app"}
+    def _rendered(self, variables: Mapping[str, str]) -> manifests.Rendered:
+        """The manifests' objects, once they keep to the manifest policy."""
         rendered = manifests.render_manifests(
             self.config,
             root=self.settings.workspace,
             variables=variables,
             namespace=self.namespace,
-            labels=app_labels,
+            labels={**self.labels, naming.COMPONENT_LABEL: "app"},
         )
+        policy.check(rendered.objects, locations=rendered.locations, policy=self.policy)
+        return rendered
+
+    def _apply(self, rendered: manifests.Rendered) -> None:
+        cluster = self.cluster
         guard_labels = {**self.labels, naming.COMPONENT_LABEL: "guardrail"}
         guardrails = manifests.guardrails(self.config, namespace=self.namespace, labels=guard_labels)
         self._copy_secrets()
@@ -626,9 +660,11 @@ class _Deployment:
         current = self.cluster.namespace(self.namespace)
         previous = _kinds_from(current.annotations.get(naming.APPLIED_KINDS_ANNOTATION, "") if current else "")
         kinds = sorted({*rendered.kinds, *previous, *((o["apiVersion"], o["kind"]) for o in guardrails)})
+        # Only what the manifests and the guardrails made: the copied Secrets and the test Jobs stay.
+        applied_by_previewbot = f"{naming.COMPONENT_LABEL} in (app,guardrail)"
         pruned = cluster.prune(
             self.namespace,
-            label_selector=naming.owned_selector(repo=self.pr.repo, number=self.pr.number),
+            label_selector=f"{naming.owned_selector(repo=self.pr.repo, number=self.pr.number)},{applied_by_previewbot}",
             kinds=kinds,
             keep=set(applied),
         )
@@ -638,7 +674,6 @@ class _Deployment:
             self.namespace,
             annotations={naming.APPLIED_KINDS_ANNOTATION: ",".join(f"{v}/{k}" for v, k in kinds)},
         )
-        return rendered
 
     def _copy_secrets(self) -> None:
         for secret in self.secrets:
@@ -666,6 +701,7 @@ class _Deployment:
                 variables=variables,
                 labels=self.labels,
                 progress=self.reporter.progress,
+                pod_security=self.policy.pod_security,
             )
             step.ok = tests.passed
         if self._superseded():
@@ -762,6 +798,7 @@ class Trust:
     commands: Commands = field(default_factory=Commands)
     forks: Forks = field(default_factory=Forks)
     secrets: tuple[SecretCopy, ...] = ()
+    pod_security: PodSecurityLevel = "baseline"
 
 
 def _needed_permission(verb: str, trust: Trust) -> str:

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from previewbot import junit, manifests, naming
-from previewbot.config import PreviewConfig, Tests
+from previewbot.config import PodSecurityLevel, PreviewConfig, Tests
 from previewbot.core.ports import Cluster, CommandRunner, Progress, UrlProbe
 from previewbot.model import TestReport, TestRun, WorkloadDiagnosis
 
 LOG_TAIL_LINES = 80
+UNPRIVILEGED_USER = 65532  # what distroless images call "nonroot"; any user id but 0 would do
 
 
 def e2e_env(variables: Mapping[str, str]) -> dict[str, str]:
@@ -60,9 +61,14 @@ def wrap_for_report(command: list[str], report_path: str, markers: junit.ReportM
 
 
 def e2e_job(
-    config: PreviewConfig, *, variables: Mapping[str, str], labels: Mapping[str, str], markers: junit.ReportMarkers
+    config: PreviewConfig,
+    *,
+    variables: Mapping[str, str],
+    labels: Mapping[str, str],
+    markers: junit.ReportMarkers,
+    pod_security: PodSecurityLevel = "baseline",
 ) -> dict[str, Any]:
-    """The Job manifest for this deploy's tests."""
+    """The Job manifest for this deploy's tests, fit for the namespace's Pod Security level."""
     tests = config.tests
     assert tests is not None
     assert tests.job is not None
@@ -80,6 +86,14 @@ def e2e_job(
             container["command"] = spec.command
         if spec.args:
             container["args"] = spec.args
+    pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
+    if pod_security == "restricted":
+        pod_spec["securityContext"] = {
+            "runAsNonRoot": True,
+            "runAsUser": UNPRIVILEGED_USER,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+        container["securityContext"] = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
     job_labels = {**labels, naming.COMPONENT_LABEL: "tests"}
     job: dict[str, Any] = {
         "apiVersion": "batch/v1",
@@ -93,10 +107,7 @@ def e2e_job(
             "backoffLimit": 0,
             "activeDeadlineSeconds": int(tests.timeout),
             "ttlSecondsAfterFinished": 24 * 3600,
-            "template": {
-                "metadata": {"labels": job_labels},
-                "spec": {"restartPolicy": "Never", "containers": [container]},
-            },
+            "template": {"metadata": {"labels": job_labels}, "spec": pod_spec},
         },
     }
     return manifests.pin_images(job, config.images, variables)
@@ -147,6 +158,7 @@ def run_tests(
     variables: Mapping[str, str],
     labels: Mapping[str, str],
     progress: Progress | None = None,
+    pod_security: PodSecurityLevel = "baseline",
 ) -> TestRun:
     """Smoke-check the URL, then run the configured tests; never raises for a test outcome."""
     tests = config.tests
@@ -163,7 +175,15 @@ def run_tests(
     if runner is not None and tests.command:
         return _run_command(tests, runner=runner, workspace=workspace, variables=variables, began=began)
     if tests.job is not None:
-        return _run_job(config, cluster=cluster, variables=variables, labels=labels, progress=progress, began=began)
+        return _run_job(
+            config,
+            cluster=cluster,
+            variables=variables,
+            labels=labels,
+            progress=progress,
+            began=began,
+            pod_security=pod_security,
+        )
     return TestRun(
         passed=False,
         problem=(
@@ -207,12 +227,13 @@ def _run_job(
     labels: Mapping[str, str],
     progress: Progress | None,
     began: float,
+    pod_security: PodSecurityLevel,
 ) -> TestRun:
     tests = config.tests
     assert tests is not None
     assert tests.job is not None
     markers = junit.ReportMarkers.new()
-    job = e2e_job(config, variables=variables, labels=labels, markers=markers)
+    job = e2e_job(config, variables=variables, labels=labels, markers=markers, pod_security=pod_security)
     namespace = variables["NAMESPACE"]
     # A push supersedes the tests of the commit before it.
     cluster.delete_jobs(
