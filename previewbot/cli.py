@@ -379,3 +379,88 @@ def schema() -> None:
     from previewbot.config import config_schema
 
     click.echo(json.dumps(config_schema(), indent=2))
+
+
+@main.command()
+@click.option("--app-id", envvar="PREVIEWBOT_APP_ID", required=True, show_envvar=True, help="The GitHub App's id.")
+@click.option(
+    "--private-key-file",
+    envvar="PREVIEWBOT_PRIVATE_KEY_FILE",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    required=True,
+    show_envvar=True,
+    help="The App's private key (PEM), as GitHub generated it.",
+)
+@click.option(
+    "--webhook-secret-file",
+    envvar="PREVIEWBOT_WEBHOOK_SECRET_FILE",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    required=True,
+    show_envvar=True,
+    help="A file holding the webhook secret set on the App.",
+)
+@click.option("--api-url", envvar="GITHUB_API_URL", default=None, show_envvar=True, help="GitHub's API address.")
+@click.option("--server-url", envvar="GITHUB_SERVER_URL", default="https://github.com", show_envvar=True)
+@click.option("--kubeconfig", envvar="KUBECONFIG", default=None, help="Default: the pod's service account.")
+@click.option("--host", default="0.0.0.0", show_default=True)  # noqa: S104 - a server in a pod listens on all
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 64), help="Jobs run at once.")
+@click.option("--queue-capacity", default=1000, show_default=True, type=click.IntRange(1), help="Jobs that may wait.")
+@click.option(
+    "--lease-namespace",
+    envvar="POD_NAMESPACE",
+    required=True,
+    show_envvar=True,
+    help="Where the per-PR Leases live: the server's own namespace.",
+)
+@click.option("--holder", envvar="POD_NAME", default=None, show_envvar=True, help="This replica's name in the Leases.")
+@click.option("--resync-interval", default=600.0, show_default=True, type=float, help="Seconds; 0: at start only.")
+@click.option("--shutdown-grace", default=25.0, show_default=True, type=float, help="Seconds running jobs get.")
+def serve(
+    app_id: str,
+    private_key_file: Path,
+    webhook_secret_file: Path,
+    api_url: str | None,
+    server_url: str,
+    kubeconfig: str | None,
+    host: str,
+    port: int,
+    workers: int,
+    queue_capacity: int,
+    lease_namespace: str,
+    holder: str | None,
+    resync_interval: float,
+    shutdown_grace: float,
+) -> None:
+    """Run the webhook server of the GitHub App: POST /webhook, GET /healthz, /readyz and /metrics."""
+    import socket
+
+    import uvicorn
+
+    from previewbot.adapters.github import DEFAULT_API_URL
+    from previewbot.adapters.github_app import GitHubApp
+    from previewbot.adapters.http import HttpProbe
+    from previewbot.adapters.kubernetes import connect
+    from previewbot.redact import redactor
+    from previewbot.server.app import Server, ServerSettings
+
+    private_key = private_key_file.read_text()
+    secret = webhook_secret_file.read_bytes().strip()
+    redactor.add(private_key)
+    redactor.add(secret.decode(errors="replace"))
+    server = Server(
+        app=GitHubApp(app_id=app_id, private_key=private_key, api_url=api_url or DEFAULT_API_URL),
+        cluster=connect(kubeconfig=kubeconfig),
+        probe=HttpProbe(),
+        settings=ServerSettings(
+            webhook_secret=secret,
+            lease_namespace=lease_namespace,
+            holder=holder or socket.gethostname(),
+            workers=workers,
+            queue_capacity=queue_capacity,
+            resync_interval=resync_interval,
+            shutdown_grace=shutdown_grace,
+            server_url=server_url,
+        ),
+    )
+    uvicorn.run(server.asgi, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)

@@ -242,6 +242,11 @@ class Previews:
         )
         return Outcome(status=Phase.FAILED, message=message, report=report)
 
+    def report_failed_build(self, pr: PullRequest, *, failed: str) -> Outcome:
+        """The build of the PR's images failed: say so on the PR, instead of deploying images that are not there."""
+        error = UserError(f"The build of {pr.head_sha[:7]} did not succeed ({failed}), so it is not deployed.")
+        return self._fail_early(self._reporter(pr.ref, phase=Phase.PENDING, sha=pr.head_sha), pr, error)
+
     def _trust(self, pr: PullRequest) -> Trust:
         """Who may command previews, how forks are gated, which Secrets previews get: from the base branch.
 

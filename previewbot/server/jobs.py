@@ -1,0 +1,197 @@
+"""One job run: what the Action's runner gives the core (a token, a checkout), the server makes here.
+
+The token is the App's installation token for the repo; the checkout is `.preview.yml` and the
+files it names, read through the contents API at the PR's head into a temporary folder (trust
+settings the core reads from the base branch itself). A deploy that `deploy.after` makes wait for
+builds starts when each has succeeded for the head; a failed one is reported on the PR instead.
+Each PR's job runs under the PR's Lease, so two replicas never work on one preview at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from previewbot.config import PreviewConfig, load_config
+from previewbot.core.leases import PrLease
+from previewbot.core.ports import Cluster, GitHub, UrlProbe
+from previewbot.core.previews import Previews, Settings
+from previewbot.core.reporting import Outbox
+from previewbot.errors import NotFound, PreviewbotError, UserError
+from previewbot.events import BuildFinished
+from previewbot.model import Approve, Collect, Deploy, Intent, PrRef, PullRequest, Redeploy
+from previewbot.server.metrics import Metrics
+from previewbot.server.working import Job
+
+log = logging.getLogger("previewbot.server")
+
+SUCCEEDED = frozenset({"success", "neutral", "skipped"})
+
+
+class AppGitHub(Protocol):
+    """What a job needs of the GitHub App (adapters.github_app.GitHubApp)."""
+
+    rate_remaining: int | None
+
+    def github(self, repo: str) -> GitHub: ...
+
+    def builds(self, repo: str, sha: str) -> dict[str, str | None]: ...
+
+    def download(self, repo: str, path: str, *, ref: str, into: Path) -> int: ...
+
+
+@dataclass(kw_only=True)
+class JobRunner:
+    app: AppGitHub
+    cluster: Cluster
+    probe: UrlProbe
+    metrics: Metrics
+    lease_namespace: str
+    holder: str  # this replica's name in the Leases
+    stopping: threading.Event  # set on shutdown: a job still waiting for a lease gives up
+    server_url: str = "https://github.com"
+    config_path: str = ".preview.yml"
+    outbox: Outbox | None = None
+
+    def __call__(self, job: Job) -> None:
+        work = job.work
+        log.info("job of delivery %s for %s: %s", job.delivery, job.key, type(work).__name__)
+        started = time.monotonic()
+        try:
+            if isinstance(work, BuildFinished):
+                self._built(work)
+            else:
+                self._intent(work)
+        except PreviewbotError as error:
+            self.metrics.jobs.labels(kind=type(work).__name__, outcome="error").inc()
+            log.error("job of delivery %s for %s failed: %s", job.delivery, job.key, error)
+            return
+        finally:
+            if self.app.rate_remaining is not None:
+                self.metrics.rate_limit_remaining.set(self.app.rate_remaining)
+        if isinstance(work, Deploy | Redeploy | Approve | BuildFinished):
+            self.metrics.deploy_seconds.observe(time.monotonic() - started)
+        self.metrics.jobs.labels(kind=type(work).__name__, outcome="done").inc()
+
+    # ------------------------------------------------------------ kinds of work
+
+    def _intent(self, intent: Intent) -> None:
+        if isinstance(intent, Collect):  # repo-wide: the sweep destroys one PR's preview at a time
+            with self._core(intent.repo, head=None) as (_, core):
+                core.handle(intent)
+            return
+        ref = _ref_of(intent)
+        with self._lease(ref):
+            if isinstance(intent, Deploy):
+                self._deploy(intent.pr, trigger=intent.trigger)
+                return
+            # A command that deploys does so at the head the core reads next: fetch the files there.
+            head = self.app.github(ref.repo).pull_request(ref.repo, ref.number).head_sha
+            with self._core(ref.repo, head=head if isinstance(intent, Redeploy | Approve) else None) as (_, core):
+                core.handle(intent)
+
+    def _built(self, build: BuildFinished) -> None:
+        github = self.app.github(build.repo)
+        if build.numbers:
+            pulls = [github.pull_request(build.repo, number) for number in build.numbers]
+        else:  # a fork's PR: GitHub names none, so find the open PRs at that commit
+            pulls = [pr for pr in github.open_pull_requests(build.repo) if pr.head_sha == build.sha]
+        for pr in pulls:
+            if pr.state != "open" or pr.head_sha != build.sha:
+                log.info("%s#%d is no longer at %s: the build is not its head's", pr.repo, pr.number, build.sha[:7])
+                continue
+            with self._lease(pr.ref):
+                self._deploy(pr, trigger="built")
+
+    def _deploy(self, pr: PullRequest, *, trigger: str) -> None:
+        with self._core(pr.repo, head=pr.head_sha) as (workspace, core):
+            config = self._config(workspace)
+            waited_for = tuple(config.deploy.after) if config is not None else ()
+            if waited_for:
+                builds = self.app.builds(pr.repo, pr.head_sha)
+                # A build not started yet, or still running, is None: the deploy waits for its end.
+                failed = [
+                    f"{name}: {builds[name]}" for name in waited_for if builds.get(name) not in (None, *SUCCEEDED)
+                ]
+                if failed:
+                    core.report_failed_build(pr, failed=", ".join(failed))
+                    return
+                pending = [name for name in waited_for if builds.get(name) is None]
+                if pending:
+                    log.info("%s#%d at %s waits for %s", pr.repo, pr.number, pr.head_sha[:7], ", ".join(pending))
+                    return
+            core.handle(Deploy(pr=pr, trigger=trigger))
+
+    # ------------------------------------------------------------ plumbing
+
+    @contextmanager
+    def _lease(self, ref: PrRef) -> Iterator[None]:
+        with PrLease(self.cluster, namespace=self.lease_namespace, ref=ref, holder=self.holder, give_up=self.stopping):
+            yield
+
+    @contextmanager
+    def _core(self, repo: str, *, head: str | None) -> Iterator[tuple[Path, Previews]]:
+        """The core for one job, over a temporary workspace that holds the PR's files at head, when given."""
+        with tempfile.TemporaryDirectory(prefix="previewbot-") as folder:
+            workspace = Path(folder)
+            if head is not None:
+                self._fetch(repo, head, into=workspace)
+            yield (
+                workspace,
+                Previews(
+                    github=self.app.github(repo),
+                    cluster=self.cluster,
+                    probe=self.probe,
+                    settings=Settings(workspace=workspace, config_path=self.config_path, server_url=self.server_url),
+                    outbox=self.outbox,
+                ),
+            )
+
+    def _fetch(self, repo: str, sha: str, *, into: Path) -> None:
+        """`.preview.yml` at sha and what it names; what is missing is left for the core to report."""
+        try:
+            self.app.download(repo, self.config_path, ref=sha, into=into)
+        except NotFound:
+            return
+        config = self._config(into)
+        if config is None:
+            return
+        for path in _named_paths(config):
+            try:
+                self.app.download(repo, path, ref=sha, into=into)
+            except (NotFound, UserError) as error:
+                log.info("%s of %s at %s not fetched: %s", path, repo, sha[:7], error)
+
+    def _config(self, workspace: Path) -> PreviewConfig | None:
+        try:
+            return load_config((workspace / self.config_path).read_text(), path=self.config_path)
+        except (OSError, UserError):
+            return None
+
+
+def _named_paths(config: PreviewConfig) -> list[str]:
+    """The files and folders in the repo that a deploy of config reads."""
+    paths = list(config.manifests or [])
+    if config.kustomize:
+        paths.append(config.kustomize)
+    if config.helm is not None:
+        if not config.helm.remote:
+            paths.append(config.helm.chart)
+        paths.extend(config.helm.values_files)
+    return paths
+
+
+def _ref_of(intent: Intent) -> PrRef:
+    if isinstance(intent, Deploy):
+        return intent.pr.ref
+    ref = getattr(intent, "ref", None)
+    if not isinstance(ref, PrRef):
+        raise AssertionError(f"{intent!r} is about no pull request")
+    return ref

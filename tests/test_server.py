@@ -1,0 +1,367 @@
+"""The webhook server: deliveries in through Starlette's in-process httpx client, work out through the real clients
+against the emulated GitHub (as an App) and the emulated (or real) cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from previewbot import naming
+from previewbot.adapters.github_app import GitHubApp
+from previewbot.adapters.http import HttpProbe
+from previewbot.adapters.kubernetes import connect
+from previewbot.model import Deploy, Destroy, PrRef
+from previewbot.server.app import Server, ServerSettings
+from previewbot.server.metrics import Metrics
+from previewbot.server.receiving import MAX_BODY, WebhookEndpoint, signature_matches
+from previewbot.server.working import Job, WorkQueue, job_key
+from tests.app_keys import APP_ID, INSTALLATION_ID, key_pair
+from tests.harness import PR_NUMBER, REPO, payload, pr_event, preview_config, web_deployment
+
+SECRET = b"It's a Secret to Everybody"
+SHA_1 = "1" * 40
+SHA_2 = "2" * 40
+
+
+def signed(body: bytes, secret: bytes = SECRET) -> str:
+    """GitHub's signature, computed here on its own rather than with the server's code."""
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def headers(event: str, body: bytes, *, delivery: str | None = None, signature: str | None = "auto") -> dict[str, str]:
+    sent = {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery or str(uuid.uuid4())}
+    if signature == "auto":
+        sent["X-Hub-Signature-256"] = signed(body)
+    elif signature is not None:
+        sent["X-Hub-Signature-256"] = signature
+    return sent
+
+
+class InProcess:
+    """httpx's client on the app's ASGI interface, in this process, driven from synchronous tests."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    def __enter__(self) -> InProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+    def post(self, url: str, **options: Any) -> httpx.Response:
+        return asyncio.run(self._send("POST", url, **options))
+
+    def get(self, url: str) -> httpx.Response:
+        return asyncio.run(self._send("GET", url))
+
+    async def _send(self, method: str, url: str, **options: Any) -> httpx.Response:
+        transport = httpx.ASGITransport(app=self._app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://server") as client:
+            return await client.request(method, url, **options)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.jobs: list[Job] = []
+
+    def submit(self, jobs: Sequence[Job]) -> bool:
+        self.jobs.extend(jobs)
+        return True
+
+
+@pytest.fixture
+def inbox() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def webhook(inbox: Recorder) -> Iterator[InProcess]:
+    endpoint = WebhookEndpoint(secret=SECRET, inbox=inbox, metrics=Metrics())
+    asgi = Starlette(routes=[Route("/webhook", endpoint.receive, methods=["POST"])])
+    with InProcess(asgi) as client:  # type: ignore[arg-type]
+        yield client
+
+
+def test_a_signed_pull_request_is_acknowledged_and_queued(webhook: InProcess, inbox: Recorder) -> None:
+    body = json.dumps(payload("pull_request.opened")).encode()
+    answer = webhook.post("/webhook", content=body, headers=headers("pull_request", body))
+    assert answer.status_code == 202
+    [job] = inbox.jobs
+    assert isinstance(job.work, Deploy)
+    assert job.key == f"{REPO}#{PR_NUMBER}".lower()
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [None, "", "sha256=" + "0" * 64, signed(b"another body"), signed(b"{}", secret=b"not the secret"), "sha1=abc"],
+)
+def test_a_missing_or_wrong_signature_is_refused_and_nothing_more(
+    webhook: InProcess, inbox: Recorder, signature: str | None
+) -> None:
+    body = json.dumps(payload("pull_request.opened")).encode()
+    answer = webhook.post("/webhook", content=body, headers=headers("pull_request", body, signature=signature))
+    assert answer.status_code == 401
+    assert "pull" not in answer.text  # nothing of the body is looked at or echoed
+    assert inbox.jobs == []
+
+
+def test_the_signature_is_compared_in_constant_time() -> None:
+    body = b'{"zen": "Keep it logically awesome."}'
+    assert signature_matches(SECRET, body, signed(body))
+    assert not signature_matches(SECRET, body, signed(body)[:-1] + "0")
+    assert not signature_matches(SECRET, body, "sha256=ü")
+    import inspect
+
+    from previewbot.server import receiving
+
+    assert "compare_digest" in inspect.getsource(receiving.signature_matches)
+
+
+def test_a_body_over_25_mb_is_refused_unread(webhook: InProcess, inbox: Recorder) -> None:
+    body = b"x" * (MAX_BODY + 1)
+    answer = webhook.post("/webhook", content=body, headers=headers("pull_request", body))
+    assert answer.status_code == 413
+    assert inbox.jobs == []
+
+
+def test_a_streamed_body_over_the_limit_is_cut_off(webhook: InProcess, inbox: Recorder) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(MAX_BODY // (1 << 20) + 2):
+            yield b"x" * (1 << 20)
+
+    answer = webhook.post("/webhook", content=chunks(), headers=headers("pull_request", b"", signature=None))
+    assert answer.status_code == 413
+
+
+def test_malformed_json_is_a_400(webhook: InProcess, inbox: Recorder) -> None:
+    for body in (b"{not json", b"[1, 2]", b"\xff\xfe"):
+        answer = webhook.post("/webhook", content=body, headers=headers("pull_request", body))
+        assert answer.status_code == 400
+    assert inbox.jobs == []
+
+
+def test_a_signed_payload_missing_its_fields_is_a_400(webhook: InProcess, inbox: Recorder) -> None:
+    event = payload("pull_request.opened")
+    del event["pull_request"]["head"]
+    body = json.dumps(event).encode()
+    answer = webhook.post("/webhook", content=body, headers=headers("pull_request", body))
+    assert answer.status_code == 400
+    assert "pull_request.head" in answer.json()["message"]
+
+
+def test_ping_is_answered(webhook: InProcess, inbox: Recorder) -> None:
+    body = json.dumps(payload("ping")).encode()
+    answer = webhook.post("/webhook", content=body, headers=headers("ping", body))
+    assert answer.status_code == 200
+    assert inbox.jobs == []
+
+
+def test_an_event_previewbot_does_not_act_on_is_acknowledged(webhook: InProcess, inbox: Recorder) -> None:
+    body = json.dumps({"action": "created", "repository": {"full_name": REPO}}).encode()
+    assert webhook.post("/webhook", content=body, headers=headers("star", body)).status_code == 200
+    assert inbox.jobs == []
+
+
+def test_a_redelivery_is_acknowledged_and_not_done_twice(webhook: InProcess, inbox: Recorder) -> None:
+    body = json.dumps(payload("pull_request.synchronize")).encode()
+    sent = headers("pull_request", body)
+    assert webhook.post("/webhook", content=body, headers=sent).status_code == 202
+    assert webhook.post("/webhook", content=body, headers=sent).status_code == 200
+    assert len(inbox.jobs) == 1
+
+
+def test_a_finished_build_is_one_job_per_pr(webhook: InProcess, inbox: Recorder) -> None:
+    body = json.dumps(payload("check_suite.completed")).encode()
+    assert webhook.post("/webhook", content=body, headers=headers("check_suite", body)).status_code == 202
+    [job] = inbox.jobs
+    assert job.key == f"{REPO}#{PR_NUMBER}".lower()
+
+
+# ---------------------------------------------------------------- the queue
+
+
+def deploy_job(sha: str, delivery: str) -> Job:
+    event = pr_event("synchronize", sha=sha)
+    from previewbot.events import intents_from_event
+
+    [intent] = intents_from_event("pull_request", event)
+    return Job(delivery=delivery, key=job_key(intent), work=intent)
+
+
+def test_a_newer_sha_supersedes_the_queued_ones_and_one_pr_runs_in_order() -> None:
+    ran: list[str] = []
+    release = threading.Event()
+
+    def run(job: Job) -> None:
+        if job.delivery == "first":
+            release.wait(10)
+        ran.append(job.delivery)
+
+    queue = WorkQueue(run, workers=3)
+    queue.start()
+    ref = PrRef(repo=REPO, number=PR_NUMBER)
+    assert queue.submit([deploy_job(SHA_1, "first")])
+    assert queue.submit([deploy_job("3" * 40, "second")])
+    assert queue.submit([deploy_job(SHA_2, "third")])
+    assert queue.submit(
+        [Job(delivery="close", key=job_key(Destroy(ref=ref, reason="closed")), work=Destroy(ref=ref, reason="closed"))]
+    )
+    assert queue.depth == 2
+    release.set()
+    assert queue.wait_idle(10)
+    assert ran == ["first", "third", "close"]
+    assert queue.stop(timeout=5)
+
+
+def test_a_full_queue_refuses_and_the_delivery_can_come_again() -> None:
+    queue = WorkQueue(lambda job: None, capacity=1)
+    metrics = Metrics()
+    endpoint = WebhookEndpoint(secret=SECRET, inbox=queue, metrics=metrics)
+    asgi = Starlette(routes=[Route("/webhook", endpoint.receive, methods=["POST"])])
+    body = json.dumps(payload("pull_request.opened")).encode()
+    other = json.dumps(payload("pull_request.closed.unmerged")).encode()
+    with InProcess(asgi) as client:  # type: ignore[arg-type]
+        assert client.post("/webhook", content=body, headers=headers("pull_request", body)).status_code == 202
+        sent = headers("pull_request", other)
+        assert client.post("/webhook", content=other, headers=sent).status_code == 503
+        queue.start()
+        assert queue.wait_idle(5)
+        assert client.post("/webhook", content=other, headers=sent).status_code == 202
+    assert b'previewbot_deliveries_total{event="pull_request",outcome="busy"} 1.0' in metrics.exposition()
+    queue.stop(timeout=5)
+
+
+# ---------------------------------------------------------------- the whole server
+
+
+@pytest.fixture
+def server(github: Any, kube: Any, prefix: str, site: str) -> Iterator[Server]:
+    private, public = key_pair()
+    github.install_app(app_id=APP_ID, public_key=public, installations={INSTALLATION_ID: [REPO]})
+    github.set_permission(REPO, "Codertocat", "admin")
+    for sha in (SHA_1, SHA_2):
+        github.add_file(REPO, ".preview.yml", preview_config(prefix=prefix, site=site), ref=sha)
+        github.add_file(REPO, "deploy/web.yaml", web_deployment(), ref=sha)
+    app = GitHubApp(app_id=APP_ID, private_key=private, api_url=github.url, seconds_between_writes=None)
+    made = Server(
+        app=app,
+        cluster=connect(kubeconfig=str(kube.kubeconfig)),
+        probe=HttpProbe(max_interval=0.2),
+        settings=ServerSettings(
+            webhook_secret=SECRET, lease_namespace="default", holder=kube.unique("replica"), resync_interval=0
+        ),
+    )
+    yield made
+    made.stop()
+    if not kube.emulated:
+        from kubernetes import client as k8s
+
+        core = k8s.CoreV1Api(kube.api_client())
+        for namespace in core.list_namespace(label_selector=naming.owned_selector(repo=REPO)).items:
+            core.delete_namespace(namespace.metadata.name)
+
+
+def deliver(server: Server, event: str, body: dict[str, Any]) -> httpx.Response:
+    raw = json.dumps(body).encode()
+    with InProcess(server.asgi) as client:  # type: ignore[arg-type]
+        return client.post("/webhook", content=raw, headers=headers(event, raw))
+
+
+def head_of_preview(core: Any, prefix: str) -> str | None:
+    from kubernetes.client import ApiException
+
+    try:
+        found = core.read_namespace(naming.namespace_name(prefix=prefix, repo=REPO, number=PR_NUMBER))
+    except ApiException:
+        return None
+    return str(found.metadata.annotations.get(naming.HEAD_SHA_ANNOTATION))
+
+
+def test_an_opened_pr_is_deployed_from_its_files_at_the_head(
+    server: Server, github: Any, core: Any, prefix: str
+) -> None:
+    github.update_pull(REPO, PR_NUMBER, head_sha=SHA_1)
+    server.start()
+    assert deliver(server, "pull_request", pr_event("opened", sha=SHA_1)).status_code == 202
+    assert server.queue.wait_idle(90)
+    assert head_of_preview(core, prefix) == SHA_1
+    assert any(r.path.endswith("/contents/deploy") for r in github.requests)
+    comment = [c for c in github.comments(REPO, PR_NUMBER) if c.user == "previewbot[bot]"]
+    assert comment, "the App's bot reports on the PR"
+    metrics = InProcess(server.asgi).get("/metrics").text  # type: ignore[arg-type]
+    assert 'previewbot_deliveries_total{event="pull_request",outcome="accepted"} 1.0' in metrics
+    assert "previewbot_deploy_duration_seconds_count 1.0" in metrics
+    assert "previewbot_github_rate_limit_remaining" in metrics
+
+
+def test_a_deploy_waits_for_the_build_it_names(server: Server, github: Any, core: Any, prefix: str, site: str) -> None:
+    config = preview_config(prefix=prefix, site=site, more="deploy:\n  after: [build]\n")
+    github.add_file(REPO, ".preview.yml", config, ref=SHA_1)
+    github.update_pull(REPO, PR_NUMBER, head_sha=SHA_1)
+    server.start()
+    assert deliver(server, "pull_request", pr_event("opened", sha=SHA_1)).status_code == 202
+    assert server.queue.wait_idle(30)
+    assert head_of_preview(core, prefix) is None, "no deploy before the build"
+    github.add_workflow_run(REPO, SHA_1, name="build", status="completed", conclusion="success")
+    finished = payload("workflow_run.completed")
+    finished["repository"]["full_name"] = REPO
+    finished["workflow_run"]["head_sha"] = SHA_1
+    assert deliver(server, "workflow_run", finished).status_code == 202
+    assert server.queue.wait_idle(90)
+    assert head_of_preview(core, prefix) == SHA_1
+
+
+def test_a_failed_build_is_reported_instead_of_deployed(
+    server: Server, github: Any, core: Any, prefix: str, site: str
+) -> None:
+    config = preview_config(prefix=prefix, site=site, more="deploy:\n  after: [image]\n")
+    github.add_file(REPO, ".preview.yml", config, ref=SHA_1)
+    github.update_pull(REPO, PR_NUMBER, head_sha=SHA_1)
+    github.add_check_run(REPO, SHA_1, name="image", status="completed", conclusion="failure")
+    server.start()
+    assert deliver(server, "check_suite", {**payload("check_suite.completed")}).status_code == 202
+    assert deliver(server, "pull_request", pr_event("opened", sha=SHA_1)).status_code == 202
+    assert server.queue.wait_idle(30)
+    assert head_of_preview(core, prefix) is None
+    bodies = [c.body for c in github.comments(REPO, PR_NUMBER)]
+    assert any("did not succeed (image: failure)" in body for body in bodies)
+
+
+def test_resync_catches_up_a_push_and_a_close_it_missed(server: Server, github: Any, core: Any, prefix: str) -> None:
+    github.update_pull(REPO, PR_NUMBER, head_sha=SHA_1)
+    server.start()
+    deliver(server, "pull_request", pr_event("opened", sha=SHA_1))
+    assert server.queue.wait_idle(90)
+    github.update_pull(REPO, PR_NUMBER, head_sha=SHA_2)  # pushed while no delivery came through
+    assert server.resync() == 2
+    assert server.queue.wait_idle(90)
+    assert head_of_preview(core, prefix) == SHA_2
+    github.update_pull(REPO, PR_NUMBER, state="closed")  # closed while no delivery came through
+    server.resync()
+    assert server.queue.wait_idle(90)
+    name = naming.namespace_name(prefix=prefix, repo=REPO, number=PR_NUMBER)
+    from tests.harness import namespace_phase
+
+    assert namespace_phase(core, name) in (None, "Terminating")
+
+
+def test_probes(server: Server) -> None:
+    with InProcess(server.asgi) as client:  # type: ignore[arg-type]
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/readyz").status_code == 503  # not started
+        server.start()
+        assert client.get("/readyz").status_code == 200
+        server.stop()
+        assert client.get("/readyz").status_code == 503
