@@ -202,10 +202,11 @@ def deploy_job(sha: str, delivery: str) -> Job:
 
 def test_a_newer_sha_supersedes_the_queued_ones_and_one_pr_runs_in_order() -> None:
     ran: list[str] = []
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
 
     def run(job: Job) -> None:
         if job.delivery == "first":
+            started.set()
             release.wait(10)
         ran.append(job.delivery)
 
@@ -213,6 +214,7 @@ def test_a_newer_sha_supersedes_the_queued_ones_and_one_pr_runs_in_order() -> No
     queue.start()
     ref = PrRef(repo=REPO, number=PR_NUMBER)
     assert queue.submit([deploy_job(SHA_1, "first")])
+    assert started.wait(5)
     assert queue.submit([deploy_job("3" * 40, "second")])
     assert queue.submit([deploy_job(SHA_2, "third")])
     assert queue.submit(
