@@ -13,8 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
+EXAMPLE ?= hello
+
 demo: $(STAMP)
-	$(BIN)/previewbot plan examples/hello
+	$(BIN)/previewbot plan examples/$(EXAMPLE)
 
 test: lint check-workflows pytest
 

@@ -102,6 +102,56 @@ def test_plan_renders_the_bundled_example_with_no_cluster_and_no_github(cli: Cli
     assert render.COMMENT_MARKER in result.output
 
 
+@pytest.mark.parametrize(
+    ("example", "origin"),
+    [
+        ("hello-helm", "3 objects from chart hello (release hello); workloads: Deployment/hello"),
+        ("hello-kustomize", "4 objects from kustomize deploy/overlays/preview; workloads: Deployment/hello"),
+    ],
+)
+def test_plan_renders_a_chart_and_an_overlay(cli: CliRunner, example: str, origin: str) -> None:
+    result = cli.invoke(main, ["plan", str(ROOT / "examples" / example)])
+
+    assert result.exit_code == 0, result.output
+    assert f"# ✔ {origin}" in result.output
+    documents = [d for d in yaml.safe_load_all(result.output) if d]
+    ingress = next(d for d in documents if d["kind"] == "Ingress")
+    assert ingress["spec"]["rules"][0]["host"] == "hello-pr-1.preview.example.com"
+    deployment = next(d for d in documents if d["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/acme/hello:pr-1-0123456"
+    assert {d["metadata"]["namespace"] for d in documents} == {f"preview-{example}-pr-1"}
+
+
+def test_plan_says_what_a_chart_leaves_out(cli: CliRunner) -> None:
+    result = cli.invoke(main, ["plan", str(ROOT / "examples" / "hello-helm")])
+
+    assert (
+        "# - not deployed: hello/templates/tests/test-connection.yaml, document 1: a test hook, "
+        "which a preview does not run\n"
+    ) in result.output
+    assert "test-connection" not in result.output.split("\n---\n", 1)[1]
+
+
+def test_plan_lists_each_name_it_left_as_written(cli: CliRunner, tmp_path: Path) -> None:
+    repo = Checkout(tmp_path)
+    repo.write(".preview.yml", "manifests: [deploy/]\n")
+    repo.write("deploy/shop.yaml", (ROOT / "tests/fixtures/shop/shop.yaml").read_text())
+
+    result = cli.invoke(main, ["plan", str(tmp_path)])
+
+    assert result.exit_code == 0, result.output
+    assert (
+        "# ${NAME}s left as written, none of previewbot's variables (3):\n"
+        "#   deploy/shop.yaml:709: ${FRONTEND_ADDR}\n"
+        "#   deploy/shop.yaml:713: ${FRONTEND_ADDR}\n"
+        "#   deploy/shop.yaml:713: ${STATUSCODE}\n"
+    ) in result.output
+    documents = [d for d in yaml.safe_load_all(result.output) if d]
+    loadgen = next(d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] == "loadgen")
+    assert 'while [ -z "${FRONTEND_ADDR}" ]' in loadgen["spec"]["template"]["spec"]["initContainers"][0]["command"][2]
+
+
 def test_plan_names_what_is_wrong_in_a_bad_config(cli: CliRunner, tmp_path: Path) -> None:
     (tmp_path / ".preview.yml").write_text("version: 1\nmanifests: [deploy/]\nreadiness:\n  timeout: soon\n")
 

@@ -376,6 +376,26 @@ def test_the_names_left_as_written_are_listed_with_file_and_line(tmp_path: Path)
     assert rendered.objects[0]["data"] == {"script": "echo ${FOO} ${PR_NUMBER} 42"}
 
 
+def test_an_nginx_config_in_a_config_map_renders_unchanged(tmp_path: Path) -> None:
+    nginx = (
+        "server {\n"
+        "  server_name pr-${PR_NUMBER}.example.com;\n"
+        "  location / {\n"
+        "    proxy_set_header Host $host;\n"
+        "    proxy_pass http://${upstream};\n"
+        "  }\n"
+        "}\n"
+    )
+    block = "".join(f"    {line}\n" for line in nginx.splitlines())
+    root = repo_with(tmp_path, {"deploy/nginx.yaml": config_map("nginx") + f"data:\n  default.conf: |\n{block}"})
+    config = PreviewConfig(manifests=["deploy"])
+
+    rendered = render_manifests(config, root=root, variables=variables_for(config), namespace=NAMESPACE, labels=LABELS)
+
+    assert rendered.objects[0]["data"]["default.conf"] == nginx.replace("${PR_NUMBER}", "42")
+    assert [str(reference) for reference in rendered.kept] == ["deploy/nginx.yaml:11: ${upstream}"]
+
+
 def test_invalid_yaml_names_its_line(tmp_path: Path) -> None:
     root = repo_with(tmp_path, {"web.yaml": config_map("web") + "data: [\n"})
 
