@@ -59,6 +59,52 @@ def test_render_200_manifests(benchmark: Any, tmp_path: Path) -> None:
     assert len(rendered.objects) == 200
 
 
+def _render(root: Path) -> manifests.Rendered:
+    config = load_config_file(root)
+    namespace = naming.namespace_name(prefix="preview", repo=PR.repo, number=PR.number)
+    variables = manifests.preview_variables(pr=PR, namespace=namespace, url=None, extra={})
+    labels = naming.preview_labels(repo=PR.repo, number=PR.number)
+    return manifests.render_manifests(config, root=root, variables=variables, namespace=namespace, labels=labels)
+
+
+def test_render_a_chart_of_100_objects(benchmark: Any, tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    (root / "chart/templates").mkdir(parents=True)
+    (root / ".preview.yml").write_text(
+        "helm:\n  chart: chart\n  values:\n    branch: ${BRANCH_SLUG}\n    image:\n      tag: pr-${PR_NUMBER}\n"
+    )
+    (root / "chart/Chart.yaml").write_text("apiVersion: v2\nname: shop\nversion: 0.1.0\n")
+    (root / "chart/values.yaml").write_text("count: 50\nbranch: main\nimage: {tag: latest}\n")
+    (root / "chart/templates/objects.yaml").write_text(
+        "{{- range $i := until (int .Values.count) }}\n"
+        "---\n"
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings-{{ $i }}\n"
+        "data:\n  branch: {{ $.Values.branch | quote }}\n"
+        "---\n"
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web-{{ $i }}\n"
+        "spec:\n  selector: {matchLabels: {app: web-{{ $i }}}}\n"
+        "  template:\n    metadata: {labels: {app: web-{{ $i }}}}\n"
+        "    spec:\n      containers:\n        - name: web\n"
+        "          image: registry.k8s.io/pause:{{ $.Values.image.tag }}\n"
+        "{{- end }}\n"
+    )
+
+    rendered = benchmark(_render, root)
+
+    assert len(rendered.objects) == 100
+
+
+def test_build_an_overlay_of_100_objects(benchmark: Any, tmp_path: Path) -> None:
+    root = _repo(tmp_path, objects=100)
+    names = sorted(path.name for path in (root / "deploy").iterdir())
+    (root / "deploy/kustomization.yaml").write_text(f"namePrefix: pr-\nresources: {names}\n")
+    (root / ".preview.yml").write_text("kustomize: deploy\n")
+
+    rendered = benchmark(_render, root)
+
+    assert len(rendered.objects) == 100
+
+
 def test_render_a_comment_cut_to_githubs_limit(benchmark: Any) -> None:
     huge_log = "\n".join(f"line {i}: connection refused to db:5432" for i in range(50_000))
     problems = tuple(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,17 @@ def test_plan_lists_each_name_it_left_as_written(cli: CliRunner, tmp_path: Path)
     documents = [d for d in yaml.safe_load_all(result.output) if d]
     loadgen = next(d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] == "loadgen")
     assert 'while [ -z "${FRONTEND_ADDR}" ]' in loadgen["spec"]["template"]["spec"]["initContainers"][0]["command"][2]
+
+
+def test_plan_shows_a_charts_error_in_its_own_words(cli: CliRunner, tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "examples" / "hello-helm", tmp_path, dirs_exist_ok=True)
+    (tmp_path / "chart/templates/broken.yaml").write_text("kind: {{ .Values.kind.name }}\n")
+
+    result = cli.invoke(main, ["plan", str(tmp_path)])
+
+    assert result.exit_code == 1
+    assert "✘ helm chart chart: hello/templates/broken.yaml:1:16\n" in result.output
+    assert "nil pointer evaluating interface {}.name" in result.output
 
 
 def test_plan_names_what_is_wrong_in_a_bad_config(cli: CliRunner, tmp_path: Path) -> None:

@@ -46,3 +46,8 @@ def test_plan_loads_no_sdk() -> None:
 
     assert "pydantic" in loaded  # it did read the config
     assert not loaded & SDKS
+
+
+def test_the_helm_engine_loads_only_for_a_chart() -> None:
+    assert "helm_python" not in imported_by("plan", str(ROOT / "examples" / "hello"))
+    assert "helm_python" in imported_by("plan", str(ROOT / "examples" / "hello-helm"))
