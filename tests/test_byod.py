@@ -161,3 +161,24 @@ def test_a_kustomize_overlay_deploys_and_keeps_its_generated_names_across_a_rede
     assert redeploy(bot, github).status == Phase.READY
 
     assert versions(kube, namespace) == before
+
+
+def test_a_charts_objects_keep_to_the_manifest_policy_like_any_manifest(
+    bot: Bot, github: Any, checkout: Checkout, core: Any, prefix: str
+) -> None:
+    checkout.write(".preview.yml", HELM + settings(prefix))
+    with_fixture(checkout, "helm")
+    checkout.write(
+        "deploy/web/templates/debug.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: debug\nspec:\n  containers:\n"
+        "    - name: shell\n      image: busybox\n      securityContext:\n        privileged: true\n",
+    )
+
+    [outcome] = bot.on("pull_request", pr_event("opened", sha=SHA))
+
+    assert outcome.status == Phase.FAILED
+    assert "web/templates/debug.yaml, document 1 (Pod/debug)" in sticky(github)
+    assert "privileged" in sticky(github)
+    with pytest.raises(client.ApiException) as missing:
+        core.read_namespace(namespace_of(prefix))
+    assert missing.value.status == 404
