@@ -40,6 +40,8 @@ TTL_ANNOTATION = f"{DOMAIN}/ttl-seconds"  # the limits the deploy's config set, 
 SLEEP_AFTER_ANNOTATION = f"{DOMAIN}/sleep-after-seconds"
 KEEP_ANNOTATION = f"{DOMAIN}/keep"  # "true" after `/preview keep`
 KEEP_LABEL_ANNOTATION = f"{DOMAIN}/keep-label"  # the PR label that pins it, from the trusted config
+QUEUED_AT_ANNOTATION = f"{DOMAIN}/queued-at"  # while waiting for a slot under max_previews
+MAX_PREVIEWS_ANNOTATION = f"{DOMAIN}/max-previews"  # the cap a waiting preview waits under
 SLEEPING_ANNOTATION = f"{DOMAIN}/sleeping"  # while asleep: the replicas to wake each workload to, as JSON
 
 MAX_NAME = 63

@@ -25,6 +25,7 @@ from previewbot.adapters.http import HttpProbe
 from previewbot.adapters.kubernetes import connect
 from previewbot.adapters.shell import ShellRunner
 from previewbot.core.previews import Outcome, Previews, Settings
+from previewbot.model import Intent
 
 FIXTURES = Path(__file__).parent / "fixtures" / "github"
 REPO = "Codertocat/Hello-World"
@@ -209,6 +210,8 @@ class Bot:
 
     def on(self, event_name: str, event: dict[str, Any]) -> list[Outcome]:
         """Run previewbot on one event, as one workflow run would."""
+        return self.run(*events.intents_from_event(event_name, event, repository=REPO))
+
+    def run(self, *intents: Intent) -> list[Outcome]:
         previews = self.previews()
-        intents = events.intents_from_event(event_name, event, repository=REPO)
         return [previews.handle(intent) for intent in intents]

@@ -7,6 +7,7 @@ Only namespaces labelled as this repo's preview of this PR are ever changed or d
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -23,8 +24,7 @@ from previewbot.config import (
     load_config,
     load_config_file,
 )
-from previewbot.core import lifetime, retest
-from previewbot.core.gc import Collector, Decision, Reason, Verdict
+from previewbot.core import cap, gc, lifetime, retest
 from previewbot.core.ports import Cluster, CommandRunner, GitHub, UrlProbe
 from previewbot.core.reporting import Outbox, Reporter
 from previewbot.core.testing import run_tests
@@ -80,6 +80,7 @@ class Outcome:
     url: str | None = None
     namespace: str | None = None
     report: PreviewReport | None = None
+    follow_up: tuple[Intent, ...] = ()  # what should run next, e.g. the deploy of a PR that waited for a slot
 
     @property
     def failed(self) -> bool:
@@ -190,7 +191,92 @@ class Previews:
                 namespace=name,
                 url=existing.annotations.get(naming.URL_ANNOTATION),
             )
+        admission = cap.admit(
+            cap.previews_of(self._cluster, pr.repo),
+            name=name,
+            limit=config.max_previews,
+            policy=cap.Policy(config.when_full),
+            now=self._clock(),
+        )
+        if not admission.admitted:
+            return self._wait_for_a_slot(pr, name=name, admission=admission, reporter=reporter, config=config)
+        if admission.evict is not None:
+            self._evict(admission.evict, for_pr=pr)
         return self._deployment(pr, config=config, trust=trust, reporter=reporter).run(trigger)
+
+    def _wait_for_a_slot(
+        self, pr: PullRequest, *, name: str, admission: cap.Admission, reporter: Reporter, config: PreviewConfig
+    ) -> Outcome:
+        """The repo has as many live previews as max_previews allows: join the line, or be refused."""
+        full = f"This repository has {admission.live} live previews, the most `max_previews` allows"
+        if admission.place is None:
+            note = (
+                f"Not deployed: {full}, and `when_full` is `refuse`. When a preview goes (its PR closes, or "
+                "`/preview destroy`), push or comment `/preview redeploy`."
+            )
+            self._github.set_commit_status(
+                pr.repo,
+                pr.head_sha,
+                state=CommitState.ERROR,
+                context=config.status_context,
+                description=f"Not deployed: {admission.live} live previews, the most max_previews allows",
+                target_url=self._settings.run_url,
+            )
+            report = reporter.update(phase=Phase.PENDING, note=note)
+            return Outcome(status="refused", message=note, namespace=name, report=report)
+        self._join_the_line(pr, name=name, limit=admission.limit)
+        note = (
+            f"Queued: {full}. This pull request is number {admission.place} in line and deploys when a "
+            "preview frees its slot (its PR closes, or it sleeps or expires)."
+        )
+        self._github.set_commit_status(
+            pr.repo,
+            pr.head_sha,
+            state=CommitState.PENDING,
+            context=config.status_context,
+            description=f"Queued for a preview slot: number {admission.place} in line",
+            target_url=self._settings.run_url,
+        )
+        report = reporter.update(phase=Phase.PENDING, namespace=name, note=note)
+        log.info("%s#%d waits for a preview slot: number %d in line", pr.repo, pr.number, admission.place)
+        return Outcome(
+            status=Phase.PENDING, message=f"queued, number {admission.place} in line", namespace=name, report=report
+        )
+
+    def _join_the_line(self, pr: PullRequest, *, name: str, limit: int | None) -> None:
+        """An empty namespace of the PR's, marked as waiting since now, holds its place in line."""
+        labels = naming.preview_labels(repo=pr.repo, number=pr.number)
+        made = {naming.REPO_ANNOTATION: pr.repo, naming.CREATED_AT_ANNOTATION: naming.format_time(self._clock())}
+        with contextlib.suppress(Conflict):  # it waits already, or another run made it
+            self._cluster.create_namespace(name, labels=labels, annotations=made)
+        existing = self._cluster.namespace(name)
+        if existing is None or not naming.is_owned(existing.labels, repo=pr.repo, number=pr.number):
+            raise UserError(f"namespace {name} exists and is not previewbot's preview of {pr.repo}#{pr.number}")
+        if existing.annotations.get(naming.QUEUED_AT_ANNOTATION):
+            return
+        self._cluster.annotate_namespace(
+            name,
+            annotations={
+                naming.QUEUED_AT_ANNOTATION: naming.format_time(self._clock()),
+                naming.STATUS_ANNOTATION: Phase.PENDING,
+                naming.MAX_PREVIEWS_ANNOTATION: str(limit) if limit else None,
+            },
+        )
+
+    def _evict(self, namespace: NamespaceInfo, *, for_pr: PullRequest) -> None:
+        """Make room for for_pr: the least recently active preview sleeps, and its PR is told why."""
+        log.info("%s sleeps to make room for %s#%d", namespace.name, for_pr.repo, for_pr.number)
+        self._put_to_sleep(
+            gc.Decision(
+                namespace=namespace,
+                repo=for_pr.repo,
+                number=gc.pr_number(namespace),
+                verdict=gc.Verdict.SLEEP,
+                reason=gc.Reason.IDLE,
+            ),
+            why=f"to make room for #{for_pr.number}: this repository allows `max_previews` live previews, and "
+            "this one was the least recently active",
+        )
 
     def _deployment(self, pr: PullRequest, *, config: PreviewConfig, trust: Trust, reporter: Reporter) -> _Deployment:
         name = naming.namespace_name(prefix=config.namespace.prefix, repo=pr.repo, number=pr.number)
@@ -326,7 +412,19 @@ class Previews:
         report = reporter.update(note=note, head_sha=reporter.state.get("sha", ""))
         if intent.comment_id is not None:
             self._github.react(ref.repo, intent.comment_id, "+1")
-        return Outcome(status=Phase.DESTROYED, message=note, report=report)
+        return Outcome(status=Phase.DESTROYED, message=note, report=report, follow_up=self._slot_freed(ref.repo))
+
+    def _slot_freed(self, repo: str) -> tuple[Intent, ...]:
+        """A preview went or slept: the deploy of the PR first in line for its slot, if one waits."""
+        waiting = cap.next_in_line(cap.previews_of(self._cluster, repo))
+        number = gc.pr_number(waiting) if waiting is not None else None
+        if number is None:
+            return ()
+        pr = self._github.pull_request(repo, number)
+        if pr.state != "open":
+            return ()  # gc takes its place in line away
+        log.info("a preview slot is free: %s#%d, first in line, deploys next", repo, number)
+        return (Deploy(pr=pr, trigger="slot"),)
 
     def collect(self, repo: str) -> Outcome:
         """gc for one repo, as its scheduled run asks: previews whose PR closed unseen or whose time ran out go,
@@ -334,18 +432,21 @@ class Previews:
         collector = self.collector()
         decisions = collector.plan(now=self._clock(), only_repos=[repo])
         collector.carry_out(decisions)
-        done = [f"{d.namespace.name} ({d.verdict}: {d.reason})" for d in decisions if d.verdict is not Verdict.STAYS]
+        freed = any(d.verdict is not gc.Verdict.STAYS for d in decisions)
+        done = [f"{d.namespace.name} ({d.verdict}: {d.reason})" for d in decisions if d.verdict is not gc.Verdict.STAYS]
         message = f"gc: {len(done)} of {len(decisions)} previews changed" + (": " + ", ".join(done) if done else "")
         log.info("%s", message)
-        return Outcome(status="swept", message=message)
+        return Outcome(status="swept", message=message, follow_up=self._slot_freed(repo) if freed else ())
 
-    def collector(self) -> Collector:
+    def collector(self) -> gc.Collector:
         """gc over the ports: deletions through destroy (comment, deployments), sleep with a comment."""
-        return Collector(github=self._github, cluster=self._cluster, destroy=self._collected, sleep=self._put_to_sleep)
+        return gc.Collector(
+            github=self._github, cluster=self._cluster, destroy=self._collected, sleep=self._put_to_sleep
+        )
 
-    def _collected(self, decision: Decision) -> None:
+    def _collected(self, decision: gc.Decision) -> None:
         # An on-demand preview has no PR to tell, and a repo that is gone has no PR left to tell.
-        if decision.ref is not None and decision.reason is not Reason.REPO_GONE:
+        if decision.ref is not None and decision.reason is not gc.Reason.REPO_GONE:
             self.destroy(Destroy(ref=decision.ref, reason=decision.reason))
             return
         try:
@@ -353,21 +454,20 @@ class Previews:
         except NotFound:
             log.info("namespace %s was already gone", decision.namespace.name)
 
-    def _put_to_sleep(self, decision: Decision) -> None:
+    def _put_to_sleep(self, decision: gc.Decision, *, why: str | None = None) -> None:
         namespace = decision.namespace
         lifetime.sleep(self._cluster, namespace, label_selector=_app_selector(namespace))
         if decision.ref is None:
             return
         notes = namespace.annotations
         reporter = self._reporter(decision.ref, phase=Phase.SLEEPING, sha=notes.get(naming.HEAD_SHA_ANNOTATION, ""))
-        since = notes.get(naming.LAST_ACTIVITY_ANNOTATION, "")
+        why = why or f"after no activity since {notes.get(naming.LAST_ACTIVITY_ANNOTATION, 'its deploy')}"
         reporter.update(
             phase=Phase.SLEEPING,
             namespace=namespace.name,
             url=notes.get(naming.URL_ANNOTATION),
             expires_at=lifetime.expires_at(namespace),
-            note=f"Asleep: no activity since {since}, so its workloads were scaled to zero. "
-            "A push or `/preview wake` wakes it.",
+            note=f"Asleep {why}: its workloads were scaled to zero. A push or `/preview wake` wakes it.",
         )
 
     # ------------------------------------------------------------ commands
@@ -627,6 +727,7 @@ class _Deployment:
             naming.STATUS_ANNOTATION: Phase.DEPLOYING,
             naming.DEPLOYED_AT_ANNOTATION: naming.format_time(now),
             naming.SLEEPING_ANNOTATION: None,
+            naming.QUEUED_AT_ANNOTATION: None,
             **limits,
             naming.ROLLED_OUT_SHA_ANNOTATION: None,
             **self._github_ids(),

@@ -233,9 +233,6 @@ class StepResult:
     ok: bool
 
 
-_COMMENT = "comment"
-
-
 class Reporter:
     """Keeps the PR's sticky comment and statuses current while a run goes on, and logs each step with its timing.
 
@@ -275,7 +272,12 @@ class Reporter:
         """Change the report and show it on the PR."""
         self.report = replace(self.report, updated_at=self._clock(), **changes)
         report, state = self.report, dict(self.state)
-        self._outbox.post("update the preview comment", lambda: self.sink.show(report, state=state), key=_COMMENT)
+        # Keyed by PR: an outbox serves every PR a run or a server touches, and each has its own comment.
+        self._outbox.post(
+            f"update the preview comment of #{report.ref.number}",
+            lambda: self.sink.show(report, state=state),
+            key=("comment", report.ref),
+        )
         return self.report
 
     def remember(self, **state: Any) -> None:
