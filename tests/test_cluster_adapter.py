@@ -11,8 +11,10 @@ import contextlib
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, ClassVar
 
 import kubernetes
@@ -21,7 +23,8 @@ import pytest
 from previewbot import errors, naming
 from previewbot.adapters.kubernetes import KubeconfigError, KubernetesCluster, connect
 from previewbot.model import ObjectRef
-from tests.emulators.kube_plugin import KubeEnv
+from tests.emulators.kube_plugin import KubeEnv, write_kubeconfig
+from tests.emulators.silent import silent_server
 
 WAIT = 90.0  # generous for a real cluster pulling images; the emulator answers in well under a second
 SERVER_IMAGE = "registry.k8s.io/pause:3.9"
@@ -344,6 +347,20 @@ def test_an_unreachable_api_is_a_temporary_error_after_retries(tmp_path: Any) ->
         cluster.namespace("anything")
 
     assert "s3cr3t-t0ken" not in str(raised.value)
+
+
+def test_an_api_server_that_never_answers_fails_within_the_bound(tmp_path: Path) -> None:
+    with silent_server() as url:
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", url)
+        cluster = connect(kubeconfig=str(kubeconfig), request_timeout=(0.5, 0.5))
+        started = time.monotonic()
+
+        with pytest.raises(errors.TemporaryError, match="the Kubernetes API did not answer in time") as raised:
+            cluster.namespace("anything")
+
+    # Four tries of half a second and the backoff between them (0.5 s, 1 s, 2 s); without a bound, forever.
+    assert time.monotonic() - started < 15
+    assert "emulated-token" not in str(raised.value)
 
 
 class ScriptedApi(ThreadingHTTPServer):

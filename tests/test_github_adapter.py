@@ -13,6 +13,7 @@ from previewbot.errors import ApiError, Forbidden, Invalid, NotFound, TemporaryE
 from previewbot.model import Comment, CommitState, DeploymentState, PullRequest
 from tests.emulators.github import COMMENT_BODY_LIMIT, SECONDARY_RATE_LIMIT_MESSAGE, GitHubEmulator
 from tests.emulators.github_plugin import SEEDED_PR, SEEDED_REPO
+from tests.emulators.silent import silent_server
 
 HEAD_SHA = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
 NOW = 1_700_000_000.0
@@ -360,6 +361,16 @@ def test_an_unreachable_github_is_a_temporary_error(sleeps: list[float]) -> None
     ):
         unreachable.pull_request(SEEDED_REPO, SEEDED_PR)
     assert caught.value.status is None
+    assert len(sleeps) == POLICY.attempts - 1
+
+
+def test_a_github_that_never_answers_fails_within_the_timeout(sleeps: list[float]) -> None:
+    with (
+        silent_server() as url,
+        GitHubApi("ghs_token", api_url=url, retry=POLICY, sleep=sleeps.append, timeout=1) as silent,
+        pytest.raises(TemporaryError, match=r"^GitHub did not answer within 1s while reading pull request "),
+    ):
+        silent.pull_request(SEEDED_REPO, SEEDED_PR)
     assert len(sleeps) == POLICY.attempts - 1
 
 

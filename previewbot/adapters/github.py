@@ -90,6 +90,7 @@ class GitHubApi:
         every write would only slow a deploy's reports. sleep and clock serve the retries, so tests
         need not wait."""
         self._token = token
+        self._timeout = timeout
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._clock = clock
@@ -288,7 +289,10 @@ class GitHubApi:
             return operation()
         except GithubException as error:
             raise self._api_error(error, doing=doing) from error
-        except (requests.ConnectionError, requests.Timeout) as error:
+        except requests.Timeout as error:
+            message = f"GitHub did not answer within {self._timeout}s while {doing}"
+            raise TemporaryError(self._scrub(message), delay=self._retry.backoff) from error
+        except requests.ConnectionError as error:
             message = self._scrub(f"GitHub could not be reached while {doing}: {type(error).__name__}")
             raise TemporaryError(message, delay=self._retry.backoff) from error
 

@@ -60,6 +60,7 @@ BACKGROUND = "Background"
 LOG_TAIL_LINES = 40
 MAX_EVENTS = 20
 JOB_LOG_LIMIT = 1 << 20
+REQUEST_TIMEOUT = (10.0, 30.0)  # seconds to connect, seconds to wait for an answer; watches set their own
 
 
 class KubeconfigError(errors.UserError):
@@ -111,15 +112,51 @@ def _translated(operation: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         return operation(*args, **kwargs)
     except ApiException as exc:
         raise _api_error(exc) from exc
+    except urllib3.exceptions.TimeoutError as exc:
+        raise errors.TemporaryError(f"the Kubernetes API did not answer in time: {exc}", delay=0.0) from exc
     except urllib3.exceptions.HTTPError as exc:
         raise errors.TemporaryError(f"cannot reach the Kubernetes API: {exc}", delay=0.0) from exc
+
+
+class _BoundedApiClient(k8s.ApiClient):
+    """An ApiClient whose every request, discovery included, gives up after `request_timeout`.
+
+    The client's own default is to wait forever for an API server that accepted the connection
+    and never answers. previewbot retries by itself, so urllib3 does not.
+    """
+
+    def __init__(self, configuration: k8s.Configuration, *, request_timeout: tuple[float, float]) -> None:
+        configuration.retries = False
+        super().__init__(configuration)
+        self.request_timeout = request_timeout
+
+    def call_api(
+        self,
+        method: Any,
+        url: Any,
+        header_params: Any = None,
+        body: Any = None,
+        post_params: Any = None,
+        _request_timeout: Any = None,
+    ) -> Any:
+        return super().call_api(
+            method, url, header_params, body, post_params, _request_timeout=_request_timeout or self.request_timeout
+        )
 
 
 # ---------------------------------------------------------------- connecting
 
 
-def connect(*, kubeconfig: str | None = None, context: str | None = None) -> KubernetesCluster:
-    """A cluster from a kubeconfig path or text, else KUBECONFIG, else the pod's service account."""
+def connect(
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    request_timeout: tuple[float, float] = REQUEST_TIMEOUT,
+) -> KubernetesCluster:
+    """A cluster from a kubeconfig path or text, else KUBECONFIG, else the pod's service account.
+
+    Every request gives up after request_timeout: (seconds to connect, seconds to wait for the answer).
+    """
     configuration = k8s.Configuration()
     try:
         if kubeconfig and is_kubeconfig_text(kubeconfig):
@@ -142,7 +179,9 @@ def connect(*, kubeconfig: str | None = None, context: str | None = None) -> Kub
         raise KubeconfigError(f"cannot use the kubeconfig: {exc}") from None
     except OSError as exc:
         raise KubeconfigError(f"cannot read the kubeconfig file: {exc.strerror}") from None
-    return KubernetesCluster(k8s.ApiClient(configuration))
+    return KubernetesCluster(
+        _BoundedApiClient(configuration, request_timeout=request_timeout), connect_timeout=request_timeout[0]
+    )
 
 
 def is_kubeconfig_text(kubeconfig: str) -> bool:
