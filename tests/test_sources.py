@@ -237,6 +237,18 @@ def test_a_base_outside_the_repo_is_refused(tmp_path: Path, base: str) -> None:
     )
 
 
+def test_a_generator_may_not_read_a_file_from_outside_its_kustomization(tmp_path: Path) -> None:
+    root = repo_from(tmp_path, KUSTOMIZE_CONFIG, "kustomize")
+    (root / "runner-secret.env").write_text("TOKEN=the runner's\n")
+    overlay = root / "deploy/overlays/preview/kustomization.yaml"
+    overlay.write_text(
+        overlay.read_text() + "secretGenerator:\n  - name: leak\n    envs: [../../../runner-secret.env]\n"
+    )
+
+    with pytest.raises(ManifestError, match=r"(?s)^kustomize deploy/overlays/preview: .*is not in or below"):
+        rendered_from(root)
+
+
 def test_an_overlay_outside_the_repo_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match=r"^kustomize: \.\./elsewhere is outside the repo$"):
         rendered_from(repo_from(tmp_path, "kustomize: ../elsewhere\n"))

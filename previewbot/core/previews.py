@@ -754,6 +754,8 @@ class _Deployment:
             labels={**self.labels, naming.COMPONENT_LABEL: "app"},
         )
         policy.check(rendered.objects, locations=rendered.locations, policy=self.policy)
+        for reference in rendered.kept:
+            log.info("left as written, none of previewbot's variables: %s", reference)
         return rendered
 
     def _apply(self, rendered: manifests.Rendered) -> None:
