@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -361,15 +362,21 @@ def action_command(
     except PreviewbotError as error:
         action.annotate_error(str(error))
         sys.exit(2)
-    previews = build_previews(
-        Connection(token=token, api_url=api_url, kubeconfig=kubeconfig, kube_context=kube_context),
-        runner.settings(working_directory=working_directory, config_path=config_path),
-        with_runner=True,
-    )
     try:
+        previews = build_previews(
+            Connection(token=token, api_url=api_url, kubeconfig=kubeconfig, kube_context=kube_context),
+            runner.settings(working_directory=working_directory, config_path=config_path),
+            with_runner=True,
+        )
         sys.exit(action.run(runner, previews))
     except PreviewbotError as error:
         action.annotate_error(str(error))
+        sys.exit(1)
+    except Exception as error:
+        # A deploy run ends any error as a failed preview itself; this is what failed around one. Its
+        # traceback goes through the log's redacting filter, never Python's own printer.
+        logging.getLogger("previewbot").exception("previewbot failed unexpectedly")
+        action.annotate_error(f"previewbot failed unexpectedly: {type(error).__name__}: {error}")
         sys.exit(1)
 
 

@@ -252,6 +252,24 @@ def test_text_from_the_pr_cannot_print_a_workflow_command(
     assert all(line.startswith("::error title=previewbot::") for line in commands), commands
 
 
+def test_an_unexpected_error_outside_a_deploy_run_fails_the_step_with_an_annotation(
+    cli: CliRunner, tmp_path: Path, github: Any, kube: Any, checkout: Checkout
+) -> None:
+    checkout.remove(".preview.yml")
+    (checkout.root / ".preview.yml").mkdir()
+    env = runner_env(
+        tmp_path, event_name="pull_request", event=pr_event("opened"), github=github, kube=kube, workspace=checkout.root
+    )
+
+    result = cli.invoke(main, ["action"], env=env)
+
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 1
+    assert "::error title=previewbot::previewbot failed unexpectedly: IsADirectoryError" in result.output
+    assert "Traceback" in result.output
+    assert github.token not in result.output
+
+
 def test_the_action_outside_a_workflow_says_what_is_missing(cli: CliRunner) -> None:
     result = cli.invoke(main, ["action"], env={"INPUT_TOKEN": "x", "GITHUB_EVENT_NAME": "", "GITHUB_EVENT_PATH": ""})
 

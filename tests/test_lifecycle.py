@@ -380,3 +380,28 @@ def test_a_redeploy_with_a_bare_pod_leaves_the_deployments_pods_alone(
     for pod in web_pods:
         assert core.read_namespaced_pod(pod, name).metadata.deletion_timestamp is None
     assert core.read_namespaced_pod("sidecar", name).metadata.deletion_timestamp is None
+
+
+def test_an_unexpected_error_ends_the_preview_as_failed_with_every_status_final(
+    bot: Bot, checkout: Checkout, github: Any, core: Any, prefix: str
+) -> None:
+    # An unclosed IPv6 bracket passes the config check but makes httpx raise InvalidURL, which no step expects.
+    checkout.write(
+        ".preview.yml",
+        preview_config(
+            prefix=prefix, more="url: http://[::1/pr-${PR_NUMBER}\ntests:\n  command: 'true'\n  timeout: 9s\n"
+        ),
+    )
+
+    [outcome] = bot.on("pull_request", pr_event("opened", sha=SHA_1))
+
+    assert outcome.status == Phase.FAILED
+    assert "InvalidURL" in outcome.message
+    assert deploy_status(github, SHA_1) in ("failure", "error")
+    [deployment] = github.deployments(REPO)
+    assert deployment.state in ("failure", "error")
+    namespace = core.read_namespace(namespace_of(prefix))
+    assert namespace.metadata.annotations[naming.STATUS_ANNOTATION] == "failed"
+    [comment] = sticky_comments(github)
+    assert "InvalidURL" in comment
+    assert bot.token not in comment

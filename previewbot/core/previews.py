@@ -643,7 +643,7 @@ class _Deployment:
                 names = ", ".join(str(d.workload) for d in rollout.failed)
                 return self._finish(Phase.FAILED, f"Not ready: {names}", diagnoses=rollout.failed, variables=variables)
             tests = self._tests(variables) if self.config.tests is not None else None
-        except PreviewbotError as error:
+        except Exception as error:  # whatever went wrong, the preview ends failed with every status final
             return self._superseded_outcome() if self._superseded() else self._finish_with_error(error)
         return self._conclude(tests, variables)
 
@@ -667,7 +667,7 @@ class _Deployment:
             )
             self._status(CommitState.PENDING, "Running the tests again", context=tests_config.status_context)
             tests = self._tests(variables)
-        except PreviewbotError as error:
+        except Exception as error:  # whatever went wrong, the preview ends failed with every status final
             return self._superseded_outcome() if self._superseded() else self._finish_with_error(error)
         return self._conclude(tests, variables)
 
@@ -862,16 +862,22 @@ class _Deployment:
         log.info("%s: %s", phase, summary)
         return Outcome(status=phase, message=summary, url=url, namespace=self.namespace, report=report)
 
-    def _finish_with_error(self, error: PreviewbotError) -> Outcome:
-        message = redactor.redact(str(error))
-        log.error("%s", message)
+    def _finish_with_error(self, error: Exception) -> Outcome:
+        if isinstance(error, PreviewbotError):
+            message = redactor.redact(str(error))
+            log.error("%s", message)
+        else:
+            # Not an error previewbot raises on purpose: the traceback (redacted by the log's filter) shows where.
+            message = redactor.redact(f"previewbot failed unexpectedly: {type(error).__name__}: {error}")
+            log.error("%s", message, exc_info=error)
+        broke = isinstance(error, ApiError) or not isinstance(error, PreviewbotError)
         report = self.reporter.update(phase=Phase.FAILED, error=message)
         self.reporter.deployment_status(
-            DeploymentState.ERROR if isinstance(error, ApiError) else DeploymentState.FAILURE,
+            DeploymentState.ERROR if broke else DeploymentState.FAILURE,
             message.splitlines()[0],
             log_url=self.settings.run_url,
         )
-        self._status(CommitState.ERROR if isinstance(error, ApiError) else CommitState.FAILURE, message.splitlines()[0])
+        self._status(CommitState.ERROR if broke else CommitState.FAILURE, message.splitlines()[0])
         try:
             if self.cluster.namespace(self.namespace) is not None and not isinstance(error, UserError):
                 self.cluster.annotate_namespace(self.namespace, annotations={naming.STATUS_ANNOTATION: Phase.FAILED})
