@@ -10,6 +10,8 @@ import hashlib
 import re
 from datetime import UTC, datetime
 
+from previewbot.model import NamespaceInfo
+
 DOMAIN = "previewbot.dev"
 FIELD_MANAGER = "previewbot"
 
@@ -45,6 +47,7 @@ MAX_PREVIEWS_ANNOTATION = f"{DOMAIN}/max-previews"  # the cap a waiting preview 
 SLEEPING_ANNOTATION = f"{DOMAIN}/sleeping"  # while asleep: the replicas to wake each workload to, as JSON
 
 MAX_NAME = 63
+_LABEL_VALUE = re.compile(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?")
 _HASH_LEN = 6
 
 
@@ -72,8 +75,18 @@ def dns_label(text: str, *, limit: int = MAX_NAME) -> str:
 
 
 def repo_label(repo: str) -> str:
-    """The repo as a label value: "owner.name", lower-cased, at most 63 characters."""
-    return _fold(repo.replace("/", "."), allowed="a-z0-9.-", limit=MAX_NAME)
+    """The repo as a label value: "owner.name", lower-cased (GitHub's names ignore case).
+
+    A name that is no label value as it stands (longer than 63, or ending in `.`, `_` or `-`)
+    becomes "<hash>_<as much as fits>". No two repos meet in one value: an owner never holds
+    `_` or `.`, so a plain value never has `_` before its first `.`, and a hashed one always does.
+    """
+    text = repo.lower().replace("/", ".", 1)
+    if len(text) <= MAX_NAME and _LABEL_VALUE.fullmatch(text):
+        return text
+    hashed = _short_hash(text)
+    head = text[: MAX_NAME - len(hashed) - 1].rstrip("-._")
+    return f"{hashed}_{head}" if head else hashed
 
 
 def namespace_name(*, prefix: str, repo: str, number: int) -> str:
@@ -111,12 +124,17 @@ def owned_selector(*, repo: str, number: int | None = None) -> str:
     return ",".join(parts)
 
 
-def is_owned(labels: dict[str, str], *, repo: str, number: int | None = None) -> bool:
-    """True when labels mark a preview of repo (and of PR number) made by previewbot."""
+def is_owned(namespace: NamespaceInfo, *, repo: str, number: int | None = None) -> bool:
+    """True when namespace is previewbot's preview of repo (and of PR number).
+
+    Its labels must say so, and so must the repo annotation written when it was made: a label
+    value is a folded name, the annotation is the repo's own.
+    """
     wanted = preview_labels(repo=repo, number=number or 0)
     if number is None:
         wanted.pop(PR_LABEL)
-    return all(labels.get(key) == value for key, value in wanted.items())
+    labelled = all(namespace.labels.get(key) == value for key, value in wanted.items())
+    return labelled and namespace.annotations.get(REPO_ANNOTATION, "").lower() == repo.lower()
 
 
 def format_time(moment: datetime) -> str:

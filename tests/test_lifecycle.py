@@ -68,7 +68,8 @@ def test_first_deploy_creates_the_namespace_deploys_and_reports(
     assert outcome.namespace == name
     assert outcome.url == f"{site}/pr-{PR_NUMBER}"
     namespace = core.read_namespace(name)
-    assert naming.is_owned(namespace.metadata.labels, repo=REPO, number=PR_NUMBER)
+    assert namespace.metadata.labels.items() >= naming.preview_labels(repo=REPO, number=PR_NUMBER).items()
+    assert namespace.metadata.annotations[naming.REPO_ANNOTATION] == REPO
     assert namespace.metadata.annotations[naming.HEAD_SHA_ANNOTATION] == SHA_1
     assert namespace.metadata.annotations[naming.STATUS_ANNOTATION] == "ready"
     web = apps.read_namespaced_deployment("web", name)
@@ -228,6 +229,29 @@ def test_a_foreign_namespace_with_the_same_name_is_never_touched(bot: Bot, githu
         namespace.metadata.labels.get("team") == "payments"
     )
     assert destroy.status == Phase.DESTROYED
+    core.delete_namespace(name)
+
+
+def test_a_namespace_labelled_as_ours_but_made_for_another_repo_is_never_deleted(
+    bot: Bot, core: Any, prefix: str
+) -> None:
+    # Until labels told acme/web_app and acme/web-app-5032b7 apart, one's previews carried the other's labels.
+    name = namespace_of(prefix)
+    metadata = client.V1ObjectMeta(
+        name=name,
+        labels=naming.preview_labels(repo=REPO, number=PR_NUMBER),
+        annotations={naming.REPO_ANNOTATION: "acme/web_app"},
+    )
+    core.create_namespace(client.V1Namespace(metadata=metadata))
+
+    [destroy] = bot.on("pull_request", pr_event("closed", sha=SHA_1))
+    [deploy] = bot.on("pull_request", pr_event("reopened", sha=SHA_1))
+
+    assert destroy.status == Phase.DESTROYED
+    assert deploy.status == Phase.FAILED
+    assert "not previewbot's" in deploy.message
+    assert namespace_phase(core, name) == "Active"
+    assert core.read_namespace(name).metadata.annotations == {naming.REPO_ANNOTATION: "acme/web_app"}
     core.delete_namespace(name)
 
 

@@ -68,7 +68,7 @@ class RepoState:
 def owner_repo(namespace: NamespaceInfo) -> str | None:
     """The repo whose preview namespace is, when its labels and annotation agree on it; else None."""
     repo = namespace.annotations.get(naming.REPO_ANNOTATION, "")
-    if not repo or not naming.is_owned(namespace.labels, repo=repo):
+    if not repo or not naming.is_owned(namespace, repo=repo):
         return None
     return repo
 

@@ -250,7 +250,7 @@ class Previews:
         with contextlib.suppress(Conflict):  # it waits already, or another run made it
             self._cluster.create_namespace(name, labels=labels, annotations=made)
         existing = self._cluster.namespace(name)
-        if existing is None or not naming.is_owned(existing.labels, repo=pr.repo, number=pr.number):
+        if existing is None or not naming.is_owned(existing, repo=pr.repo, number=pr.number):
             raise UserError(f"namespace {name} exists and is not previewbot's preview of {pr.repo}#{pr.number}")
         if existing.annotations.get(naming.QUEUED_AT_ANNOTATION):
             return
@@ -384,7 +384,7 @@ class Previews:
                 return refusal
         owned = self._cluster.namespaces(label_selector=naming.owned_selector(repo=ref.repo, number=ref.number))
         for namespace in owned:
-            if not naming.is_owned(namespace.labels, repo=ref.repo, number=ref.number):
+            if not naming.is_owned(namespace, repo=ref.repo, number=ref.number):
                 continue  # the selector said so, but safety does not rest on one check
             log.info("deleting namespace %s", namespace.name)
             try:
@@ -517,7 +517,7 @@ class Previews:
             return self._fail_early(self._reporter(ref, phase=Phase.FAILED, sha=pr.head_sha), pr, error)
         name = naming.namespace_name(prefix=config.namespace.prefix, repo=pr.repo, number=pr.number)
         namespace = self._cluster.namespace(name)
-        if namespace is not None and not naming.is_owned(namespace.labels, repo=pr.repo, number=pr.number):
+        if namespace is not None and not naming.is_owned(namespace, repo=pr.repo, number=pr.number):
             namespace = None
         refused = retest.refusal(namespace, head_sha=pr.head_sha, has_tests=config.tests is not None)
         if refused is not None:
@@ -696,7 +696,7 @@ class _Deployment:
         pod_security = policy.namespace_labels(self.policy.pod_security)
         for _attempt in range(2):
             existing = cluster.namespace(name)
-            if existing is not None and not naming.is_owned(existing.labels, repo=self.pr.repo, number=self.pr.number):
+            if existing is not None and not naming.is_owned(existing, repo=self.pr.repo, number=self.pr.number):
                 raise UserError(
                     f"namespace {name} exists and is not previewbot's preview of {self.pr.repo}#{self.pr.number}; "
                     "previewbot will not touch it. Rename it, or set namespace.prefix in .preview.yml."
