@@ -440,6 +440,7 @@ def serve(
     shutdown_grace: float,
 ) -> None:
     """Run the webhook server of the GitHub App: POST /webhook, GET /healthz, /readyz and /metrics."""
+    import signal
     import socket
 
     import uvicorn
@@ -470,4 +471,7 @@ def serve(
             server_url=server_url,
         ),
     )
+    # uvicorn shuts down on SIGTERM, then raises the signal again for the handler it found: a shutdown
+    # that got that far was clean, and exits 0.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(server.asgi, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)

@@ -89,6 +89,8 @@ class Server:
         log.info("previewbot serve: stopping; running jobs get %.0fs to end", self._settings.shutdown_grace)
         self.stopping.set()
         ended = self.queue.stop(timeout=self._settings.shutdown_grace)
+        if self._resyncer.is_alive():
+            self._resyncer.join(timeout=self._settings.shutdown_grace)
         log.info("previewbot serve: stopped%s", "" if ended else " with jobs still running")
         return ended
 
