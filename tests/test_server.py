@@ -9,11 +9,12 @@ import hmac
 import json
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 import httpx
 import pytest
+from kubernetes import client as k8s
 from starlette.applications import Starlette
 from starlette.routing import Route
 
@@ -248,31 +249,53 @@ def test_a_full_queue_refuses_and_the_delivery_can_come_again() -> None:
 # ---------------------------------------------------------------- the whole server
 
 
+ServerFactory = Callable[..., Server]
+
+
 @pytest.fixture
-def server(github: Any, kube: Any, prefix: str, site: str) -> Iterator[Server]:
+def make_server(github: Any, kube: Any, prefix: str, site: str) -> Iterator[ServerFactory]:
+    """Servers (replicas, each its own holder) of one App, on the emulated GitHub and the test's cluster."""
     private, public = key_pair()
     github.install_app(app_id=APP_ID, public_key=public, installations={INSTALLATION_ID: [REPO]})
     github.set_permission(REPO, "Codertocat", "admin")
     for sha in (SHA_1, SHA_2):
         github.add_file(REPO, ".preview.yml", preview_config(prefix=prefix, site=site), ref=sha)
         github.add_file(REPO, "deploy/web.yaml", web_deployment(), ref=sha)
-    app = GitHubApp(app_id=APP_ID, private_key=private, api_url=github.url, seconds_between_writes=None)
-    made = Server(
-        app=app,
-        cluster=connect(kubeconfig=str(kube.kubeconfig)),
-        probe=HttpProbe(max_interval=0.2),
-        settings=ServerSettings(
-            webhook_secret=SECRET, lease_namespace="default", holder=kube.unique("replica"), resync_interval=0
-        ),
-    )
-    yield made
-    made.stop()
-    if not kube.emulated:
-        from kubernetes import client as k8s
+    made: list[Server] = []
 
+    def make(**settings: Any) -> Server:
+        app = GitHubApp(app_id=APP_ID, private_key=private, api_url=github.url, seconds_between_writes=None)
+        server = Server(
+            app=app,
+            cluster=connect(kubeconfig=str(kube.kubeconfig)),
+            probe=HttpProbe(max_interval=0.2),
+            settings=ServerSettings(
+                webhook_secret=SECRET,
+                lease_namespace="default",
+                holder=kube.unique(f"replica-{len(made)}"),
+                resync_interval=0,
+                **settings,
+            ),
+        )
+        made.append(server)
+        return server
+
+    yield make
+    for server in made:
+        server.stop()
+    coordination = k8s.CoordinationV1Api(kube.api_client())
+    lease = naming.lease_name(repo=REPO, number=PR_NUMBER)
+    if any(item.metadata.name == lease for item in coordination.list_namespaced_lease("default").items):
+        coordination.delete_namespaced_lease(lease, "default")
+    if not kube.emulated:
         core = k8s.CoreV1Api(kube.api_client())
         for namespace in core.list_namespace(label_selector=naming.owned_selector(repo=REPO)).items:
             core.delete_namespace(namespace.metadata.name)
+
+
+@pytest.fixture
+def server(make_server: ServerFactory) -> Server:
+    return make_server()
 
 
 def deliver(server: Server, event: str, body: dict[str, Any]) -> httpx.Response:
@@ -367,3 +390,46 @@ def test_probes(server: Server) -> None:
         assert client.get("/readyz").status_code == 200
         server.stop()
         assert client.get("/readyz").status_code == 503
+
+
+def test_two_replicas_never_deploy_one_pr_at_once(
+    make_server: ServerFactory, github: Any, core: Any, prefix: str
+) -> None:
+    """Both get a delivery for the PR at the same moment: the Lease lets one deploy, and the other then
+    finds the preview already at that commit."""
+    github.update_pull(REPO, PR_NUMBER, head_sha=SHA_1)
+    replicas = [make_server(), make_server()]
+    for replica in replicas:
+        replica.start()
+    answers: list[int] = []
+    threads = [
+        threading.Thread(
+            target=lambda r=r: answers.append(deliver(r, "pull_request", pr_event("opened", sha=SHA_1)).status_code)
+        )
+        for r in replicas
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert answers == [202, 202]
+    for replica in replicas:
+        assert replica.queue.wait_idle(120)
+    assert head_of_preview(core, prefix) == SHA_1
+    assert len(github.deployments(REPO)) == 1
+
+
+def test_a_dead_replica_s_lease_is_taken_over(
+    make_server: ServerFactory, github: Any, kube: Any, core: Any, prefix: str
+) -> None:
+    lease = naming.lease_name(repo=REPO, number=PR_NUMBER)
+    assert connect(kubeconfig=str(kube.kubeconfig)).take_lease("default", lease, holder="dead-replica", seconds=2)
+    github.update_pull(REPO, PR_NUMBER, head_sha=SHA_1)
+    server = make_server(lease_seconds=3)
+    server.start()
+    assert deliver(server, "pull_request", pr_event("opened", sha=SHA_1)).status_code == 202
+    assert server.queue.wait_idle(120)
+    assert head_of_preview(core, prefix) == SHA_1
+    spec = k8s.CoordinationV1Api(kube.api_client()).read_namespaced_lease(lease, "default").spec
+    assert spec.lease_transitions == 1
+    assert not spec.holder_identity, "released after the job"

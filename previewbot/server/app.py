@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from previewbot.core.leases import LEASE_SECONDS
 from previewbot.core.ports import Cluster, UrlProbe
 from previewbot.errors import PreviewbotError
 from previewbot.server.jobs import AppGitHub, JobRunner
@@ -44,6 +45,7 @@ class ServerSettings:
     queue_capacity: int = 1000
     resync_interval: float = 600.0  # seconds between two resyncs; 0 turns the periodic ones off
     shutdown_grace: float = 25.0  # how long running jobs may take to end on shutdown
+    lease_seconds: int = LEASE_SECONDS  # how long a dead replica's Lease keeps the others off its PR
     server_url: str = "https://github.com"
 
 
@@ -62,6 +64,7 @@ class Server:
             metrics=self.metrics,
             lease_namespace=settings.lease_namespace,
             holder=settings.holder,
+            lease_seconds=settings.lease_seconds,
             stopping=self.stopping,
             server_url=settings.server_url,
         )

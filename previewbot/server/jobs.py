@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from previewbot.config import PreviewConfig, load_config
-from previewbot.core.leases import PrLease
+from previewbot.core.leases import LEASE_SECONDS, PrLease
 from previewbot.core.ports import Cluster, GitHub, UrlProbe
 from previewbot.core.previews import Previews, Settings
 from previewbot.core.reporting import Outbox
@@ -55,6 +55,7 @@ class JobRunner:
     metrics: Metrics
     lease_namespace: str
     holder: str  # this replica's name in the Leases
+    lease_seconds: int = LEASE_SECONDS
     stopping: threading.Event  # set on shutdown: a job still waiting for a lease gives up
     server_url: str = "https://github.com"
     config_path: str = ".preview.yml"
