@@ -423,6 +423,13 @@ def schema() -> None:
 @click.option("--holder", envvar="POD_NAME", default=None, show_envvar=True, help="This replica's name in the Leases.")
 @click.option("--resync-interval", default=600.0, show_default=True, type=float, help="Seconds; 0: at start only.")
 @click.option("--shutdown-grace", default=25.0, show_default=True, type=float, help="Seconds running jobs get.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one object a line, with the delivery and the PR it is about.",
+)
 def serve(
     app_id: str,
     private_key_file: Path,
@@ -438,6 +445,7 @@ def serve(
     holder: str | None,
     resync_interval: float,
     shutdown_grace: float,
+    log_format: str,
 ) -> None:
     """Run the webhook server of the GitHub App: POST /webhook, GET /healthz, /readyz and /metrics."""
     import signal
@@ -450,8 +458,10 @@ def serve(
     from previewbot.adapters.http import HttpProbe
     from previewbot.adapters.kubernetes import connect
     from previewbot.redact import redactor
+    from previewbot.server import logs
     from previewbot.server.app import Server, ServerSettings
 
+    logs.configure(json_lines=log_format == "json")
     private_key = private_key_file.read_text()
     secret = webhook_secret_file.read_bytes().strip()
     redactor.add(private_key)

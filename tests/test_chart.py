@@ -132,6 +132,7 @@ def test_wrong_values_fail_the_install_with_every_problem_named(values: dict[str
         {"service": {"type": "Ingress"}},
         {"image": {"pullPolicy": "Sometimes"}},
         {"server": {"workers": 0}},
+        {"server": {"logFormat": "xml"}},
         {"github": {"apiUrl": "api.github.com"}},
         {"rbac": {"extraKinds": [{"apiVersion": "v1", "kind": "Thing"}]}},
         {"replicas": 2},

@@ -34,10 +34,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def post(url: str, event: str, body: dict[str, Any]) -> httpx.Response:
+def post(url: str, event: str, body: dict[str, Any], *, delivery: str | None = None) -> httpx.Response:
     raw = json.dumps(body).encode()
     signature = "sha256=" + hmac.new(SECRET, raw, hashlib.sha256).hexdigest()
-    sent = {"X-GitHub-Event": event, "X-GitHub-Delivery": str(uuid.uuid4()), "X-Hub-Signature-256": signature}
+    sent = {
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "X-Hub-Signature-256": signature,
+    }
     return httpx.post(f"{url}/webhook", content=raw, headers=sent, timeout=10)
 
 
@@ -71,6 +75,7 @@ def serving(
             f"--holder={kube.unique('process')}",
             "--resync-interval=0",
             "--shutdown-grace=60",
+            "--log-format=json",
         ],
         stderr=subprocess.PIPE,
         text=True,
@@ -107,7 +112,8 @@ def test_sigterm_lets_the_running_deploy_end_releases_its_lease_and_exits(
     metrics = httpx.get(f"{url}/metrics", timeout=5).text
     assert 'previewbot_deliveries_total{event="ping",outcome="ping"} 1.0' in metrics
 
-    assert post(url, "pull_request", pr_event("opened", sha=SHA)).status_code == 202
+    delivery = str(uuid.uuid4())
+    assert post(url, "pull_request", pr_event("opened", sha=SHA), delivery=delivery).status_code == 202
     coordination = client.CoordinationV1Api(kube.api_client())
     lease = naming.lease_name(repo=REPO, number=PR_NUMBER)
     deadline = time.monotonic() + 30
@@ -116,10 +122,14 @@ def test_sigterm_lets_the_running_deploy_end_releases_its_lease_and_exits(
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=90) == 0
-    log = process.stderr.read() if process.stderr else ""
-    assert "stopping" in log
-    assert "stopped" in log
-    assert "jobs still running" not in log
+    lines = [json.loads(line) for line in (process.stderr.read() if process.stderr else "").splitlines()]
+    messages = [line["message"] for line in lines]
+    assert any("stopping" in message for message in messages)
+    assert any(message.startswith("previewbot serve: stopped") for message in messages)
+    assert not any("jobs still running" in message for message in messages)
+    job_lines = [line for line in lines if line["delivery"] == delivery]
+    assert any("deploying" in line["message"] for line in job_lines), "the core's lines name the delivery"
+    assert {line["pr"] for line in job_lines} >= {f"{REPO}#{PR_NUMBER}".lower()}
 
     held = coordination.read_namespaced_lease(lease, "default").spec
     assert not held.holder_identity, "the lease was given back"

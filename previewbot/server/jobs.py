@@ -27,6 +27,7 @@ from previewbot.core.reporting import Outbox
 from previewbot.errors import NotFound, PreviewbotError, UserError
 from previewbot.events import BuildFinished
 from previewbot.model import Approve, Collect, Deploy, Intent, PrRef, PullRequest, Redeploy
+from previewbot.server import logs
 from previewbot.server.metrics import Metrics
 from previewbot.server.working import Job
 
@@ -62,6 +63,10 @@ class JobRunner:
     outbox: Outbox | None = None
 
     def __call__(self, job: Job) -> None:
+        with logs.about(delivery=job.delivery, subject=job.key):
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
         work = job.work
         log.info("job of delivery %s for %s: %s", job.delivery, job.key, type(work).__name__)
         started = time.monotonic()

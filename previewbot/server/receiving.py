@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from previewbot import events
 from previewbot.errors import EventError
 from previewbot.model import Ignore
+from previewbot.server import logs
 from previewbot.server.metrics import Metrics
 from previewbot.server.working import Job, job_key
 
@@ -116,7 +117,8 @@ class WebhookEndpoint:
 
         def answer(status: int, outcome: str, message: str) -> Response:
             self._metrics.deliveries.labels(event=_event_label(event_name), outcome=outcome).inc()
-            log.info("delivery %s (%s): %s", delivery or "-", event_name or "-", message)
+            with logs.about(delivery=delivery, subject=""):
+                log.info("%s delivery: %s", _event_label(event_name), message)
             return JSONResponse({"message": message}, status_code=status)
 
         body = await _body_within(request, MAX_BODY)
