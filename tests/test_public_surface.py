@@ -83,6 +83,16 @@ def test_the_readme_quick_start_config_is_valid() -> None:
     assert config.tests.job is not None
 
 
+def test_the_readme_quick_start_chart_and_overlay_are_valid() -> None:
+    readme = (ROOT / "README.md").read_text()
+    sources = re.findall(r"```yaml\n(\s*(?:helm|kustomize):.*?)```", readme, re.S)
+
+    configs = [load_config(textwrap.dedent(source), path="README.md") for source in sources]
+
+    assert [config.helm is not None for config in configs] == [True, False]
+    assert configs[1].kustomize == "deploy/overlays/preview"
+
+
 def test_the_action_installs_every_dependency_pinned_by_hash() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     lock = (ROOT / "requirements" / "action.txt").read_text()
