@@ -28,6 +28,7 @@ from pydantic_core import ErrorDetails
 
 from previewbot.errors import ConfigError
 from previewbot.naming import DOMAIN
+from previewbot.paths import path_in_repo
 
 DEFAULT_PATH = ".preview.yml"
 
@@ -473,8 +474,10 @@ def load_config(text: str, *, path: str = DEFAULT_PATH) -> PreviewConfig:
 
 
 def load_config_file(root: Path, path: str = DEFAULT_PATH) -> PreviewConfig:
-    """The config at root/path; a ConfigError naming the path when there is none."""
-    file = root / path
+    """The config at root/path; a ConfigError naming the path when there is none, or it leads out of the repo."""
+    file = path_in_repo(
+        root, path, key="config", must_exist=False, refusal=lambda message: ConfigError(path, [message])
+    )
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -32,7 +32,7 @@ from previewbot.config import (
 )
 from previewbot.errors import ConfigError, ManifestError
 from previewbot.model import ObjectRef, PullRequest
-from previewbot.sources import is_inside, path_in_repo
+from previewbot.paths import is_inside, path_in_repo
 
 SHORT_SHA_LENGTH = 7
 BRANCH_SLUG_LENGTH = 40

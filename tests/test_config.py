@@ -305,6 +305,24 @@ def test_a_file_elsewhere_is_named_in_its_problems(tmp_path: Path) -> None:
         load_config_file(tmp_path, "ci/preview.yml")
 
 
+def test_a_config_that_links_out_of_the_repo_is_refused_unread(tmp_path: Path) -> None:
+    outside = tmp_path / "runner-credentials"
+    outside.write_text("manifests: [stolen]\n")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / ".preview.yml").symlink_to(outside)
+
+    with pytest.raises(ConfigError) as caught:
+        load_config_file(repo)
+
+    assert caught.value.problems == ["config: .preview.yml is outside the repo (a link out of it)"]
+
+
+def test_a_config_path_out_of_the_repo_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^config: \.\./\.preview\.yml is outside the repo$"):
+        load_config_file(tmp_path / "repo", "../.preview.yml")
+
+
 # ---------------------------------------------------------------- variables in the config itself
 
 

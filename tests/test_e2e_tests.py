@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -250,6 +251,21 @@ def test_a_runner_command_with_a_report(bot: Bot, github: Any, checkout: Checkou
     comment = sticky(github)
     assert "test_checkout_total" in comment
     assert f"running e2e against {site}/pr-{PR_NUMBER}" in comment
+
+
+def test_a_runner_report_that_links_out_of_the_checkout_is_refused_unread(
+    bot: Bot, github: Any, checkout: Checkout, prefix: str, site: str, tmp_path: Path
+) -> None:
+    outside = tmp_path / "credentials.xml"
+    outside.write_text(PASSING_REPORT.replace("test_login_works", "s3cr3t-on-the-runner"))
+    checkout.write(".preview.yml", command_config(prefix, site, f"ln -s {outside} junit.xml", report="junit.xml"))
+
+    [outcome] = bot.on("pull_request", pr_event("opened", sha=SHA_1))
+
+    assert outcome.status == Phase.FAILED
+    comment = sticky(github)
+    assert "tests.report: junit.xml is outside the repo (a link out of it)" in comment
+    assert "s3cr3t-on-the-runner" not in comment
 
 
 def test_a_runner_command_without_a_report(bot: Bot, github: Any, checkout: Checkout, prefix: str, site: str) -> None:

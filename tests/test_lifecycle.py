@@ -174,6 +174,22 @@ def test_a_config_error_is_posted_and_nothing_is_deployed(
     assert missing.value.status == 404
 
 
+def test_a_config_that_links_out_of_the_checkout_is_refused_and_nothing_is_deployed(
+    bot: Bot, github: Any, core: Any, checkout: Checkout, prefix: str, tmp_path: Any
+) -> None:
+    outside = tmp_path / "passwd"
+    outside.write_text(preview_config(prefix=prefix))
+    checkout.remove(".preview.yml")
+    (checkout.root / ".preview.yml").symlink_to(outside)
+
+    [outcome] = bot.on("pull_request", pr_event("opened", sha=SHA_1))
+
+    assert outcome.status == Phase.FAILED
+    [comment] = sticky_comments(github)
+    assert "config: .preview.yml is outside the repo (a link out of it)" in comment
+    assert namespace_phase(core, namespace_of(prefix)) is None
+
+
 def test_closing_the_pr_tears_the_preview_down(bot: Bot, github: Any, core: Any, prefix: str) -> None:
     bot.on("pull_request", pr_event("opened", sha=SHA_1))
 

@@ -20,7 +20,9 @@ from typing import Any
 from previewbot import junit, manifests, naming
 from previewbot.config import PodSecurityLevel, PreviewConfig, Tests
 from previewbot.core.ports import Cluster, CommandRunner, Progress, UrlProbe
+from previewbot.errors import UserError
 from previewbot.model import TestReport, TestRun, WorkloadDiagnosis
+from previewbot.paths import path_in_repo
 
 LOG_TAIL_LINES = 80
 UNPRIVILEGED_USER = 65532  # what distroless images call "nonroot"; any user id but 0 would do
@@ -206,7 +208,10 @@ def _run_command(
         return _problem(f"command not found: {program}", log=output, seconds=seconds)
     report, problem = None, None
     if tests.report:
-        path = (workspace / tests.report).resolve()
+        try:
+            path = path_in_repo(workspace, tests.report, key="tests.report", must_exist=False, refusal=UserError)
+        except UserError as refused:
+            return _problem(str(refused), log=output, seconds=seconds)
         text = path.read_text(errors="replace") if path.is_file() else None
         report, problem = _report_from(text, source=tests.report)
     return _outcome(

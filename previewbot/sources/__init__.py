@@ -10,24 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from previewbot.errors import ManifestError
-
-
-def path_in_repo(root: Path, entry: str, *, key: str) -> Path:
-    """root/entry, once it is known to exist inside root with its `..` and symbolic links followed."""
-    base = root.resolve()
-    if Path(entry).is_absolute():
-        raise ManifestError(f"{key}: {entry} is an absolute path: give a path inside the repo")
-    target = base / entry
-    if not is_inside(target, base):
-        raise ManifestError(f"{key}: {entry} is outside the repo")
-    if not target.exists():
-        raise ManifestError(f"{key}: {entry} does not exist in the repo")
-    return target.resolve()
-
-
-def is_inside(path: Path, base: Path) -> bool:
-    """Whether path, with its `..` and symbolic links followed, is within base (itself resolved)."""
-    return path.resolve().is_relative_to(base)
+from previewbot.paths import is_inside
 
 
 def check_links_stay_inside(folder: Path, *, root: Path, key: str) -> None:

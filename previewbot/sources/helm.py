@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from previewbot.config import Helm
 from previewbot.errors import ManifestError
-from previewbot.sources import check_links_stay_inside, path_in_repo
+from previewbot.paths import path_in_repo
+from previewbot.sources import check_links_stay_inside
 
 if TYPE_CHECKING:
     import helm_python

@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 
 from previewbot.errors import ManifestError
-from previewbot.sources import check_links_stay_inside, is_inside, path_in_repo
+from previewbot.paths import is_inside, path_in_repo
+from previewbot.sources import check_links_stay_inside
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 _REFERENCE_KEYS = ("resources", "bases", "components", "generators", "transformers", "validators")
