@@ -17,6 +17,7 @@ from kubernetes import client
 from previewbot import naming
 from previewbot.model import Phase
 from tests.harness import PR_NUMBER, REPO, Bot, Checkout, comment_event, namespace_of, pr_event, sticky
+from tests.test_sources import HELM_CONFIG as HELM
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHA = "1" * 40
@@ -27,7 +28,9 @@ def settings(prefix: str) -> str:
     return f"readiness:\n  timeout: 120s\nnamespace:\n  prefix: {prefix}\n  network_policy: none\n"
 
 
-def with_fixture(checkout: Checkout, fixture: str) -> None:
+def with_fixture(checkout: Checkout, fixture: str, config: str, prefix: str) -> None:
+    """The checkout of a PR that deploys tests/fixtures/FIXTURE, copied to deploy/, as config says."""
+    checkout.write(".preview.yml", config + settings(prefix))
     shutil.copytree(FIXTURES / fixture, checkout.root / "deploy", dirs_exist_ok=True)
 
 
@@ -61,8 +64,7 @@ def redeploy(bot: Bot, github: Any) -> Any:
 def test_a_published_demos_manifests_deploy_unchanged(
     bot: Bot, checkout: Checkout, apps: Any, core: Any, kube: Any, prefix: str
 ) -> None:
-    checkout.write(".preview.yml", "manifests: [deploy/]\n" + settings(prefix))
-    with_fixture(checkout, "shop")
+    with_fixture(checkout, "shop", "manifests: [deploy/]\n", prefix)
 
     [outcome] = bot.on("pull_request", pr_event("opened", sha=SHA))
 
@@ -91,21 +93,10 @@ def test_a_published_demos_manifests_deploy_unchanged(
         assert "load goes to http://frontend:80/ once it answers 200" in log
 
 
-HELM = """\
-helm:
-  chart: deploy/web
-  values_files: [deploy/values-preview.yaml]
-  values:
-    image:
-      tag: pr-${PR_NUMBER}-${SHORT_SHA}
-"""
-
-
 def test_a_helm_chart_deploys_and_an_unchanged_redeploy_changes_nothing(
     bot: Bot, github: Any, checkout: Checkout, apps: Any, core: Any, kube: Any, prefix: str
 ) -> None:
-    checkout.write(".preview.yml", HELM + settings(prefix))
-    with_fixture(checkout, "helm")
+    with_fixture(checkout, "helm", HELM, prefix)
 
     [outcome] = bot.on("pull_request", pr_event("opened", sha=SHA))
 
@@ -130,8 +121,7 @@ def test_a_helm_chart_deploys_and_an_unchanged_redeploy_changes_nothing(
 def test_a_charts_error_is_posted_on_the_pr_in_its_own_words(
     bot: Bot, github: Any, checkout: Checkout, prefix: str
 ) -> None:
-    checkout.write(".preview.yml", HELM.replace("tag: pr-${PR_NUMBER}-${SHORT_SHA}", "tag: null") + settings(prefix))
-    with_fixture(checkout, "helm")
+    with_fixture(checkout, "helm", HELM.replace("tag: pr-${PR_NUMBER}-${SHORT_SHA}", "tag: null"), prefix)
 
     [outcome] = bot.on("pull_request", pr_event("opened", sha=SHA))
 
@@ -144,8 +134,7 @@ def test_a_charts_error_is_posted_on_the_pr_in_its_own_words(
 def test_a_kustomize_overlay_deploys_and_keeps_its_generated_names_across_a_redeploy(
     bot: Bot, github: Any, checkout: Checkout, apps: Any, core: Any, kube: Any, prefix: str
 ) -> None:
-    checkout.write(".preview.yml", "kustomize: deploy/overlays/preview\n" + settings(prefix))
-    with_fixture(checkout, "kustomize")
+    with_fixture(checkout, "kustomize", "kustomize: deploy/overlays/preview\n", prefix)
 
     [outcome] = bot.on("pull_request", pr_event("opened", sha=SHA))
 
@@ -166,8 +155,7 @@ def test_a_kustomize_overlay_deploys_and_keeps_its_generated_names_across_a_rede
 def test_a_charts_objects_keep_to_the_manifest_policy_like_any_manifest(
     bot: Bot, github: Any, checkout: Checkout, core: Any, prefix: str
 ) -> None:
-    checkout.write(".preview.yml", HELM + settings(prefix))
-    with_fixture(checkout, "helm")
+    with_fixture(checkout, "helm", HELM, prefix)
     checkout.write(
         "deploy/web/templates/debug.yaml",
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: debug\nspec:\n  containers:\n"

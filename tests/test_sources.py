@@ -38,13 +38,13 @@ def by_name(rendered: Rendered) -> dict[str, dict[str, Any]]:
 
 
 HELM_CONFIG = """\
-    helm:
-      chart: deploy/web
-      values_files: [deploy/values-preview.yaml]
-      values:
-        image:
-          tag: pr-${PR_NUMBER}-${SHORT_SHA}
-    """
+helm:
+  chart: deploy/web
+  values_files: [deploy/values-preview.yaml]
+  values:
+    image:
+      tag: pr-${PR_NUMBER}-${SHORT_SHA}
+"""
 
 
 # ---------------------------------------------------------------- helm
@@ -96,7 +96,7 @@ def test_the_names_a_values_file_leaves_as_written_are_listed(tmp_path: Path) ->
 
 
 def test_values_over_values_files_over_the_charts_own(tmp_path: Path) -> None:
-    config = HELM_CONFIG.replace("    image:", "    replicas: 2\n        migrate: {enabled: false}\n        image:")
+    config = HELM_CONFIG.replace("    image:", "    replicas: 2\n    migrate: {enabled: false}\n    image:")
     objects = by_name(rendered_from(repo_from(tmp_path, config, "helm")))
 
     assert objects["Deployment/web"]["spec"]["replicas"] == 2
@@ -105,7 +105,7 @@ def test_values_over_values_files_over_the_charts_own(tmp_path: Path) -> None:
 
 
 def test_a_release_name_of_ones_own(tmp_path: Path) -> None:
-    config = HELM_CONFIG.replace("chart: deploy/web", "chart: deploy/web\n      release: shop")
+    config = HELM_CONFIG.replace("chart: deploy/web", "chart: deploy/web\n  release: shop")
     objects = by_name(rendered_from(repo_from(tmp_path, config, "helm")))
 
     assert "Deployment/shop-web" in objects
