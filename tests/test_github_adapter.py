@@ -192,6 +192,34 @@ def test_create_deployment_is_a_transient_preview_that_does_not_wait_for_checks(
     assert (deployment.description, deployment.payload) == ("PR #2", {"pr": 2})
 
 
+@pytest.mark.parametrize("lost", [502, 0], ids=["bad-gateway", "dropped-connection"])
+def test_a_deployment_github_made_but_never_confirmed_is_not_made_twice(
+    api: GitHubApi, github: GitHubEmulator, lost: int
+) -> None:
+    earlier = api.create_deployment(SEEDED_REPO, sha=HEAD_SHA, environment=ENVIRONMENT, description="", payload={})
+    github.lose_the_answer("POST", r"/deployments$", lost)
+
+    deployment_id = api.create_deployment(
+        SEEDED_REPO, sha=HEAD_SHA, environment=ENVIRONMENT, description="PR #2", payload={"pr": 2}
+    )
+
+    made, _ = github.deployments(SEEDED_REPO)
+    assert deployment_id == made.id != earlier
+    assert made.payload == {"pr": 2}
+    assert requests_to(github, "POST", "/deployments") == 2
+
+
+def test_a_deployment_github_refused_with_a_502_is_made_on_the_next_try(api: GitHubApi, github: GitHubEmulator) -> None:
+    github.fail_with_bad_gateway("POST", r"/deployments$")
+
+    deployment_id = api.create_deployment(
+        SEEDED_REPO, sha=HEAD_SHA, environment=ENVIRONMENT, description="", payload={}
+    )
+
+    [made] = github.deployments(SEEDED_REPO)
+    assert made.id == deployment_id
+
+
 def test_deployments_lists_the_environments_newest_first(api: GitHubApi) -> None:
     def deploy(environment: str) -> int:
         return api.create_deployment(SEEDED_REPO, sha=HEAD_SHA, environment=environment, description="", payload={})

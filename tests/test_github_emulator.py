@@ -448,3 +448,17 @@ def test_a_dropped_connection_is_a_connection_error(github: GitHubEmulator, repo
     with pytest.raises(requests.ConnectionError):
         repo.get_pull(SEEDED_PR).title  # noqa: B018
     assert repo.get_pull(SEEDED_PR).number == SEEDED_PR
+
+
+def test_a_create_can_be_carried_out_and_its_answer_lost(github: GitHubEmulator, repo: Repository) -> None:
+    github.lose_the_answer("POST", r"/comments$")
+    github.lose_the_answer("POST", r"/deployments$", 0)
+
+    with pytest.raises(GithubException) as caught:
+        repo.get_issue(SEEDED_PR).create_comment("made all the same")
+    with pytest.raises(requests.ConnectionError):
+        repo.create_deployment(ref="changes", environment="preview/pr-2", required_contexts=[])
+
+    assert caught.value.status == 502
+    assert [c.body for c in github.comments(SEEDED_REPO, SEEDED_PR)] == ["made all the same"]
+    assert [d.environment for d in github.deployments(SEEDED_REPO)] == ["preview/pr-2"]

@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -38,6 +39,8 @@ API_URL_ENV = "GITHUB_API_URL"  # set by Actions runners, and to https://HOST/ap
 DESCRIPTION_LIMIT = 140  # GitHub's limit on commit and deployment status descriptions
 ELLIPSIS = "…"
 ROLES = frozenset({"admin", "maintain", "write", "triage", "read"})
+# How far the runner's clock may be from GitHub's when previewbot looks for what a create made.
+CLOCK_SKEW = 60.0
 # Without Retry-After, GitHub asks clients that hit a secondary rate limit to wait at least a minute.
 SECONDARY_LIMIT_WAIT = 60.0
 
@@ -214,7 +217,16 @@ class GitHubApi:
             deployment_id: int = deployment.id
             return deployment_id
 
-        return self._call(create, doing=f"creating a deployment of {sha[:7]} to {environment} in {repo}")
+        since = datetime.fromtimestamp(self._clock() - CLOCK_SKEW, UTC)
+
+        def made() -> int | None:
+            for deployment in self._repo(repo).get_deployments(sha=sha, environment=environment):
+                if deployment.created_at >= since and deployment.payload == dict(payload):
+                    found: int = deployment.id
+                    return found
+            return None
+
+        return self._call(create, doing=f"creating a deployment of {sha[:7]} to {environment} in {repo}", made=made)
 
     def deployments(self, repo: str, *, environment: str) -> Sequence[int]:
         return self._call(
@@ -272,8 +284,30 @@ class GitHubApi:
 
     # ------------------------------------------------------------ retries and errors
 
-    def _call(self, operation: Callable[[], T], *, doing: str) -> T:
-        """Run operation, retrying what is worth it; every failure leaves as an ApiError."""
+    def _call(self, operation: Callable[[], T], *, doing: str, made: Callable[[], T | None] | None = None) -> T:
+        """Run operation, retrying what is worth it; every failure leaves as an ApiError.
+
+        A create is not safe to send twice: GitHub may have carried it out and lost only its
+        answer (a 5xx, a timeout, a dropped connection). For one, `made` looks for what the
+        create made, and before each new try it is asked first: what it finds is the result.
+        """
+        unsure = False
+
+        def attempt() -> T:
+            nonlocal unsure
+            if unsure and made is not None:
+                found = self._translated(made, f"looking for what {doing} made")
+                if found is not None:
+                    log.info("GitHub had carried out %s, though its answer was lost", doing)
+                    return found
+            try:
+                return self._translated(operation, doing)
+            except RateLimited:
+                raise  # refused before it was carried out
+            except TemporaryError:
+                unsure = True
+                raise
+
         retrying = Retrying(
             stop=stop_after_attempt(self._retry.attempts),
             retry=retry_if_exception(self._worth_waiting_for),
@@ -282,7 +316,7 @@ class GitHubApi:
             before_sleep=self._log_retry,
             reraise=True,
         )
-        return retrying(lambda: self._translated(operation, doing))
+        return retrying(attempt)
 
     def _translated(self, operation: Callable[[], T], doing: str) -> T:
         try:

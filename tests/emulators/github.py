@@ -238,6 +238,7 @@ class _Injection:
     headers: dict[str, str]
     body: Any
     times: int
+    carried_out: bool = False  # the request is done first, and only its answer is lost
 
 
 _DROP_CONNECTION = 0
@@ -601,6 +602,18 @@ class GitHubEmulator:
     def fail_with_bad_gateway(self, method: str, path_regex: str, *, times: int = 1) -> None:
         self.fail_next(method, path_regex, 502, body=_error_body(502, "Server Error"), times=times)
 
+    def lose_the_answer(self, method: str, path_regex: str, status: int = 502, *, times: int = 1) -> None:
+        """Carry out the next `times` matching requests, then answer status (0: drop the connection) instead.
+
+        GitHub does this under load: a comment or a deployment is made, and the client sees a 502
+        or a timeout.
+        """
+        body = None if status == _DROP_CONNECTION else _error_body(status, HTTPStatus(status).phrase)
+        with self._lock:
+            self._injections.append(
+                _Injection(method.upper(), re.compile(path_regex), status, {}, body, times, carried_out=True)
+            )
+
     def drop_connection(self, method: str, path_regex: str, *, times: int = 1) -> None:
         """Close the connection without an answer, as a network failure would."""
         self.fail_next(method, path_regex, _DROP_CONNECTION, times=times)
@@ -660,18 +673,23 @@ class GitHubEmulator:
                 return self._with_rate_headers(_Reply(401, _error_body(401, refusal)), {})
             self._rate_remaining = max(self._rate_remaining - 1, 0)
             injection = self._take_injection(method, path)
-            if injection is not None:
-                if injection.status == _DROP_CONNECTION:
-                    return None
-                return self._with_rate_headers(_Reply(injection.status, injection.body), injection.headers)
+            if injection is not None and not injection.carried_out:
+                return self._injected(injection)
             if isinstance(body, str):
                 reply = _Reply(400, _error_body(400, "Problems parsing JSON"))
             else:
                 credential = next((v for k, v in headers.items() if k.lower() == "authorization"), "").partition(" ")[2]
                 reply = self._route(_Request(method, path, parts.path, query, body, credential))
+            if injection is not None:
+                return self._injected(injection)
             if parts.path.startswith(ENTERPRISE_PREFIX + "/"):
                 reply = _Reply(reply.status, self._rebased(reply.body, onto=self.enterprise_url), reply.headers)
             return self._with_rate_headers(reply, {})
+
+    def _injected(self, injection: _Injection) -> _Reply | None:
+        if injection.status == _DROP_CONNECTION:
+            return None
+        return self._with_rate_headers(_Reply(injection.status, injection.body), injection.headers)
 
     def _authenticate(self, method: str, path: str, headers: Mapping[str, str]) -> str | None:
         """None when the request's credential may call path; else GitHub's message for the 401."""
