@@ -9,6 +9,7 @@ import pytest
 
 from previewbot.adapters.github_app import GitHubApp
 from previewbot.errors import Forbidden, UserError
+from previewbot.redact import redactor
 from tests.app_keys import APP_ID, INSTALLATION_ID, key_pair
 from tests.emulators.github import GitHubEmulator
 from tests.emulators.github_plugin import SEEDED_PR, SEEDED_REPO
@@ -36,6 +37,7 @@ def test_an_installation_token_is_reused_until_it_nears_expiry(github: GitHubEmu
     app = GitHubApp(app_id=APP_ID, private_key=private, api_url=github.url, clock=lambda: now[0])
     first = app.token(SEEDED_REPO)
     assert app.token(SEEDED_REPO) == first
+    assert first not in redactor.redact(f"a log line with {first} in it"), "tokens never show in output"
     assert app.github(SEEDED_REPO).pull_request(SEEDED_REPO, SEEDED_PR).number == SEEDED_PR
     now[0] += 3600 - 1000  # less than the half hour of margin left
     second = app.token(SEEDED_REPO)

@@ -23,6 +23,7 @@ from github.Repository import Repository
 
 from previewbot.adapters.github import _ERRORS_BY_STATUS, DEFAULT_API_URL, GitHubApi
 from previewbot.errors import ApiError, TemporaryError, UserError
+from previewbot.redact import redactor
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class GitHubApp:
             lambda: self._integration.get_access_token(installation), doing=f"getting a token for {repo}"
         )
         expires = granted.expires_at.astimezone(UTC).timestamp() if granted.expires_at else self._clock() + 3600
+        redactor.add(granted.token)
         with self._lock:
             self._tokens[installation] = (granted.token, expires)
         log.info("new installation token for %s, valid until %s", repo, datetime.fromtimestamp(expires, UTC))
@@ -173,6 +175,7 @@ class GitHubApp:
         granted = _translated(
             lambda: self._integration.get_access_token(installation), doing="getting an installation token"
         )
+        redactor.add(granted.token)
         return str(granted.token)
 
     def _client(self, token: str) -> Github:

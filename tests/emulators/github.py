@@ -531,15 +531,17 @@ class GitHubEmulator:
 
     def add_check_run(self, repo: str, sha: str, *, name: str, status: str, conclusion: str | None = None) -> None:
         """A check run on a commit, as a CI app reports it (status queued, in_progress or completed)."""
-        with self._lock:
-            self._check_runs.append(
-                {"repo": repo.lower(), "head_sha": sha, "name": name, "status": status, "conclusion": conclusion}
-            )
+        self._add_run(self._check_runs, repo, sha, name=name, status=status, conclusion=conclusion)
 
     def add_workflow_run(self, repo: str, sha: str, *, name: str, status: str, conclusion: str | None = None) -> None:
         """A run of the workflow `name` on a commit."""
+        self._add_run(self._workflow_runs, repo, sha, name=name, status=status, conclusion=conclusion)
+
+    def _add_run(
+        self, runs: list[dict[str, Any]], repo: str, sha: str, *, name: str, status: str, conclusion: str | None
+    ) -> None:
         with self._lock:
-            self._workflow_runs.append(
+            runs.append(
                 {"repo": repo.lower(), "head_sha": sha, "name": name, "status": status, "conclusion": conclusion}
             )
 
@@ -1111,36 +1113,22 @@ class GitHubEmulator:
         return _Reply(200, {"total_count": len(repos), "repositories": page.body}, page.headers)
 
     def _list_check_runs(self, match: re.Match[str], request: _Request) -> _Reply:
-        repo, sha = self._repo_name(match).lower(), self._resolve(self._repo_name(match), match["sha"])
-        runs = [
-            {
-                "id": index,
-                "name": run["name"],
-                "head_sha": run["head_sha"],
-                "status": run["status"],
-                "conclusion": run["conclusion"],
-            }
-            for index, run in enumerate(self._check_runs, 1)
-            if run["repo"] == repo and run["head_sha"] == sha
-        ]
-        page = self._page(request, runs)
-        return _Reply(200, {"total_count": len(runs), "check_runs": page.body}, page.headers)
+        sha = self._resolve(self._repo_name(match), match["sha"])
+        return self._runs(request, self._check_runs, repo=self._repo_name(match), sha=sha, key="check_runs")
 
     def _list_workflow_runs(self, match: re.Match[str], request: _Request) -> _Reply:
-        repo, sha = self._repo_name(match).lower(), request.arg("head_sha")
-        runs = [
-            {
-                "id": index,
-                "name": run["name"],
-                "head_sha": run["head_sha"],
-                "status": run["status"],
-                "conclusion": run["conclusion"],
-            }
-            for index, run in enumerate(self._workflow_runs, 1)
-            if run["repo"] == repo and (sha is None or run["head_sha"] == sha)
+        sha = request.arg("head_sha")
+        return self._runs(request, self._workflow_runs, repo=self._repo_name(match), sha=sha, key="workflow_runs")
+
+    def _runs(self, request: _Request, runs: list[dict[str, Any]], *, repo: str, sha: str | None, key: str) -> _Reply:
+        """A page of a repo's runs (of one commit, when sha is given), under key as GitHub wraps them."""
+        listed = [
+            {"id": index, **{field: run[field] for field in ("name", "head_sha", "status", "conclusion")}}
+            for index, run in enumerate(runs, 1)
+            if run["repo"] == repo.lower() and sha in (None, run["head_sha"])
         ]
-        page = self._page(request, runs)
-        return _Reply(200, {"total_count": len(runs), "workflow_runs": page.body}, page.headers)
+        page = self._page(request, listed)
+        return _Reply(200, {"total_count": len(listed), key: page.body}, page.headers)
 
     def _get_repo(self, match: re.Match[str], request: _Request) -> _Reply:
         return _Reply(200, self._repo(match))
