@@ -128,6 +128,8 @@ def checkout(tmp_path: Path) -> Checkout:
     repo.write(".github/workflows/preview.yml", WORKFLOW)
     repo.write("deploy/web.yaml", web_deployment())
     subprocess.run(["git", "init", "-q", str(repo.root)], check=True)
+    # As actions/checkout leaves the PR's head: detached at the commit the event names.
+    (repo.root / ".git" / "HEAD").write_text(pr_event("opened")["pull_request"]["head"]["sha"] + "\n")
     return repo
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 from previewbot import render
+from previewbot.action import checkout_commit
 from previewbot.cli import main
 from tests.harness import PR_NUMBER, REPO, Checkout, pr_event, preview_site, web_deployment
 
@@ -268,6 +270,60 @@ def test_an_unexpected_error_outside_a_deploy_run_fails_the_step_with_an_annotat
     assert "::error title=previewbot::previewbot failed unexpectedly: IsADirectoryError" in result.output
     assert "Traceback" in result.output
     assert github.token not in result.output
+
+
+def test_the_action_refuses_a_checkout_of_another_commit_than_it_deploys(
+    cli: CliRunner, tmp_path: Path, github: Any, kube: Any, checkout: Checkout
+) -> None:
+    event = pr_event("opened")
+    head = event["pull_request"]["head"]["sha"]
+    other = "0123456789abcdef0123456789abcdef01234567"
+    (checkout.root / ".git").mkdir()
+    (checkout.root / ".git" / "HEAD").write_text(other + "\n")
+    env = runner_env(
+        tmp_path, event_name="pull_request", event=event, github=github, kube=kube, workspace=checkout.root
+    )
+
+    result = cli.invoke(main, ["action"], env=env)
+
+    assert result.exit_code == 1
+    [comment] = [c.body for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c.body)]
+    assert other in comment
+    assert head in comment
+    assert github.deployments(REPO) == []
+    assert read_outputs(tmp_path / "output")["namespace"] == ""
+
+
+def git(folder: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=folder,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip()
+
+
+def test_the_checkout_commit_is_read_from_git_files_as_actions_checkout_leaves_them(tmp_path: Path) -> None:
+    repo = tmp_path / "work" / "pr"
+    (repo / "services" / "web").mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "one")
+    first = git(repo, "rev-parse", "HEAD")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "two")
+    second = git(repo, "rev-parse", "HEAD")
+    workspace = tmp_path / "work"
+
+    on_a_branch = checkout_commit(repo / "services" / "web", workspace=workspace)
+    git(repo, "pack-refs", "--all")
+    packed = checkout_commit(repo, workspace=workspace)
+    git(repo, "checkout", "-q", "--detach", first)
+    detached = checkout_commit(repo, workspace=workspace)
+
+    assert (on_a_branch, packed, detached) == (second, second, first)
+    assert checkout_commit(tmp_path / "elsewhere", workspace=workspace) is None
+    assert checkout_commit(workspace, workspace=workspace) is None  # a .git below the folder is not its own
 
 
 def test_the_action_outside_a_workflow_says_what_is_missing(cli: CliRunner) -> None:

@@ -69,6 +69,7 @@ class Settings:
     run_url: str | None = None  # the run's log, linked from the deployment
     namespace_wait: float = 300.0  # how long a Terminating namespace may take to go
     report_wait: float = 30.0  # how long a run's end waits for GitHub to take its last reports
+    checkout_sha: str | None = None  # the commit the workspace holds, when the front door can tell; None: unchecked
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,6 +182,15 @@ class Previews:
         waiting = self._fork_gate(pr, forks=trust.forks, reporter=reporter)
         if waiting is not None:
             return waiting
+        checkout = self._settings.checkout_sha
+        if checkout is not None and checkout != pr.head_sha:
+            # The manifests would be another commit's than the one approved, reported and pinned.
+            mismatch = UserError(
+                f"The checkout holds commit {checkout}, not the pull request's head {pr.head_sha}: previewbot "
+                "deploys a commit only from a checkout of that commit, so nothing was changed. Check out "
+                "the head this run deploys (a push after the checkout gets a run of its own)."
+            )
+            return self._fail_early(reporter, pr, mismatch)
         name = naming.namespace_name(prefix=config.namespace.prefix, repo=pr.repo, number=pr.number)
         existing = self._cluster.namespace(name)
         if not force and existing is not None and self._already_done(existing, pr):
