@@ -13,6 +13,7 @@ from previewbot import naming
 from previewbot.config import load_config
 from previewbot.errors import ManifestError
 from previewbot.manifests import Rendered, render_manifests
+from previewbot.sources import helm
 from tests.test_manifests import LABELS, NAMESPACE, SHA, variables_for
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -93,6 +94,54 @@ def test_the_names_a_values_file_leaves_as_written_are_listed(tmp_path: Path) ->
     rendered = rendered_from(repo_from(tmp_path, HELM_CONFIG, "helm"))
 
     assert [str(reference) for reference in rendered.kept] == ["deploy/values-preview.yaml:6: ${NOT_PREVIEWBOTS}"]
+
+
+def test_hooks_in_the_order_a_preview_applies_them() -> None:
+    def hooked(name: str, hook: str | None = None, weight: str | None = None, kind: str = "Job") -> dict[str, Any]:
+        annotations = {
+            **({"helm.sh/hook": hook} if hook else {}),
+            **({"helm.sh/hook-weight": weight} if weight else {}),
+        }
+        return {"kind": kind, "metadata": {"name": name, "annotations": annotations}}
+
+    documents = [
+        (f"{obj['metadata']['name']}.yaml", obj)
+        for obj in (
+            hooked("app", kind="Deployment"),
+            hooked("notify", "post-install,post-upgrade"),
+            hooked("cleanup", "pre-delete"),
+            hooked("settings", kind="ConfigMap"),
+            hooked("migrate", "pre-upgrade,pre-install", "5"),
+            hooked("schema", "pre-install", "-1"),
+            hooked("restore", "post-rollback"),
+            hooked("smoke", "test"),
+        )
+    ]
+
+    ordered, skipped = helm.deploy_order(documents)
+
+    assert [where for where, _ in ordered] == [
+        "schema.yaml",
+        "migrate.yaml",
+        "settings.yaml",
+        "app.yaml",
+        "notify.yaml",
+    ]
+    assert skipped == [
+        "cleanup.yaml: a pre-delete hook, which a preview does not run",
+        "restore.yaml: a post-rollback hook, which a preview does not run",
+        "smoke.yaml: a test hook, which a preview does not run",
+    ]
+
+
+def test_the_names_the_configs_values_leave_as_written_are_listed(tmp_path: Path) -> None:
+    config = HELM_CONFIG.replace("    image:", "    script: echo ${HOME} $${PR_NUMBER}\n    image:")
+    rendered = rendered_from(repo_from(tmp_path, config, "helm"))
+
+    assert [str(reference) for reference in rendered.kept] == [
+        "deploy/values-preview.yaml:6: ${NOT_PREVIEWBOTS}",
+        ".preview.yml helm.values.script: ${HOME}",
+    ]
 
 
 def test_values_over_values_files_over_the_charts_own(tmp_path: Path) -> None:
