@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 check-workflows: $(STAMP)
-	$(BIN)/zizmor --no-progress action.yml .github/workflows examples/workflows
+	$(BIN)/zizmor --no-progress action.yml .github/workflows/*.yml examples/workflows/*.yml
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml examples/workflows/*.yml
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-actions action.yml
 

@@ -136,8 +136,27 @@ def run(runner: Runner, previews: Previews) -> int:
     return 1 if failures else 0
 
 
+def gate(runner: Runner, previews: Previews) -> int:
+    """Say which commit a comment lets the workflow build (the `sha` output; empty: none), and change nothing.
+
+    Runs before the build job, with no checkout: a fork's image is built only once previewbot has
+    checked who commented and that the command approves that fork's head.
+    """
+    payload = events.read_event_file(runner.event_path)
+    intents = events.intents_from_event(runner.event_name, payload, repository=runner.repository or None)
+    sha = next((sha for intent in intents if (sha := previews.buildable_commit(intent))), "")
+    log.info("the workflow may build %s", sha[:7] if sha else "nothing for this event")
+    _write_outputs(runner, {"sha": sha})
+    return 0
+
+
 def write_outputs(runner: Runner, outcome: Outcome) -> None:
-    outputs = {"status": str(outcome.status), "url": outcome.url or "", "namespace": outcome.namespace or ""}
+    _write_outputs(
+        runner, {"status": str(outcome.status), "url": outcome.url or "", "namespace": outcome.namespace or ""}
+    )
+
+
+def _write_outputs(runner: Runner, outputs: Mapping[str, str]) -> None:
     for key, value in outputs.items():
         log.debug("output %s=%s", key, value)
     if runner.output_path is None:

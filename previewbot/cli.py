@@ -339,10 +339,19 @@ def _table(rows: Sequence[Mapping[str, object]]) -> str:
     show_default=True,
     help="Folder of the checkout that holds the config and manifests.",
 )
+@click.option(
+    "--mode",
+    envvar="INPUT_MODE",
+    type=click.Choice(["run", "gate"]),
+    default="run",
+    show_default=True,
+    help="gate: only say which commit a comment lets the workflow build (output sha), changing nothing.",
+)
 @_connection_options
 def action_command(
     config_path: str,
     working_directory: str,
+    mode: str,
     token: str,
     api_url: str | None,
     kubeconfig: str | None,
@@ -368,7 +377,7 @@ def action_command(
             runner.settings(working_directory=working_directory, config_path=config_path),
             with_runner=True,
         )
-        sys.exit(action.run(runner, previews))
+        sys.exit(action.gate(runner, previews) if mode == "gate" else action.run(runner, previews))
     except PreviewbotError as error:
         action.annotate_error(str(error))
         sys.exit(1)

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from previewbot import render
 from previewbot.action import checkout_commit
 from previewbot.cli import main
-from tests.harness import PR_NUMBER, REPO, Checkout, pr_event, preview_site, web_deployment
+from tests.harness import PR_NUMBER, REPO, Checkout, comment_event, pr_event, preview_site, web_deployment
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -324,6 +324,42 @@ def test_the_checkout_commit_is_read_from_git_files_as_actions_checkout_leaves_t
     assert (on_a_branch, packed, detached) == (second, second, first)
     assert checkout_commit(tmp_path / "elsewhere", workspace=workspace) is None
     assert checkout_commit(workspace, workspace=workspace) is None  # a .git below the folder is not its own
+
+
+@pytest.mark.parametrize(
+    ("fork", "body", "permission", "builds"),
+    [
+        ("stranger/Hello-World", "/preview approve", "write", True),
+        ("stranger/Hello-World", "/preview approve", "read", False),
+        ("stranger/Hello-World", "/preview redeploy", "admin", False),
+        ("stranger/Hello-World", "/preview status", "admin", False),
+        (None, "/preview redeploy", "write", True),
+        (None, "/preview redeploy", "triage", False),
+        (None, "/preview approve", "admin", False),
+    ],
+)
+def test_the_gate_names_the_commit_a_comment_lets_the_workflow_build_and_changes_nothing(
+    cli: CliRunner,
+    tmp_path: Path,
+    github: Any,
+    kube: Any,
+    fork: str | None,
+    body: str,
+    permission: str,
+    builds: bool,
+) -> None:
+    pull = pr_event("opened", fork=fork)["pull_request"]
+    github.add_pull(pull)
+    github.set_permission(REPO, "commenter", permission)
+    comment_id, event = comment_event(github, body, user="commenter")
+    env = runner_env(tmp_path, event_name="issue_comment", event=event, github=github, kube=kube, workspace=tmp_path)
+
+    result = cli.invoke(main, ["action", "--mode", "gate"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert read_outputs(tmp_path / "output") == {"sha": pull["head"]["sha"] if builds else ""}
+    assert [c.body for c in github.comments(REPO, PR_NUMBER)] == [body]
+    assert github.reactions(REPO, comment_id) == []
 
 
 def test_the_action_outside_a_workflow_says_what_is_missing(cli: CliRunner) -> None:

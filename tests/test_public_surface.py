@@ -31,8 +31,17 @@ def test_action_inputs_and_outputs() -> None:
     action = yaml.safe_load((ROOT / "action.yml").read_text())
 
     assert action["runs"]["using"] == "composite"
-    assert sorted(action["inputs"]) == ["config", "kube-context", "kubeconfig", "python", "token", "working-directory"]
-    assert sorted(action["outputs"]) == ["namespace", "status", "url"]
+    assert sorted(action["inputs"]) == [
+        "config",
+        "kube-context",
+        "kubeconfig",
+        "mode",
+        "python",
+        "token",
+        "working-directory",
+    ]
+    assert sorted(action["outputs"]) == ["namespace", "sha", "status", "url"]
+    assert action["inputs"]["mode"]["default"] == "run"
     assert action["inputs"]["token"]["default"] == "${{ github.token }}"
     assert action["inputs"]["config"]["default"] == ".preview.yml"
 
@@ -104,3 +113,21 @@ def test_the_action_installs_every_dependency_pinned_by_hash() -> None:
     assert declared <= set(pinned), "run `make lock` after changing the dependencies"
     assert all("--hash=sha256:" in entry for entry in pinned.values())
     assert re.search(r"^uv==[\d.]+ \\\n\s+--hash=sha256:", (ROOT / "requirements" / "uv.txt").read_text(), re.M)
+
+
+def test_the_example_workflow_builds_a_comments_commit_only_after_the_gate() -> None:
+    workflow = yaml.safe_load((ROOT / "examples" / "workflows" / "preview.yml").read_text())
+    jobs = workflow["jobs"]
+
+    assert "concurrency" not in workflow
+    assert all("timeout-minutes" in job for job in jobs.values())
+    assert [name for name, job in jobs.items() if "concurrency" in job] == ["preview"]
+    assert "github.event.comment.id" in jobs["preview"]["concurrency"]["group"]
+    gate_steps = jobs["gate"]["steps"]
+    assert not any(step.get("uses", "").startswith("actions/checkout") for step in gate_steps)
+    assert gate_steps[-1]["with"]["mode"] == "gate"
+    assert jobs["build"]["needs"] == "gate"
+    assert "needs.gate.outputs.sha != ''" in jobs["build"]["if"]
+    assert [name for name, job in jobs.items() if job["permissions"].get("packages") == "write"] == ["build"]
+    checkout, previewbot = jobs["preview"]["steps"][:2]
+    assert checkout["with"]["path"] == previewbot["with"]["working-directory"] == "pr"

@@ -577,6 +577,31 @@ class Previews:
         log.info("@%s approved %s#%d at %s", intent.by, ref.repo, ref.number, pr.head_sha[:7])
         return self.deploy(pr, trigger="approve", force=True)
 
+    def buildable_commit(self, intent: Intent) -> str | None:
+        """The commit a comment's command lets the workflow build before previewbot runs it, else None.
+
+        Building a PR's image runs its code with the workflow's registry token, so only a command
+        previewbot will act on gets a build: its author has the permission it needs, the PR is open,
+        and a fork's head is built only when this very command approves it (or forks are allowed).
+        Writes nothing: the run that follows reacts, replies and reports.
+        """
+        match intent:
+            case Redeploy(ref=ref, by=by):
+                verb = "redeploy"
+            case Approve(ref=ref, by=by, label=None):
+                verb = "approve"
+            case _:
+                return None
+        pr = self._github.pull_request(ref.repo, ref.number)
+        trust = self._trust(pr)
+        allowed, _ = self._permission(ref.repo, by, needed=_needed_permission(verb, trust))
+        if not allowed or pr.state != "open":
+            return None
+        if not pr.from_fork:
+            return None if verb == "approve" else pr.head_sha  # approving a PR of the repo deploys nothing
+        policy = trust.forks.policy
+        return pr.head_sha if policy == "allow" or (policy == "approve" and verb == "approve") else None
+
 
 class _Deployment:
     """One deploy run of one PR head, as a sequence of reported steps."""
