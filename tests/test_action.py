@@ -235,3 +235,51 @@ def test_nothing_in_the_checkout_runs_while_the_action_installs_and_runs(
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert sorted(path.name for path in ran.iterdir()) == []
     assert github.token not in done.stdout + done.stderr
+
+
+GATE_WORKFLOW = """name: preview
+on:
+  issue_comment:
+    types: [created]
+permissions: {}
+jobs:
+  gate:
+    runs-on: ubuntu-latest
+    permissions:
+      contents: read
+      pull-requests: read
+    steps:
+      - uses: OWNER/previewbot@v1
+        id: gate
+        with:
+          mode: gate
+          kubeconfig: ${{ secrets.PREVIEW_KUBECONFIG }}
+          python: ${{ vars.PREVIEWBOT_PYTHON }}
+      - env:
+          SHA: ${{ steps.gate.outputs.sha }}
+        run: |
+          printf '{"sha": "%s"}' "$SHA" > "$OUTPUTS_FILE"
+"""
+
+
+def test_the_gate_names_the_fork_commit_a_maintainer_approved(
+    checkout: Checkout, github: Any, kube: Any, action_source: Path
+) -> None:
+    checkout.write(".github/workflows/preview.yml", GATE_WORKFLOW)
+    pull = pr_event("opened", fork="stranger/Hello-World")["pull_request"]
+    github.add_pull(pull)
+    github.set_permission(REPO, "maintainer", "write")
+    _, event = comment_event(github, "/preview approve", user="maintainer")
+
+    done = run_act(
+        checkout,
+        event_name="issue_comment",
+        event=event,
+        github=github,
+        kubeconfig=kube.kubeconfig,
+        action_source=action_source,
+    )
+
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert json.loads((checkout.root.parent / "outputs.json").read_text()) == {"sha": pull["head"]["sha"]}
+    assert github.deployments(REPO) == []
