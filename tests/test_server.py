@@ -331,6 +331,14 @@ def test_an_opened_pr_is_deployed_from_its_files_at_the_head(
     assert "previewbot_github_rate_limit_remaining" in metrics
 
 
+def test_a_late_delivery_of_an_older_push_deploys_nothing(server: Server, github: Any, core: Any, prefix: str) -> None:
+    github.update_pull(REPO, PR_NUMBER, head_sha=SHA_2)
+    server.start()
+    assert deliver(server, "pull_request", pr_event("synchronize", sha=SHA_1)).status_code == 202
+    assert server.queue.wait_idle(30)
+    assert head_of_preview(core, prefix) is None
+
+
 def test_a_deploy_waits_for_the_build_it_names(server: Server, github: Any, core: Any, prefix: str, site: str) -> None:
     config = preview_config(prefix=prefix, site=site, more="deploy:\n  after: [build]\n")
     github.add_file(REPO, ".preview.yml", config, ref=SHA_1)

@@ -96,11 +96,19 @@ class JobRunner:
         ref = _ref_of(intent)
         with self._lease(ref):
             if isinstance(intent, Deploy):
+                current = self.app.github(ref.repo).pull_request(ref.repo, ref.number)
+                if current.head_sha != intent.pr.head_sha or current.state != "open":
+                    # A delivery that came late (or again) must not put an older commit over a newer one,
+                    # nor bring back the preview of a PR closed since.
+                    log.info("%s is %s at %s now: nothing to deploy", _name(ref), current.state, current.head_sha[:7])
+                    return
                 self._deploy(intent.pr, trigger=intent.trigger)
                 return
-            # A command that deploys does so at the head the core reads next: fetch the files there.
-            head = self.app.github(ref.repo).pull_request(ref.repo, ref.number).head_sha
-            with self._core(ref.repo, head=head if isinstance(intent, Redeploy | Approve) else None) as (_, core):
+            head = None
+            if isinstance(intent, Redeploy | Approve):
+                # A command that deploys does so at the head the core reads next: fetch the files there.
+                head = self.app.github(ref.repo).pull_request(ref.repo, ref.number).head_sha
+            with self._core(ref.repo, head=head) as (_, core):
                 core.handle(intent)
 
     def _built(self, build: BuildFinished) -> None:
@@ -192,6 +200,10 @@ def _named_paths(config: PreviewConfig) -> list[str]:
             paths.append(config.helm.chart)
         paths.extend(config.helm.values_files)
     return paths
+
+
+def _name(ref: PrRef) -> str:
+    return f"{ref.repo}#{ref.number}"
 
 
 def _ref_of(intent: Intent) -> PrRef:
