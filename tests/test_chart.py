@@ -48,6 +48,13 @@ def test_every_scenario_renders_objects_kubernetes_accepts(values_file: Path) ->
         kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
 
 
+@pytest.mark.parametrize("values_file", SCENARIOS, ids=lambda path: path.name)
+def test_helm_lint_finds_nothing_to_warn_of(values_file: Path) -> None:
+    report = helm.lint(CHART, yaml.safe_load(values_file.read_text()), strict=True)
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []  # 1 is information, such as "icon"
+
+
 def test_the_pod_is_locked_down() -> None:
     [deployment] = objects(render(scenario("default")), "Deployment")
     pod = deployment["spec"]["template"]["spec"]
