@@ -331,6 +331,19 @@ def test_an_opened_pr_is_deployed_from_its_files_at_the_head(
     assert "previewbot_github_rate_limit_remaining" in metrics
 
 
+def test_a_burst_of_pushes_ends_in_one_deploy_of_the_newest(
+    server: Server, github: Any, core: Any, prefix: str
+) -> None:
+    github.update_pull(REPO, PR_NUMBER, head_sha=SHA_2)
+    for action, sha in (("opened", SHA_1), ("synchronize", "3" * 40), ("synchronize", SHA_2)):
+        assert deliver(server, "pull_request", pr_event(action, sha=sha)).status_code == 202
+    server.start()
+    assert server.queue.wait_idle(90)
+    assert head_of_preview(core, prefix) == SHA_2
+    [deployment] = github.deployments(REPO)
+    assert deployment.sha == SHA_2
+
+
 def test_a_late_delivery_of_an_older_push_deploys_nothing(server: Server, github: Any, core: Any, prefix: str) -> None:
     github.update_pull(REPO, PR_NUMBER, head_sha=SHA_2)
     server.start()
