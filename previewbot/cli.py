@@ -1,4 +1,4 @@
-"""The command line: `previewbot plan | deploy | destroy | action`.
+"""The command line: `previewbot plan | up | down | list | deploy | destroy | action`.
 
 A front door like the Action: it parses options, wires the adapters, and hands intents to the core.
 
@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ import click
 
 if TYPE_CHECKING:
     from previewbot.core.previews import Outcome, Previews
-    from previewbot.model import PrRef
+    from previewbot.model import OnDemand, PrRef
 
 PLAN_SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -47,6 +48,14 @@ def _connection_options(command: F) -> F:
             show_envvar=True,
             help="GitHub API address; GitHub Enterprise Server sets it. Default: api.github.com.",
         ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return _cluster_options(command)
+
+
+def _cluster_options(command: F) -> F:
+    options = [
         click.option(
             "--kubeconfig",
             envvar="INPUT_KUBECONFIG",
@@ -494,3 +503,158 @@ def serve(
     # that got that far was clean, and exits 0.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(server.asgi, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+
+
+# ---------------------------------------------------------------- on demand, without GitHub
+
+
+def _on_demand_options(command: F) -> F:
+    options = [
+        click.argument(
+            "checkout", type=click.Path(exists=True, file_okay=False, path_type=Path), default=".", required=False
+        ),
+        click.option("--name", default=None, help="The preview's name. Default: the checkout's branch."),
+        click.option("--repo", default=None, help="owner/name. Default: from the checkout's origin remote."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _repo_of(checkout: Path, repo: str | None) -> str:
+    from previewbot.checkout import read_repo
+
+    found = repo or read_repo(checkout)
+    if not found or not re.fullmatch(r"[^/\s]+/[^/\s]+", found):
+        raise click.UsageError(f"cannot tell the repo of {checkout} from an origin remote: pass --repo owner/name")
+    return found
+
+
+def _on_demand(checkout: Path, *, name: str | None, repo: str | None, sha: str | None) -> OnDemand:
+    """The preview of a checkout: its repo, name and commit, from the options or else from its .git files."""
+    from previewbot import naming
+    from previewbot.checkout import Head, read_head
+    from previewbot.errors import UserError
+    from previewbot.model import OnDemand
+
+    try:
+        head = read_head(checkout)
+    except UserError as error:
+        if not (name and sha):
+            raise click.UsageError(str(error)) from error
+        head = Head(sha=None, branch="")
+    if not (name or head.branch):
+        raise click.UsageError(f"HEAD of {checkout} is on no branch: pass --name")
+    commit = sha or head.sha
+    if not commit:
+        raise click.UsageError(f"the branch of {checkout} has no commit yet: pass --sha")
+    return OnDemand(
+        repo=_repo_of(checkout, repo),
+        name=naming.on_demand_name(name or head.branch),
+        head_sha=commit.lower(),
+        head_ref=head.branch or name or "",
+    )
+
+
+def _duration(_context: click.Context, _parameter: click.Parameter, value: str | None) -> float | None:
+    from previewbot.config import parse_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from error
+
+
+@main.command()
+@_on_demand_options
+@click.option("--sha", default=None, help="The commit to pin images to (${SHA}). Default: the checkout's HEAD.")
+@click.option("--tag", default=None, help="Pin every image in `images` to this tag, instead of the config's template.")
+@click.option("--ttl", default=None, callback=_duration, help="Time limit after this `up`, such as 8h or 2d.")
+@click.option("--no-tests", is_flag=True, help="Deploy without running the end-to-end tests.")
+@click.option("--config", "config_path", default=".preview.yml", show_default=True)
+@_cluster_options
+def up(
+    checkout: Path,
+    name: str | None,
+    repo: str | None,
+    sha: str | None,
+    tag: str | None,
+    ttl: float | None,
+    no_tests: bool,
+    config_path: str,
+    kubeconfig: str | None,
+    kube_context: str | None,
+) -> None:
+    """Deploy a checkout as a preview, with no pull request and no GitHub.
+
+    The namespace is named after the branch (or --name) and labelled as previewbot's on-demand
+    preview, so `list`, `down`, the scheduled sweep and the time limit (the config's `ttl`, else
+    one day) apply to it. In the config, ${PR_NUMBER} is the preview's name. The steps show as they
+    run, then the URL and the test results; the exit code is 1 when the preview failed. Run it
+    again after a change: only what changed is redeployed.
+    """
+    from previewbot.core.previews import Settings
+    from previewbot.core.reporting import TerminalSink
+    from previewbot.model import Up
+    from previewbot.wiring import build_on_demand, connect_cluster
+
+    if sha is not None and not re.fullmatch(r"[0-9a-fA-F]{7,40}", sha):
+        raise click.BadParameter(f"{sha!r} is not a commit SHA", param_hint="--sha")
+    preview = _on_demand(checkout, name=name, repo=repo, sha=sha)
+    previews = build_on_demand(
+        connect_cluster(kubeconfig, kube_context),
+        Settings(workspace=checkout.resolve(), config_path=config_path),
+        sink=TerminalSink(write=functools.partial(click.echo, nl=False)),
+    )
+    _exit(previews.handle(Up(preview=preview, tag=tag, ttl=ttl, tests=not no_tests)))
+
+
+@main.command()
+@_on_demand_options
+@_cluster_options
+def down(checkout: Path, name: str | None, repo: str | None, kubeconfig: str | None, kube_context: str | None) -> None:
+    """Delete the on-demand preview of a checkout's branch (or --name).
+
+    Only a namespace labelled as previewbot's on-demand preview of that name in that repo is deleted.
+    """
+    from previewbot import naming
+    from previewbot.core.previews import Settings
+    from previewbot.core.reporting import TerminalSink
+    from previewbot.model import Down, OnDemandRef
+    from previewbot.wiring import build_on_demand, connect_cluster
+
+    if name:
+        ref = OnDemandRef(repo=_repo_of(checkout, repo), name=naming.on_demand_name(name))
+    else:
+        ref = _on_demand(checkout, name=None, repo=repo, sha=None).ref
+    previews = build_on_demand(
+        connect_cluster(kubeconfig, kube_context), Settings(workspace=checkout), sink=TerminalSink(write=click.echo)
+    )
+    outcome = previews.handle(Down(ref=ref))
+    click.echo(outcome.message)
+    _exit(outcome)
+
+
+@main.command("list")
+@click.option(
+    "--output", type=click.Choice(["table", "json"]), default="table", show_default=True, help="How to print them."
+)
+@_cluster_options
+def list_command(output: str, kubeconfig: str | None, kube_context: str | None) -> None:
+    """Show every preview previewbot has in the cluster, PRs' and on-demand, of every repo."""
+    from previewbot import render
+    from previewbot.core.inventory import previews_in
+    from previewbot.errors import PreviewbotError
+    from previewbot.wiring import connect_cluster
+
+    try:
+        entries = previews_in(connect_cluster(kubeconfig, kube_context))
+    except PreviewbotError as error:
+        click.echo(f"✘ {error}", err=True)
+        sys.exit(1)
+    if output == "json":
+        click.echo(json.dumps(render.preview_records(entries), indent=2))
+    else:
+        click.echo(render.render_preview_table(entries, now=datetime.now(UTC)), nl=False)

@@ -31,7 +31,7 @@ from previewbot.config import (
     unknown_variable_message,
 )
 from previewbot.errors import ConfigError, ManifestError
-from previewbot.model import ObjectRef, PullRequest
+from previewbot.model import ObjectRef, OnDemand, Previewed
 from previewbot.paths import is_inside, path_in_repo
 
 SHORT_SHA_LENGTH = 7
@@ -108,10 +108,19 @@ class Rendered:
 # ---------------------------------------------------------------- variables
 
 
-def preview_variables(*, pr: PullRequest, namespace: str, url: str | None, extra: Mapping[str, str]) -> dict[str, str]:
+def pr_number(previewed: Previewed) -> str:
+    """${PR_NUMBER}: the PR's number, or the name of an on-demand preview, which has no PR.
+
+    The name is a DNS label of the preview's own, never of digits alone, so the URLs, hosts and
+    tags a config makes from ${PR_NUMBER} stay apart from every other preview's, PRs' included.
+    """
+    return previewed.name if isinstance(previewed, OnDemand) else str(previewed.number)
+
+
+def preview_variables(*, pr: Previewed, namespace: str, url: str | None, extra: Mapping[str, str]) -> dict[str, str]:
     """The ${NAME}s of one deploy: the built-in ones, then the config's `variables` filled in from them."""
     builtins = {
-        "PR_NUMBER": str(pr.number),
+        "PR_NUMBER": pr_number(pr),
         "SHA": pr.head_sha,
         "SHORT_SHA": pr.head_sha[:SHORT_SHA_LENGTH],
         "BRANCH_SLUG": naming.dns_label(pr.head_ref, limit=BRANCH_SLUG_LENGTH),

@@ -43,6 +43,40 @@ class PullRequest:
     def from_fork(self) -> bool:
         return self.head_repo.lower() != self.repo.lower()
 
+    @property
+    def title(self) -> str:
+        return f"{self.repo}#{self.number}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OnDemandRef:
+    """Which on-demand preview: one a person asked for from a checkout, with no pull request."""
+
+    repo: str  # "owner/name"
+    name: str  # a DNS label (naming.on_demand_name): the namespace's tail and the on-demand label's value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OnDemand:
+    """A commit of a checkout to preview on demand: it has a branch and a name, but no pull request."""
+
+    repo: str
+    name: str
+    head_sha: str
+    head_ref: str  # the branch; "" when HEAD is detached
+
+    @property
+    def ref(self) -> OnDemandRef:
+        return OnDemandRef(repo=self.repo, name=self.name)
+
+    @property
+    def title(self) -> str:
+        return f"{self.repo} on demand: {self.name}"
+
+
+Previewed = PullRequest | OnDemand
+"""What a preview deploys: a pull request's head, or a checkout's commit asked for on demand."""
+
 
 # ---------------------------------------------------------------- intents
 
@@ -127,6 +161,30 @@ class Ignore:
 
 
 Intent = Deploy | Destroy | Redeploy | Retest | Approve | Status | Reply | Collect | Ignore
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Up:
+    """Deploy a checkout as an on-demand preview, or bring one up to date."""
+
+    preview: OnDemand
+    tag: str | None = None  # pin every configured image to this tag instead of the config's template
+    ttl: float | None = None  # seconds; None: the config's ttl, else ON_DEMAND_TTL
+    tests: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Down:
+    """Tear an on-demand preview down."""
+
+    ref: OnDemandRef
+
+
+OnDemandIntent = Up | Down
+"""What a person asks of an on-demand preview; no GitHub takes part."""
+
+ON_DEMAND_TTL = 24 * 3600.0
+"""How long an on-demand preview lives after its last `up` when neither --ttl nor the config says."""
 
 
 # ---------------------------------------------------------------- cluster records
@@ -299,10 +357,26 @@ class TestRun:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PreviewEntry:
+    """One preview previewbot has in the cluster, as `previewbot list` shows it."""
+
+    namespace: str
+    repo: str
+    pr: int | None  # None for an on-demand preview
+    name: str | None  # the on-demand preview's name; None for a PR's
+    head_sha: str
+    phase: str  # a Phase value as the namespace records it ("" when it records none)
+    created_at: datetime | None
+    expires_at: datetime | None
+    url: str | None
+    terminating: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PreviewReport:
     """Everything the sticky comment, the job summary and the outputs show of one preview."""
 
-    ref: PrRef
+    ref: PrRef | OnDemandRef
     phase: Phase
     head_sha: str = ""
     namespace: str = ""

@@ -10,7 +10,7 @@ import hashlib
 import re
 from datetime import UTC, datetime
 
-from previewbot.model import NamespaceInfo
+from previewbot.model import NamespaceInfo, OnDemand, Previewed
 
 DOMAIN = "previewbot.dev"
 FIELD_MANAGER = "previewbot"
@@ -19,6 +19,7 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "previewbot"
 REPO_LABEL = f"{DOMAIN}/repo"
 PR_LABEL = f"{DOMAIN}/pr"
+ON_DEMAND_LABEL = f"{DOMAIN}/on-demand"  # the name of a preview asked for by hand, with no pull request
 COMPONENT_LABEL = f"{DOMAIN}/component"  # "app" | "tests" | "guardrail" | "secret"
 
 # Annotations on the namespace: the preview's state, read back after a restart.
@@ -47,6 +48,7 @@ MAX_PREVIEWS_ANNOTATION = f"{DOMAIN}/max-previews"  # the cap a waiting preview 
 SLEEPING_ANNOTATION = f"{DOMAIN}/sleeping"  # while asleep: the replicas to wake each workload to, as JSON
 
 MAX_NAME = 63
+ON_DEMAND_NAME_LENGTH = 40
 _LABEL_VALUE = re.compile(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?")
 _HASH_LEN = 6
 
@@ -106,19 +108,85 @@ def lease_name(*, repo: str, number: int) -> str:
     return dns_label(f"previewbot-{repo.replace('/', '-')}", limit=MAX_NAME - len(tail)) + tail
 
 
+def on_demand_name(text: str) -> str:
+    """The name of an on-demand preview, from a branch or what a person typed: a DNS label of at most 40.
+
+    It is the tail of the namespace's name, so the repo part keeps at least 22 characters. It also
+    stands in for ${PR_NUMBER}, so a name of digits alone gets a prefix: it never reads as a PR's number.
+    """
+    name = dns_label(text, limit=ON_DEMAND_NAME_LENGTH)
+    return f"up-{dns_label(text, limit=ON_DEMAND_NAME_LENGTH - 3)}" if name.isdigit() else name
+
+
+def on_demand_namespace_name(*, prefix: str, repo: str, name: str) -> str:
+    """`<prefix>-<repo name>-<name>`, the repo part cut with a hash to fit 63; the preview's name is never cut."""
+    tail = f"-{name}"
+    repo_name = repo.split("/")[-1]
+    return dns_label(f"{prefix}-{repo_name}" if prefix else repo_name, limit=MAX_NAME - len(tail)) + tail
+
+
+def on_demand_labels(*, repo: str, name: str) -> dict[str, str]:
+    """The labels that mark a namespace as this repo's on-demand preview called name."""
+    return {MANAGED_BY_LABEL: MANAGED_BY_VALUE, REPO_LABEL: repo_label(repo), ON_DEMAND_LABEL: name}
+
+
+def on_demand_selector(*, repo: str | None = None, name: str | None = None) -> str:
+    """A label selector for previewbot's on-demand previews (of repo, and called name, when given)."""
+    parts = [managed_selector()]
+    if repo is not None:
+        parts.append(f"{REPO_LABEL}={repo_label(repo)}")
+    parts.append(ON_DEMAND_LABEL if name is None else f"{ON_DEMAND_LABEL}={name}")
+    return ",".join(parts)
+
+
+def is_on_demand(namespace: NamespaceInfo, *, repo: str, name: str) -> bool:
+    """True when namespace is previewbot's on-demand preview of repo called name, and no PR's preview.
+
+    As for a PR's preview, its labels and its repo annotation must both say so.
+    """
+    labels = namespace.labels
+    wanted = on_demand_labels(repo=repo, name=name)
+    labelled = PR_LABEL not in labels and all(labels.get(key) == value for key, value in wanted.items())
+    return labelled and namespace.annotations.get(REPO_ANNOTATION, "").lower() == repo.lower()
+
+
+def labels_of(previewed: Previewed) -> dict[str, str]:
+    """The labels of the namespace (and every object) of a PR's or an on-demand preview."""
+    if isinstance(previewed, OnDemand):
+        return on_demand_labels(repo=previewed.repo, name=previewed.name)
+    return preview_labels(repo=previewed.repo, number=previewed.number)
+
+
+def selector_of(previewed: Previewed) -> str:
+    """A label selector for the objects of one PR's or one on-demand preview."""
+    if isinstance(previewed, OnDemand):
+        return on_demand_selector(repo=previewed.repo, name=previewed.name)
+    return owned_selector(repo=previewed.repo, number=previewed.number)
+
+
+def owns(namespace: NamespaceInfo, previewed: Previewed) -> bool:
+    """True when namespace is previewbot's preview of previewed."""
+    if isinstance(previewed, OnDemand):
+        return is_on_demand(namespace, repo=previewed.repo, name=previewed.name)
+    return is_owned(namespace, repo=previewed.repo, number=previewed.number)
+
+
 def preview_labels(*, repo: str, number: int) -> dict[str, str]:
     """The labels that mark a namespace as this repo's preview of PR number."""
     return {MANAGED_BY_LABEL: MANAGED_BY_VALUE, REPO_LABEL: repo_label(repo), PR_LABEL: str(number)}
 
 
 def managed_selector() -> str:
-    """A label selector for every namespace previewbot manages, whatever its repo."""
+    """A label selector for every namespace previewbot manages, whatever its repo, PR or on-demand."""
     return f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
 
 
 def owned_selector(*, repo: str, number: int | None = None) -> str:
-    """A label selector for previewbot's namespaces of repo (and of one PR when number is given)."""
-    parts = [f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}", f"{REPO_LABEL}={repo_label(repo)}"]
+    """A label selector for previewbot's namespaces of repo (and of one PR when number is given).
+
+    Without a number it selects the repo's on-demand previews too, as a sweep wants.
+    """
+    parts = [managed_selector(), f"{REPO_LABEL}={repo_label(repo)}"]
     if number is not None:
         parts.append(f"{PR_LABEL}={number}")
     return ",".join(parts)
@@ -133,6 +201,8 @@ def is_owned(namespace: NamespaceInfo, *, repo: str, number: int | None = None) 
     wanted = preview_labels(repo=repo, number=number or 0)
     if number is None:
         wanted.pop(PR_LABEL)
+    if number is not None and ON_DEMAND_LABEL in namespace.labels:
+        return False  # with a number, it is that PR's preview, never an on-demand one
     labelled = all(namespace.labels.get(key) == value for key, value in wanted.items())
     return labelled and namespace.annotations.get(REPO_ANNOTATION, "").lower() == repo.lower()
 

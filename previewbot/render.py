@@ -23,8 +23,11 @@ from itertools import accumulate
 
 from previewbot.model import (
     ContainerProblem,
+    OnDemandRef,
     Phase,
+    PreviewEntry,
     PreviewReport,
+    PrRef,
     StepTiming,
     TestCase,
     TestOutcome,
@@ -99,9 +102,8 @@ def render_comment(report: PreviewReport, *, server_url: str = "https://github.c
 
 def render_summary(report: PreviewReport, *, server_url: str = "https://github.com") -> str:
     """The same content for the Action's job summary: no marker, no command hints."""
-    ref = report.ref
     parts = [
-        _status_heading(report, subject=f"{ref.repo}#{ref.number}"),
+        _status_heading(report, subject=subject(report.ref)),
         *_body(report, server_url=server_url),
     ]
     return _fit(parts, footer="", limit=SUMMARY_LIMIT, measure=_utf8_length)
@@ -146,6 +148,11 @@ def render_fork_waiting(*, sha: str, label: str | None) -> str:
 
 
 # ---------------------------------------------------------------- content
+
+
+def subject(ref: PrRef | OnDemandRef) -> str:
+    """Which preview, in words: `owner/name#2`, or `owner/name, on demand: my-branch`."""
+    return f"{ref.repo}#{ref.number}" if isinstance(ref, PrRef) else f"{ref.repo}, on demand: {ref.name}"
 
 
 def _status_text(report: PreviewReport) -> str:
@@ -287,14 +294,16 @@ def _tests(run: TestRun) -> list[Part]:
     return parts
 
 
-def _test_counts(report: TestReport, *, seconds: float) -> str:
+def _test_counts(
+    report: TestReport, *, seconds: float, strong: Callable[[str], str] = lambda text: f"**{text}**"
+) -> str:
     errors = report.count(TestOutcome.ERROR)
     counts = [
         (report.count(TestOutcome.FAILED), "failed"),
         (errors, "error" if errors == 1 else "errors"),
     ]
     shown = [f"{report.count(TestOutcome.PASSED)} passed"]
-    shown += [f"**{number} {label}**" if number else f"{number} {label}" for number, label in counts]
+    shown += [strong(f"{number} {label}") if number else f"{number} {label}" for number, label in counts]
     shown.append(f"{report.count(TestOutcome.SKIPPED)} skipped")
     return " · ".join(shown) + (f" in {_duration(seconds)}" if seconds else "")
 
@@ -312,10 +321,14 @@ def _failed_tests(failures: Sequence[TestCase]) -> _Excerpt:
     return _Excerpt(cut=_Cut.TESTS, items=items, keep_tail=False, wrap=wrap)
 
 
-def _failed_test(case: TestCase) -> str:
-    title = case.name
+def _test_title(case: TestCase) -> str:
     if case.classname and case.classname not in case.name and case.name not in case.classname:
-        title = f"{case.classname}::{case.name}"
+        return f"{case.classname}::{case.name}"
+    return case.name
+
+
+def _failed_test(case: TestCase) -> str:
+    title = _test_title(case)
     text = f"❌ {_code(title)} ({_OUTCOME_LABEL.get(case.outcome, case.outcome.value)})\n\n"
     if case.message:
         lines = [_clip_line(line) for line in _clean(case.message).splitlines()[:TEST_MESSAGE_LINES]]
@@ -510,3 +523,154 @@ def _duration(seconds: float) -> str:
         return f"{minutes} min {rest} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min"
+
+
+# ---------------------------------------------------------------- for a terminal
+
+_TERMINAL_STEP = {True: "✔", False: "✘", None: "·"}
+
+
+def render_terminal(report: PreviewReport) -> str:
+    """The report for a person at a terminal: what the PR comment shows, as indented plain text.
+
+    Text from the cluster or the tests is cleaned as for the comment: secrets masked, colours and
+    control characters dropped, so a pod's log cannot move the cursor or retitle the terminal.
+    """
+    lines = [f"{_PHASE_EMOJI[report.phase]} {_status_text(report)} · {subject(report.ref)}"]
+    facts = (("URL", report.url), ("Namespace", report.namespace), ("Commit", report.head_sha[:7]))
+    lines += [f"  {name + ':':<11}{_one_line(value)}" for name, value in facts if value]
+    if report.note:
+        lines += ["", *_indented(report.note, 2)]
+    if report.steps:
+        lines += ["", "  Steps:"]
+        for step in report.steps:
+            time = _duration(step.seconds) if step.seconds is not None else "running"
+            lines.append(f"    {_TERMINAL_STEP[step.ok]} {_one_line(step.name):<24} {time}")
+    if report.error:
+        lines += ["", "  Error: previewbot could not finish (its config, the manifests or an API went wrong):"]
+        lines += _indented(_clip(report.error, TEXT_LIMIT), 4)
+    if report.diagnoses:
+        count = len(report.diagnoses)
+        lines += ["", f"  ✘ {count} workload{'s' * (count != 1)} did not become ready:"]
+        for diagnosis in report.diagnoses:
+            lines += _terminal_diagnosis(diagnosis, indent=4)
+    if report.tests:
+        lines += _terminal_tests(report.tests)
+    return "\n".join(lines) + "\n"
+
+
+def render_preview_table(entries: Sequence[PreviewEntry], *, now: datetime) -> str:
+    """`previewbot list`: one preview a row, in aligned columns."""
+    if not entries:
+        return "No previews.\n"
+    header = ("PREVIEW", "REPO", "COMMIT", "STATE", "AGE", "EXPIRES", "URL", "NAMESPACE")
+    rows = [
+        (
+            f"#{entry.pr}" if entry.pr is not None else f"{entry.name} (on demand)",
+            entry.repo,
+            entry.head_sha[:7] or "-",
+            "terminating" if entry.terminating else entry.phase or "-",
+            _since(entry.created_at, now) if entry.created_at else "-",
+            _expiry(entry.expires_at, now),
+            entry.url or "-",
+            entry.namespace,
+        )
+        for entry in entries
+    ]
+    cleaned = [header, *(tuple(_one_line(cell) for cell in row) for row in rows)]
+    widths = [max(len(row[column]) for row in cleaned) for column in range(len(header))]
+    return "".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n" for row in cleaned
+    )
+
+
+def preview_records(entries: Sequence[PreviewEntry]) -> list[dict[str, object]]:
+    """`previewbot list --output json`: one object a preview, times in ISO 8601."""
+    return [
+        {
+            "kind": "pr" if entry.pr is not None else "on-demand",
+            "repo": entry.repo,
+            "pr": entry.pr,
+            "name": entry.name,
+            "namespace": entry.namespace,
+            "commit": entry.head_sha,
+            "state": "terminating" if entry.terminating else entry.phase,
+            "created_at": entry.created_at.isoformat() if entry.created_at else None,
+            "expires_at": entry.expires_at.isoformat() if entry.expires_at else None,
+            "url": entry.url,
+        }
+        for entry in entries
+    ]
+
+
+def _terminal_diagnosis(diagnosis: WorkloadDiagnosis, *, indent: int) -> list[str]:
+    pad = " " * indent
+    lines = [f"{pad}{diagnosis.workload}: {_one_line(diagnosis.summary)}"]
+    for problem in diagnosis.problems:
+        restarts = f", restarted {problem.restarts} time{'s' * (problem.restarts != 1)}" if problem.restarts else ""
+        lines.append(f"{pad}  pod {problem.pod}, container {problem.container}: {_one_line(problem.reason)}{restarts}")
+        if problem.message:
+            lines += _indented(_clip(problem.message, TEXT_LIMIT), indent + 4)
+        if problem.log_tail:
+            lines += _terminal_log(
+                problem.log_tail, title=f"log of {problem.pod}/{problem.container}", indent=indent + 4
+            )
+    if diagnosis.events:
+        lines.append(f"{pad}  events:")
+        lines += _indented("\n".join(diagnosis.events), indent + 4)
+    return lines
+
+
+def _terminal_tests(run: TestRun) -> list[str]:
+    verdict = "✔ Tests passed" if run.passed else "✘ Tests failed"
+    heading = "⚠ Tests could not finish" if run.problem else verdict
+    if run.report:
+        heading += ": " + _test_counts(run.report, seconds=run.seconds or run.report.seconds, strong=str)
+    elif run.seconds:
+        heading += f" after {_duration(run.seconds)}"
+    lines = ["", f"  {heading}"]
+    if run.problem:
+        lines += _indented(_clip(run.problem, TEXT_LIMIT), 4)
+    if run.diagnosis:
+        lines += _terminal_diagnosis(run.diagnosis, indent=4)
+    failures = run.report.failures if run.report else ()
+    if failures:
+        lines.append("    Failed tests:")
+        for case in failures[:FAILED_TESTS_SHOWN]:
+            lines.append(
+                f"      ✘ {_one_line(_test_title(case))} ({_OUTCOME_LABEL.get(case.outcome, case.outcome.value)})"
+            )
+            message = "\n".join(case.message.splitlines()[:TEST_MESSAGE_LINES])
+            lines += _indented(message, 10) if message else []
+        if len(failures) > FAILED_TESTS_SHOWN:
+            lines.append(f"      … and {len(failures) - FAILED_TESTS_SHOWN} more failed tests")
+    if run.log_tail:
+        lines += _terminal_log(run.log_tail, title="test log", indent=4)
+    return lines
+
+
+def _terminal_log(log: str, *, title: str, indent: int) -> list[str]:
+    count = len(log.rstrip("\n").splitlines())
+    return [f"{' ' * indent}{title} (last {count} line{'s' * (count != 1)}):", *_indented(log, indent + 2)]
+
+
+def _indented(text: str, indent: int) -> list[str]:
+    return [(" " * indent + _clip_line(line)).rstrip() for line in _clean(text).rstrip("\n").splitlines()]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(_clean(text).split())
+
+
+def _since(moment: datetime, now: datetime) -> str:
+    seconds = max(0.0, (now - moment).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def _expiry(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "-"
+    return f"in {_since(now, moment)}" if moment > now else f"expired {_since(moment, now)} ago"

@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Any
 from previewbot.redact import RedactingFilter, redactor
 
 if TYPE_CHECKING:
+    from previewbot.core.ondemand import OnDemandPreviews
+    from previewbot.core.ports import Cluster
     from previewbot.core.previews import Previews, Settings
+    from previewbot.core.reporting import Sink
 
 KUBECONFIG_CREDENTIALS = ("token", "password", "client-key-data", "client-certificate-data")
 
@@ -44,13 +47,18 @@ def setup_logging(*, verbose: bool = False) -> None:
 
 def register_secrets(connection: Connection) -> None:
     """Teach the redactor the token and the kubeconfig's credentials before anything is logged."""
+    redactor.add(connection.token)
+    register_kubeconfig(connection.kubeconfig)
+
+
+def register_kubeconfig(kubeconfig: str | None) -> None:
+    """Teach the redactor the credentials in a kubeconfig (a path or the file's text)."""
     from previewbot.adapters.kubernetes import KubeconfigError, read_kubeconfig
 
-    redactor.add(connection.token)
-    if not connection.kubeconfig:
+    if not kubeconfig:
         return
     try:
-        document = read_kubeconfig(connection.kubeconfig)
+        document = read_kubeconfig(kubeconfig)
     except KubeconfigError:
         return  # connecting says what is wrong with it
     for credential in kubeconfig_credentials(document):
@@ -98,3 +106,20 @@ def build_previews(connection: Connection, settings: Settings, *, with_runner: b
         settings=settings,
         runner=ShellRunner() if with_runner else None,
     )
+
+
+def connect_cluster(kubeconfig: str | None, context: str | None) -> Cluster:
+    """The cluster alone, for the commands that need no GitHub (list, down, up)."""
+    from previewbot.adapters.kubernetes import connect
+
+    register_kubeconfig(kubeconfig)
+    return connect(kubeconfig=kubeconfig or None, context=context or None)
+
+
+def build_on_demand(cluster: Cluster, settings: Settings, *, sink: Sink) -> OnDemandPreviews:
+    """The on-demand core: the cluster, the URL probe and this machine's shell for tests.command."""
+    from previewbot.adapters.http import HttpProbe
+    from previewbot.adapters.shell import ShellRunner
+    from previewbot.core.ondemand import OnDemandPreviews
+
+    return OnDemandPreviews(cluster=cluster, probe=HttpProbe(), settings=settings, sink=sink, runner=ShellRunner())

@@ -179,7 +179,7 @@ def test_plan_names_what_is_wrong_in_a_bad_config(cli: CliRunner, tmp_path: Path
 def test_every_command_explains_itself(cli: CliRunner) -> None:
     top = cli.invoke(main, ["--help"])
     assert top.exit_code == 0
-    for command in ("plan", "deploy", "destroy", "action", "schema"):
+    for command in ("plan", "up", "down", "list", "deploy", "destroy", "action", "schema"):
         assert command in top.output
         result = cli.invoke(main, [command, "--help"])
         assert result.exit_code == 0

@@ -24,7 +24,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_cli_commands() -> None:
     assert isinstance(main, click.Group)
-    assert sorted(main.commands) == ["action", "deploy", "destroy", "gc", "plan", "schema", "serve"]
+    assert sorted(main.commands) == [
+        "action",
+        "deploy",
+        "destroy",
+        "down",
+        "gc",
+        "list",
+        "plan",
+        "schema",
+        "serve",
+        "up",
+    ]
 
 
 def test_action_inputs_and_outputs() -> None:

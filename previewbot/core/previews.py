@@ -26,7 +26,7 @@ from previewbot.config import (
 )
 from previewbot.core import cap, gc, lifetime, retest
 from previewbot.core.ports import Cluster, CommandRunner, GitHub, UrlProbe
-from previewbot.core.reporting import Outbox, Reporter
+from previewbot.core.reporting import Outbox, Reporter, sticky_reporter
 from previewbot.core.testing import run_tests
 from previewbot.errors import ApiError, Conflict, NotFound, PreviewbotError, UserError
 from previewbot.model import (
@@ -40,6 +40,7 @@ from previewbot.model import (
     Intent,
     NamespaceInfo,
     Phase,
+    Previewed,
     PreviewReport,
     PrRef,
     PullRequest,
@@ -90,9 +91,11 @@ class Outcome:
 
 @dataclass(frozen=True, kw_only=True)
 class Ports:
-    """What a run drives: GitHub, the cluster, the URL probe, and the runner (None where there is none)."""
+    """What a deploy run drives: the cluster, the URL probe, and the runner (None where there is none).
 
-    github: GitHub
+    GitHub is no port of the run: its reporter tells GitHub, or a terminal, how the run goes.
+    """
+
     cluster: Cluster
     probe: UrlProbe
     runner: CommandRunner | None = None
@@ -113,7 +116,7 @@ class Previews:
         outbox: Outbox | None = None,
     ) -> None:
         """outbox sends the reports in the background; a server handling many runs shares one."""
-        self._ports = Ports(github=github, cluster=cluster, probe=probe, runner=runner)
+        self._ports = Ports(cluster=cluster, probe=probe, runner=runner)
         self._outbox = outbox or Outbox()
         self._github = github
         self._cluster = cluster
@@ -161,9 +164,11 @@ class Previews:
         """The PR's sticky comment, found again (with its state) and ready to be kept current."""
         # An earlier reporter's comment may still be on its way: the comment is read as last written.
         self._outbox.flush(timeout=self._settings.report_wait)
-        return Reporter(
-            github=self._github,
-            report=PreviewReport(ref=ref, phase=phase, head_sha=sha),
+        return sticky_reporter(
+            self._github,
+            ref,
+            phase=phase,
+            sha=sha,
             server_url=self._settings.server_url,
             outbox=self._outbox,
             clock=self._clock,
@@ -288,10 +293,10 @@ class Previews:
             "this one was the least recently active",
         )
 
-    def _deployment(self, pr: PullRequest, *, config: PreviewConfig, trust: Trust, reporter: Reporter) -> _Deployment:
+    def _deployment(self, pr: PullRequest, *, config: PreviewConfig, trust: Trust, reporter: Reporter) -> DeployRun:
         name = naming.namespace_name(prefix=config.namespace.prefix, repo=pr.repo, number=pr.number)
         secrets = () if pr.from_fork else trust.secrets
-        return _Deployment(
+        return DeployRun(
             # A fork's code never runs on the runner, which holds the workflow's secrets, nor gets any.
             ports=replace(self._ports, runner=None) if pr.from_fork else self._ports,
             secrets=secrets,
@@ -536,6 +541,9 @@ class Previews:
             self._github.create_comment(ref.repo, ref.number, refused)
             return Outcome(status="refused", message=refused, namespace=name)
         reporter = self._reporter(ref, phase=Phase.TESTING, sha=pr.head_sha)
+        environment = reporter.state.get("environment")
+        deployments = self._github.deployments(ref.repo, environment=environment) if environment else ()
+        reporter.follow_deployment(next(iter(deployments), None))
         outcome = self._deployment(pr, config=config, trust=self._trust(pr), reporter=reporter).retest()
         self._github.react(ref.repo, comment_id, "rocket" if outcome.status == Phase.READY else "confused")
         return outcome
@@ -603,8 +611,8 @@ class Previews:
         return pr.head_sha if policy == "allow" or (policy == "approve" and verb == "approve") else None
 
 
-class _Deployment:
-    """One deploy run of one PR head, as a sequence of reported steps."""
+class DeployRun:
+    """One deploy run of one PR head or on-demand preview, as a sequence of reported steps."""
 
     def __init__(
         self,
@@ -614,12 +622,11 @@ class _Deployment:
         manifest_policy: policy.ManifestPolicy,
         settings: Settings,
         clock: Callable[[], datetime],
-        pr: PullRequest,
+        pr: Previewed,
         config: PreviewConfig,
         reporter: Reporter,
         namespace: str,
     ) -> None:
-        self.github = ports.github
         self.cluster = ports.cluster
         self.ports = ports
         self.secrets = secrets
@@ -630,14 +637,14 @@ class _Deployment:
         self.config = config
         self.reporter = reporter
         self.namespace = namespace
-        self.labels = naming.preview_labels(repo=pr.repo, number=pr.number)
+        self.labels = naming.labels_of(pr)
         self.environment = ""  # filled in from the preview's variables when the run begins
         self.claimed = False  # whether the namespace names this run's commit as its head yet
         self.expires_at: datetime | None = None  # when the preview goes unless there is activity, once claimed
 
     def run(self, trigger: str) -> Outcome:
         pr = self.pr
-        log.info("deploying %s#%d at %s (%s) into %s", pr.repo, pr.number, pr.head_sha[:7], trigger, self.namespace)
+        log.info("deploying %s at %s (%s) into %s", pr.title, pr.head_sha[:7], trigger, self.namespace)
         variables: dict[str, str] = {}
         try:
             variables = self._variables()
@@ -656,8 +663,8 @@ class _Deployment:
             self.reporter.start_deployment(
                 sha=pr.head_sha,
                 environment=self.environment,
-                description=f"Preview of #{pr.number}",
-                payload={"namespace": self.namespace, "pr": pr.number},
+                description=f"Preview of {pr.title}",
+                payload={"namespace": self.namespace, **({"pr": pr.number} if isinstance(pr, PullRequest) else {})},
                 log_url=self.settings.run_url,
             )
             # Refused manifests leave everything as it was: not even the namespace is made.
@@ -686,13 +693,10 @@ class _Deployment:
         """Run only the tests again, against the workloads this commit's deploy made ready; nothing is applied."""
         pr, tests_config = self.pr, self.config.tests
         assert tests_config is not None
-        log.info("testing %s#%d at %s again in %s", pr.repo, pr.number, pr.head_sha[:7], self.namespace)
+        log.info("testing %s at %s again in %s", pr.title, pr.head_sha[:7], self.namespace)
         try:
             variables = self._variables()
             self.environment = manifests.deployment_environment(self.config, variables)
-            self.reporter.follow_deployment(
-                next(iter(self.github.deployments(pr.repo, environment=self.environment)), None)
-            )
             self.claimed = True
             self.reporter.update(
                 phase=Phase.TESTING,
@@ -731,9 +735,9 @@ class _Deployment:
         pod_security = policy.namespace_labels(self.policy.pod_security)
         for _attempt in range(2):
             existing = cluster.namespace(name)
-            if existing is not None and not naming.is_owned(existing, repo=self.pr.repo, number=self.pr.number):
+            if existing is not None and not naming.owns(existing, self.pr):
                 raise UserError(
-                    f"namespace {name} exists and is not previewbot's preview of {self.pr.repo}#{self.pr.number}; "
+                    f"namespace {name} exists and is not previewbot's preview of {self.pr.title}; "
                     "previewbot will not touch it. Rename it, or set namespace.prefix in .preview.yml."
                 )
             if existing is not None and existing.terminating:
@@ -807,7 +811,7 @@ class _Deployment:
         applied_by_previewbot = f"{naming.COMPONENT_LABEL} in (app,guardrail)"
         pruned = cluster.prune(
             self.namespace,
-            label_selector=f"{naming.owned_selector(repo=self.pr.repo, number=self.pr.number)},{applied_by_previewbot}",
+            label_selector=f"{naming.selector_of(self.pr)},{applied_by_previewbot}",
             kinds=kinds,
             keep=set(applied),
         )

@@ -151,6 +151,11 @@ class Outbox:
 class Sink(Protocol):
     """Where a run's reports are shown. The Outbox calls it, one call at a time, in order."""
 
+    comment_id: int | None
+    """The comment GitHub shows the report in; None until there is one, or when the sink is not GitHub."""
+    deployment_id: int | None
+    """The GitHub Deployment the statuses go to; None until there is one, or when the sink is not GitHub."""
+
     def show(self, report: PreviewReport, *, state: Mapping[str, Any]) -> None:
         """Show the run's newest state (the sticky comment); state is the hidden record to keep with it."""
         ...
@@ -225,7 +230,60 @@ class GitHubSink:
         )
 
 
+@dataclass(kw_only=True)
+class TerminalSink:
+    """Reports to a person at a terminal: the whole report once the run has ended.
+
+    The steps show as they happen in the log. A preview asked for from a terminal has no pull
+    request: no commit status or GitHub Deployment is made, so those reports go nowhere.
+    """
+
+    write: Callable[[str], None]
+    comment_id: int | None = None
+    deployment_id: int | None = None
+
+    def show(self, report: PreviewReport, *, state: Mapping[str, Any]) -> None:
+        if report.phase in (Phase.READY, Phase.FAILED):
+            self.write(render.render_terminal(report))
+
+    def commit_status(
+        self, sha: str, *, state: CommitState, context: str, description: str, target_url: str | None
+    ) -> None:
+        return
+
+    def start_deployment(
+        self, *, sha: str, environment: str, description: str, payload: Mapping[str, Any], log_url: str | None
+    ) -> None:
+        return
+
+    def deployment_status(
+        self, *, state: DeploymentState, description: str, environment_url: str | None, log_url: str | None
+    ) -> None:
+        return
+
+
 # ---------------------------------------------------------------- the reporter of one run
+
+
+def sticky_reporter(
+    github: GitHub,
+    ref: PrRef,
+    *,
+    phase: Phase,
+    sha: str,
+    server_url: str,
+    outbox: Outbox,
+    clock: Callable[[], datetime],
+) -> Reporter:
+    """The reporter of a run on a PR: its sticky comment found again, with its hidden state."""
+    existing = _find_sticky(github, ref)
+    return Reporter(
+        sink=GitHubSink(github=github, ref=ref, server_url=server_url, comment_id=existing.id if existing else None),
+        report=PreviewReport(ref=ref, phase=phase, head_sha=sha),
+        outbox=outbox,
+        state=read_state(existing.body) if existing else None,
+        clock=clock,
+    )
 
 
 @dataclass
@@ -243,19 +301,17 @@ class Reporter:
     def __init__(
         self,
         *,
-        github: GitHub,
+        sink: Sink,
         report: PreviewReport,
-        server_url: str,
         outbox: Outbox,
+        state: Mapping[str, Any] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """state: the hidden record found with the report of an earlier run."""
         self._clock = clock
         self._outbox = outbox
-        existing = _find_sticky(github, report.ref)
-        self.sink = GitHubSink(
-            github=github, ref=report.ref, server_url=server_url, comment_id=existing.id if existing else None
-        )
-        self.state: dict[str, Any] = read_state(existing.body) if existing else {}
+        self.sink = sink
+        self.state: dict[str, Any] = dict(state or {})
         self.report = report
 
     @property
@@ -272,9 +328,9 @@ class Reporter:
         """Change the report and show it on the PR."""
         self.report = replace(self.report, updated_at=self._clock(), **changes)
         report, state = self.report, dict(self.state)
-        # Keyed by PR: an outbox serves every PR a run or a server touches, and each has its own comment.
+        # Keyed by preview: an outbox serves every PR a run or a server touches, and each has its own comment.
         self._outbox.post(
-            f"update the preview comment of #{report.ref.number}",
+            f"update the preview report of {render.subject(report.ref)}",
             lambda: self.sink.show(report, state=state),
             key=("comment", report.ref),
         )
