@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from previewbot import naming
+from previewbot.core import lifetime
 from previewbot.core.ports import Cluster
 from previewbot.model import NamespaceInfo, PreviewEntry
 
@@ -33,18 +32,8 @@ def _entry(namespace: NamespaceInfo) -> PreviewEntry | None:
         name=name,
         head_sha=notes.get(naming.HEAD_SHA_ANNOTATION, ""),
         phase=notes.get(naming.STATUS_ANNOTATION, ""),
-        created_at=parse_time(notes.get(naming.CREATED_AT_ANNOTATION)),
-        expires_at=parse_time(notes.get(naming.EXPIRES_AT_ANNOTATION)),
+        created_at=naming.parse_time(notes.get(naming.CREATED_AT_ANNOTATION)),
+        expires_at=lifetime.expires_at(namespace),
         url=notes.get(naming.URL_ANNOTATION) or None,
         terminating=namespace.terminating,
     )
-
-
-def parse_time(text: str | None) -> datetime | None:
-    """A time previewbot wrote in an annotation; None when there is none or it is not a time."""
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
