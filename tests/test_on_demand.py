@@ -7,9 +7,12 @@ PREVIEWBOT_TEST_KUBECONFIG, a real) Kubernetes API; no GitHub takes part.
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +24,7 @@ from previewbot.cli import main
 from previewbot.model import Phase
 from tests.harness import PR_NUMBER, REPO, Bot, Checkout, config_map, namespace_phase, pr_event, web_deployment
 
+ROOT = Path(__file__).resolve().parent.parent
 BRANCH = "feature/Login-Page"
 NAME = naming.on_demand_name(BRANCH)
 
@@ -249,3 +253,24 @@ def test_the_sweep_destroys_an_on_demand_preview_whose_time_ran_out(
     assert namespace_of(prefix) in outcome.message
     assert namespace_phase(core, namespace_of(prefix)) in (None, "Terminating")
     assert namespace_phase(core, namespace_of(prefix, "kept")) == "Active"
+
+
+def test_the_readme_quick_start_brings_the_bundled_example_up_and_down(
+    cli: CliRunner, kube: Any, core: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (ROOT / "README.md").read_text()
+    [up_line] = re.findall(r"^ *previewbot up examples/hello .*$", readme, re.M)
+    [down_line] = re.findall(r"^ *previewbot down --repo acme/hello .*$", readme, re.M)
+    name = kube.unique("hello-demo")  # real clusters are shared: the README's name, made this run's own
+    monkeypatch.chdir(ROOT)
+
+    up = run(cli, kube, *shlex.split(up_line)[1:], "--name", name)
+    down = run(cli, kube, *shlex.split(down_line)[1:], "--name", name)
+
+    assert up.exit_code == 0, up.output
+    assert "Preview ready" in up.output
+    assert f"https://hello-pr-{name}.preview.example.com" in up.output
+    assert down.exit_code == 0, down.output
+    namespace = naming.on_demand_namespace_name(prefix="preview", repo="acme/hello", name=name)
+    assert namespace in down.output
+    assert namespace_phase(core, namespace) in (None, "Terminating")

@@ -104,10 +104,8 @@ class OnDemandPreviews:
         deleted = teardown.delete_on_demand(self._cluster, ref)
         if not deleted:
             message = f"{ref.repo} has no on-demand preview called {ref.name}: nothing to delete"
-            log.info("%s", message)
             return Outcome(status="ignored", message=message)
         message = f"deleting {', '.join(deleted)}; Kubernetes removes what is in it in the background"
-        log.info("%s", message)
         return Outcome(status=Phase.DESTROYED, message=message, namespace=deleted[0])
 
 
