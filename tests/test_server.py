@@ -28,7 +28,8 @@ from previewbot.server.metrics import Metrics
 from previewbot.server.receiving import MAX_BODY, WebhookEndpoint, signature_matches
 from previewbot.server.working import Job, WorkQueue, job_key
 from tests.app_keys import APP_ID, INSTALLATION_ID, key_pair
-from tests.harness import PR_NUMBER, REPO, payload, pr_event, preview_config, web_deployment
+from tests.harness import PR_NUMBER, REPO, comment_event, payload, pr_event, preview_config, web_deployment
+from tests.test_e2e_tests import PASSING_REPORT, job_config, writes_report
 
 SECRET = b"It's a Secret to Everybody"
 SHA_1 = "1" * 40
@@ -329,6 +330,25 @@ def test_an_opened_pr_is_deployed_from_its_files_at_the_head(
     assert 'previewbot_deliveries_total{event="pull_request",outcome="accepted"} 1.0' in metrics
     assert "previewbot_deploy_duration_seconds_count 1.0" in metrics
     assert "previewbot_github_rate_limit_remaining" in metrics
+
+
+def test_a_retest_comment_runs_the_tests_again_at_the_head_and_redeploys_nothing(
+    server: Server, github: Any, core: Any, prefix: str, site: str
+) -> None:
+    github.add_file(REPO, ".preview.yml", job_config(prefix, site, writes_report(PASSING_REPORT)), ref=SHA_1)
+    github.update_pull(REPO, PR_NUMBER, head_sha=SHA_1)
+    server.start()
+    assert deliver(server, "pull_request", pr_event("opened", sha=SHA_1)).status_code == 202
+    assert server.queue.wait_idle(90)
+
+    _comment_id, event = comment_event(github, "/preview retest")
+    assert deliver(server, "issue_comment", event).status_code == 202
+    assert server.queue.wait_idle(90)
+
+    e2e = [s.state for s in github.statuses(REPO, SHA_1) if s.context == "previewbot/e2e"]
+    assert e2e == ["success", "pending", "success"]
+    assert len(github.deployments(REPO)) == 1
+    assert head_of_preview(core, prefix) == SHA_1
 
 
 def test_a_burst_of_pushes_ends_in_one_deploy_of_the_newest(

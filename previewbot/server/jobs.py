@@ -26,7 +26,7 @@ from previewbot.core.previews import Previews, Settings
 from previewbot.core.reporting import Outbox
 from previewbot.errors import NotFound, PreviewbotError, UserError
 from previewbot.events import BuildFinished
-from previewbot.model import Approve, Collect, Deploy, Intent, PrRef, PullRequest, Redeploy
+from previewbot.model import Approve, Collect, Deploy, Intent, PrRef, PullRequest, Redeploy, Retest
 from previewbot.server import logs
 from previewbot.server.metrics import Metrics
 from previewbot.server.working import Job
@@ -105,8 +105,8 @@ class JobRunner:
                 self._deploy(intent.pr, trigger=intent.trigger)
                 return
             head = None
-            if isinstance(intent, Redeploy | Approve):
-                # A command that deploys does so at the head the core reads next: fetch the files there.
+            if isinstance(intent, Redeploy | Approve | Retest):
+                # A command that deploys or tests does so at the head the core reads next: fetch the files there.
                 head = self.app.github(ref.repo).pull_request(ref.repo, ref.number).head_sha
             with self._core(ref.repo, head=head) as (_, core):
                 core.handle(intent)
