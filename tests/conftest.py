@@ -43,9 +43,13 @@ def apps(kube: Any) -> client.AppsV1Api:
 
 
 @pytest.fixture
-def bot(github: Any, kube: Any, checkout: Checkout, core: client.CoreV1Api) -> Iterator[Bot]:
-    """previewbot wired to the emulated GitHub and the test's cluster; on a real one, its previews go after."""
+def bot(github: Any, kube: Any, checkout: Checkout, core: client.CoreV1Api, prefix: str) -> Iterator[Bot]:
+    """previewbot wired to the emulated GitHub and the test's cluster; on a real one, its previews go after.
+
+    Only this test's own (named with its prefix): tests running beside it on the shared cluster keep theirs.
+    """
     yield Bot(github_url=github.url, token=github.token, kubeconfig=kube.kubeconfig, checkout=checkout)
     if not kube.emulated:
         for namespace in core.list_namespace(label_selector=naming.owned_selector(repo=REPO)).items:
-            core.delete_namespace(namespace.metadata.name)
+            if namespace.metadata.name.startswith(f"{prefix}-"):
+                core.delete_namespace(namespace.metadata.name)

@@ -40,7 +40,11 @@ def admin(github: Any) -> None:
 
 
 def versions(kube: Any, namespace: str) -> dict[str, str]:
-    """kind/name → resourceVersion of previewbot's app objects in namespace."""
+    """kind/name → uid and version of the spec of previewbot's app objects in namespace.
+
+    The version is the generation where the object has one: its controller writes its status
+    (a Job completing, a Deployment's conditions), which changes its resourceVersion, not its spec.
+    """
     api = kube.api_client()
     selector = f"{naming.COMPONENT_LABEL}=app"
     found: dict[str, str] = {}
@@ -50,7 +54,10 @@ def versions(kube: Any, namespace: str) -> dict[str, str]:
         ("ConfigMap", client.CoreV1Api(api).list_namespaced_config_map(namespace, label_selector=selector).items),
         ("Job", client.BatchV1Api(api).list_namespaced_job(namespace, label_selector=selector).items),
     ):
-        found.update({f"{kind}/{item.metadata.name}": item.metadata.resource_version for item in items})
+        for item in items:
+            meta = item.metadata
+            version = f"generation {meta.generation}" if meta.generation else f"version {meta.resource_version}"
+            found[f"{kind}/{meta.name}"] = f"{meta.uid}, {version}"
     return found
 
 
