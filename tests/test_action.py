@@ -7,12 +7,14 @@ step summary as GitHub's runner does.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,11 +75,20 @@ def action_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return source
 
 
+RunAct = Callable[[str, dict[str, Any]], subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def act(checkout: Checkout, github: Any, kube: Any, action_source: Path) -> RunAct:
+    """Runs the checkout's workflow under act for an event, as GitHub would run it for that event."""
+    return functools.partial(run_act, checkout, github=github, kubeconfig=kube.kubeconfig, action_source=action_source)
+
+
 def run_act(
     checkout: Checkout,
-    *,
     event_name: str,
     event: dict[str, Any],
+    *,
     github: Any,
     kubeconfig: Path,
     action_source: Path,
@@ -133,9 +144,7 @@ def checkout(tmp_path: Path) -> Checkout:
     return repo
 
 
-def test_the_action_deploys_a_pr_and_reports_it(
-    checkout: Checkout, github: Any, kube: Any, action_source: Path
-) -> None:
+def test_the_action_deploys_a_pr_and_reports_it(checkout: Checkout, github: Any, act: RunAct) -> None:
     prefix = "a" + secrets.token_hex(3)
     with preview_site() as site:
         checkout.write(
@@ -144,14 +153,7 @@ def test_the_action_deploys_a_pr_and_reports_it(
             f"namespace:\n  prefix: {prefix}\n  network_policy: none\n"
             "tests:\n  command: echo testing $PREVIEW_URL\n",
         )
-        done = run_act(
-            checkout,
-            event_name="pull_request",
-            event=pr_event("opened"),
-            github=github,
-            kubeconfig=kube.kubeconfig,
-            action_source=action_source,
-        )
+        done = act("pull_request", pr_event("opened"))
 
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     outputs = json.loads((checkout.root.parent / "outputs.json").read_text())
@@ -163,19 +165,10 @@ def test_the_action_deploys_a_pr_and_reports_it(
     assert github.token not in done.stdout + done.stderr
 
 
-def test_a_failed_preview_fails_the_job_with_an_error_annotation(
-    checkout: Checkout, github: Any, kube: Any, action_source: Path
-) -> None:
+def test_a_failed_preview_fails_the_job_with_an_error_annotation(checkout: Checkout, act: RunAct) -> None:
     checkout.write(".preview.yml", "version: 1\nmanifests: [deploy/]\nreadiness:\n  timeout: forever\n")
 
-    done = run_act(
-        checkout,
-        event_name="pull_request",
-        event=pr_event("opened"),
-        github=github,
-        kubeconfig=kube.kubeconfig,
-        action_source=action_source,
-    )
+    done = act("pull_request", pr_event("opened"))
 
     assert done.returncode != 0
     log = done.stdout + done.stderr
@@ -184,23 +177,14 @@ def test_a_failed_preview_fails_the_job_with_an_error_annotation(
     assert outputs["status"] == "failed"
 
 
-def test_a_redeploy_comment_fetches_the_pr_head(
-    checkout: Checkout, github: Any, kube: Any, action_source: Path
-) -> None:
+def test_a_redeploy_comment_fetches_the_pr_head(checkout: Checkout, github: Any, act: RunAct) -> None:
     prefix = "a" + secrets.token_hex(3)
     checkout.write(
         ".preview.yml", f"version: 1\nmanifests: [deploy/]\nnamespace:\n  prefix: {prefix}\n  network_policy: none\n"
     )
     _, event = comment_event(github, "/preview redeploy")
 
-    done = run_act(
-        checkout,
-        event_name="issue_comment",
-        event=event,
-        github=github,
-        kubeconfig=kube.kubeconfig,
-        action_source=action_source,
-    )
+    done = act("issue_comment", event)
 
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     [deployment] = github.deployments(REPO)
@@ -208,7 +192,7 @@ def test_a_redeploy_comment_fetches_the_pr_head(
 
 
 def test_nothing_in_the_checkout_runs_while_the_action_installs_and_runs(
-    checkout: Checkout, github: Any, kube: Any, tmp_path: Path, action_source: Path
+    checkout: Checkout, github: Any, tmp_path: Path, act: RunAct
 ) -> None:
     # Each file runs Python when an interpreter finds it on its import path: it records that it
     # ran, with the job's environment, where the test can see it.
@@ -223,14 +207,7 @@ def test_nothing_in_the_checkout_runs_while_the_action_installs_and_runs(
         ".preview.yml", f"version: 1\nmanifests: [deploy/]\nnamespace:\n  prefix: {prefix}\n  network_policy: none\n"
     )
 
-    done = run_act(
-        checkout,
-        event_name="pull_request",
-        event=pr_event("opened"),
-        github=github,
-        kubeconfig=kube.kubeconfig,
-        action_source=action_source,
-    )
+    done = act("pull_request", pr_event("opened"))
 
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert sorted(path.name for path in ran.iterdir()) == []
@@ -262,23 +239,14 @@ jobs:
 """
 
 
-def test_the_gate_names_the_fork_commit_a_maintainer_approved(
-    checkout: Checkout, github: Any, kube: Any, action_source: Path
-) -> None:
+def test_the_gate_names_the_fork_commit_a_maintainer_approved(checkout: Checkout, github: Any, act: RunAct) -> None:
     checkout.write(".github/workflows/preview.yml", GATE_WORKFLOW)
     pull = pr_event("opened", fork="stranger/Hello-World")["pull_request"]
     github.add_pull(pull)
     github.set_permission(REPO, "maintainer", "write")
     _, event = comment_event(github, "/preview approve", user="maintainer")
 
-    done = run_act(
-        checkout,
-        event_name="issue_comment",
-        event=event,
-        github=github,
-        kubeconfig=kube.kubeconfig,
-        action_source=action_source,
-    )
+    done = act("issue_comment", event)
 
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert json.loads((checkout.root.parent / "outputs.json").read_text()) == {"sha": pull["head"]["sha"]}
