@@ -7,6 +7,7 @@ door that only logs or prints help never pays for loading PyGithub or the kubern
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from previewbot.core.previews import Previews, Settings
     from previewbot.core.reporting import Sink
 
+_PLAIN_WORD = re.compile(r"[a-z]+(?:-[a-z]+)*")
 KUBECONFIG_CREDENTIALS = ("token", "password", "client-key-data", "client-certificate-data")
 
 
@@ -78,9 +80,13 @@ def kubeconfig_credentials(document: Mapping[str, Any]) -> list[str]:
         plugin = user.get("exec")
         if isinstance(plugin, dict):
             args = plugin.get("args")
-            # A flag's own name is no secret; its value is, whether in the same argument or the next.
+            # A flag's own name is no secret; its value is, whether in the same argument or the next. A
+            # plain word (a subcommand such as `get-token`) is not registered: masking it would hide
+            # every such word in the log, not a secret.
             for arg in args if isinstance(args, list) else []:
-                found.append(arg.partition("=")[2] if isinstance(arg, str) and arg.startswith("-") else arg)
+                value = arg.partition("=")[2] if isinstance(arg, str) and arg.startswith("-") else arg
+                if not (isinstance(value, str) and _PLAIN_WORD.fullmatch(value)):
+                    found.append(value)
             env = plugin.get("env")
             found += [item.get("value") for item in env if isinstance(item, dict)] if isinstance(env, list) else []
         provider = user.get("auth-provider")

@@ -184,7 +184,7 @@ def test_a_kubeconfig_registers_its_exec_and_auth_provider_credentials() -> None
                 "user": {
                     "exec": {
                         "command": "aws-iam-authenticator",
-                        "args": ["token", "--cluster-id", "prod-cluster-7", "--role=arn:aws:iam::1:role/deployer"],
+                        "args": ["get-token", "--cluster-id", "prod-cluster-7", "--role=arn:aws:iam::1:role/deployer"],
                         "env": [{"name": "AWS_SECRET_ACCESS_KEY", "value": "wJalrXUtnFEMI/K7MDENG"}],
                     }
                 },
@@ -213,7 +213,6 @@ def test_a_kubeconfig_registers_its_exec_and_auth_provider_credentials() -> None
         [
             "plain-token-value",
             "a2V5LWRhdGE=",
-            "token",
             "prod-cluster-7",
             "arn:aws:iam::1:role/deployer",
             "wJalrXUtnFEMI/K7MDENG",
