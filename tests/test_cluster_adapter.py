@@ -282,6 +282,82 @@ def test_apply_refuses_cluster_wide_kinds(namespace: str, cluster: KubernetesClu
         cluster.apply(namespace, [other])
 
 
+def test_apply_sends_one_request_per_object_and_asks_no_discovery_for_built_in_kinds(
+    emulated_kube: KubeEnv, namespace: str, cluster: KubernetesCluster
+) -> None:
+    assert emulated_kube.server is not None
+    objects = [config_map(f"settings-{index}", {}) for index in range(10)] + [deployment("web")]
+    before = len(emulated_kube.server.requests)
+
+    cluster.apply(namespace, objects)
+
+    sent = emulated_kube.server.requests[before:]
+    assert len(sent) == len(objects)
+    assert all(method == "PATCH" for method, _ in sent)
+
+
+def test_apply_asks_discovery_once_per_group_version_of_kinds_it_does_not_know(
+    emulated_kube: KubeEnv, namespace: str, cluster: KubernetesCluster
+) -> None:
+    assert emulated_kube.server is not None
+    autoscaler = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "maxReplicas": 2,
+        },
+    }
+    budget = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "web"},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}},
+    }
+    widget = {"apiVersion": "example.test/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    before = len(emulated_kube.server.requests)
+
+    cluster.apply(namespace, [autoscaler, budget])
+    for _ in range(2):
+        with pytest.raises(errors.Invalid, match="Widget"):
+            cluster.apply(namespace, [widget])
+
+    discovery = [path for method, path in emulated_kube.server.requests[before:] if path.count("/") <= 3]
+    assert discovery == ["/apis/example.test/v1"]
+
+
+def test_apply_puts_what_pods_need_in_place_before_the_workloads(
+    emulated_kube: KubeEnv, namespace: str, cluster: KubernetesCluster
+) -> None:
+    assert emulated_kube.server is not None
+    web = deployment("web")
+    web["spec"]["template"]["spec"]["containers"][0]["envFrom"] = [{"configMapRef": {"name": "settings"}}]
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "web"}}
+    before = len(emulated_kube.server.requests)
+
+    applied = cluster.apply(namespace, [web, config_map("settings", {"A": "1"}), account])
+
+    plurals = [path.split("?")[0].split("/")[-2] for _, path in emulated_kube.server.requests[before:]]
+    assert plurals.index("deployments") > max(plurals.index("configmaps"), plurals.index("serviceaccounts"))
+    assert [r.kind for r in applied] == ["Deployment", "ConfigMap", "ServiceAccount"]
+    assert cluster.wait_rollout(namespace, applied, timeout=WAIT).ok
+
+
+def test_a_rollout_is_watched_not_polled(emulated_kube: KubeEnv, namespace: str) -> None:
+    assert emulated_kube.server is not None
+    cluster = KubernetesCluster(emulated_kube.api_client(), recheck_interval=5.0)
+    applied = cluster.apply(namespace, [deployment(f"web-{index}") for index in range(10)])
+    before = len(emulated_kube.server.requests)
+
+    result = cluster.wait_rollout(namespace, applied, timeout=WAIT)
+
+    assert result.ok, result.failed
+    # One list, then one watch for as long as it takes: not a request per workload, nor per change.
+    requests = [path.split("?")[0] for _, path in emulated_kube.server.requests[before:]]
+    assert requests in ([f"/apis/apps/v1/namespaces/{namespace}/deployments"] * n for n in (1, 2, 3))
+
+
 def test_prune_deletes_only_labelled_objects_not_kept(
     namespace: str, cluster: KubernetesCluster, core: kubernetes.client.CoreV1Api
 ) -> None:

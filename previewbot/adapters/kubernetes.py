@@ -1,34 +1,38 @@
 """previewbot's Cluster port over the official kubernetes client.
 
-Reads and writes go through the dynamic client, so every object is a plain dict in the API's
-own (camelCase) shape whatever its kind; waiting goes through watches. Every SDK or transport
-exception is turned into a previewbot.errors exception in one place, `_translated`, and
+Reads and writes are plain REST calls through the client's ApiClient, so every object is a dict in
+the API's own (camelCase) shape whatever its kind, and none of the client's typed API and model
+classes (about half a second of imports) is ever loaded. Where a kind is served comes from a table
+of the built-in kinds; only another kind asks the cluster's discovery, once per API group version
+and run. Independent objects are applied in parallel; waiting goes through watches. Every SDK or
+transport exception is turned into a previewbot.errors exception in one place, `_translated`, and
 temporary ones are retried there with backoff.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
+from urllib.parse import quote
 
 import tenacity
 import urllib3
 import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
-from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
-from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from previewbot import errors, naming
 from previewbot.core.ports import Progress
@@ -61,6 +65,8 @@ LOG_TAIL_LINES = 40
 MAX_EVENTS = 20
 JOB_LOG_LIMIT = 1 << 20
 REQUEST_TIMEOUT = (10.0, 30.0)  # seconds to connect, seconds to wait for an answer; watches set their own
+APPLY_PARALLELISM = 8  # objects applied at once; the connection pool holds as many, and a watch besides
+JSON = "application/json"
 
 
 class KubeconfigError(errors.UserError):
@@ -179,8 +185,12 @@ def connect(
         raise KubeconfigError(f"cannot use the kubeconfig: {exc}") from None
     except OSError as exc:
         raise KubeconfigError(f"cannot read the kubeconfig file: {exc.strerror}") from None
+    # One pool for the run, with a connection for each object applied at once and for a watch.
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, APPLY_PARALLELISM + 2)
     return KubernetesCluster(
-        _BoundedApiClient(configuration, request_timeout=request_timeout), connect_timeout=request_timeout[0]
+        _BoundedApiClient(configuration, request_timeout=request_timeout),
+        connect_timeout=request_timeout[0],
+        read_timeout=request_timeout[1],
     )
 
 
@@ -214,6 +224,119 @@ def _parse_kubeconfig(text: str) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise KubeconfigError("the kubeconfig text is not a kubeconfig document")
     return document
+
+
+# ---------------------------------------------------------------- where each kind is served
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """Where the API serves a kind: what discovery would say, known ahead for the built-in kinds."""
+
+    api_version: str
+    plural: str
+    namespaced: bool = True
+
+    def path(self, namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
+        root = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        scope = f"/namespaces/{quote(namespace, safe='')}" if self.namespaced and namespace else ""
+        rest = "".join(f"/{quote(part, safe='')}" for part in (name, subresource) if part)
+        return f"{root}{scope}/{self.plural}{rest}"
+
+
+def _kinds(api_version: str, *entries: tuple[str, str, bool]) -> dict[tuple[str, str], Kind]:
+    return {(api_version, kind): Kind(api_version, plural, namespaced) for kind, plural, namespaced in entries}
+
+
+# Served alike by every Kubernetes release previewbot supports: no discovery needed to reach them.
+BUILT_IN_KINDS: Mapping[tuple[str, str], Kind] = {
+    **_kinds(
+        "v1",
+        ("Namespace", "namespaces", False),
+        ("Node", "nodes", False),
+        ("PersistentVolume", "persistentvolumes", False),
+        ("ConfigMap", "configmaps", True),
+        ("Endpoints", "endpoints", True),
+        ("Event", "events", True),
+        ("LimitRange", "limitranges", True),
+        ("PersistentVolumeClaim", "persistentvolumeclaims", True),
+        ("Pod", "pods", True),
+        ("ReplicationController", "replicationcontrollers", True),
+        ("ResourceQuota", "resourcequotas", True),
+        ("Secret", "secrets", True),
+        ("Service", "services", True),
+        ("ServiceAccount", "serviceaccounts", True),
+    ),
+    **_kinds(
+        "apps/v1",
+        ("ControllerRevision", "controllerrevisions", True),
+        ("DaemonSet", "daemonsets", True),
+        ("Deployment", "deployments", True),
+        ("ReplicaSet", "replicasets", True),
+        ("StatefulSet", "statefulsets", True),
+    ),
+    **_kinds("batch/v1", ("CronJob", "cronjobs", True), ("Job", "jobs", True)),
+    **_kinds("autoscaling/v1", ("HorizontalPodAutoscaler", "horizontalpodautoscalers", True)),
+    **_kinds("autoscaling/v2", ("HorizontalPodAutoscaler", "horizontalpodautoscalers", True)),
+    **_kinds("coordination.k8s.io/v1", ("Lease", "leases", True)),
+    **_kinds("discovery.k8s.io/v1", ("EndpointSlice", "endpointslices", True)),
+    **_kinds("events.k8s.io/v1", ("Event", "events", True)),
+    **_kinds(
+        "networking.k8s.io/v1",
+        ("IngressClass", "ingressclasses", False),
+        ("Ingress", "ingresses", True),
+        ("NetworkPolicy", "networkpolicies", True),
+    ),
+    **_kinds("policy/v1", ("PodDisruptionBudget", "poddisruptionbudgets", True)),
+    **_kinds(
+        "rbac.authorization.k8s.io/v1",
+        ("ClusterRole", "clusterroles", False),
+        ("ClusterRoleBinding", "clusterrolebindings", False),
+        ("Role", "roles", True),
+        ("RoleBinding", "rolebindings", True),
+    ),
+    **_kinds("scheduling.k8s.io/v1", ("PriorityClass", "priorityclasses", False)),
+    **_kinds("storage.k8s.io/v1", ("StorageClass", "storageclasses", False)),
+    **_kinds("apiextensions.k8s.io/v1", ("CustomResourceDefinition", "customresourcedefinitions", False)),
+}
+
+# What workloads may need to exist when their pods start: applied before everything else.
+PREREQUISITE_KINDS = frozenset(
+    {
+        "ServiceAccount",
+        "ConfigMap",
+        "Secret",
+        "PersistentVolumeClaim",
+        "Role",
+        "RoleBinding",
+        "ResourceQuota",
+        "LimitRange",
+        "NetworkPolicy",
+    }
+)
+NAMESPACE = BUILT_IN_KINDS[("v1", "Namespace")]
+POD = BUILT_IN_KINDS[("v1", "Pod")]
+JOB = BUILT_IN_KINDS[("batch/v1", "Job")]
+
+
+def _lines(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    """A streamed response's lines, each as soon as it has come whole."""
+    pending = bytearray()
+    for chunk in response.stream(None, decode_content=True):
+        pending += chunk
+        while (end := pending.find(b"\n")) >= 0:
+            line = bytes(pending[:end])
+            del pending[: end + 1]
+            if line.strip():
+                yield line
+
+
+@dataclass(slots=True)
+class _View:
+    """What a watch has shown so far: each object by name, and whether this wakeup found nothing new."""
+
+    objects: dict[str, Obj] = field(default_factory=dict)
+    quiet: bool = False
 
 
 # ---------------------------------------------------------------- reading objects
@@ -511,12 +634,14 @@ class KubernetesCluster:
         retry_wait: float = 0.5,
         retry_max_wait: float = 10.0,
         connect_timeout: float = 10.0,
+        read_timeout: float = REQUEST_TIMEOUT[1],
+        apply_parallelism: int = APPLY_PARALLELISM,
     ) -> None:
         self._api = api_client
-        self._core = k8s.CoreV1Api(api_client)
-        self._apps = k8s.AppsV1Api(api_client)
-        self._batch = k8s.BatchV1Api(api_client)
-        self._dynamic_client: DynamicClient | None = None
+        self._discovered: dict[str, list[Obj]] = {}  # API group version -> the resources it serves
+        self._discovery_lock = threading.Lock()
+        self._apply_parallelism = apply_parallelism
+        self._read_timeout = read_timeout
         self._recheck_interval = recheck_interval
         self._image_pull_grace = image_pull_grace
         self._retry_attempts = retry_attempts
@@ -543,74 +668,179 @@ class KubernetesCluster:
         doubled = self._retry_wait * 2.0 ** (state.attempt_number - 1)
         return min(max(hinted, doubled), self._retry_max_wait)
 
-    def _resource(self, api_version: str, kind: str) -> Any:
-        """The dynamic client's handle on a kind; NotFound when the cluster does not serve it."""
-        if self._dynamic_client is None:
-            # Built on first use: building it reads the cluster's API discovery.
-            self._dynamic_client = self._call(DynamicClient, self._api)
-        try:
-            return self._call(self._dynamic_client.resources.get, api_version=api_version, kind=kind)
-        except ResourceNotFoundError:
-            raise errors.NotFound(f"the cluster serves no kind {kind} in {api_version}", status=404) from None
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str | int | None] | None = None,
+        body: Any = None,
+        content_type: str = JSON,
+        stream: bool = False,
+        read_timeout: float | None = None,
+    ) -> Any:
+        """One call to the API: its JSON answer decoded (text when it is not JSON), or the open response to stream.
+
+        Raises ApiException for any answer but 2xx, as the client's typed APIs do.
+        """
+        params = [(key, str(value)) for key, value in (query or {}).items() if value is not None]
+        method, url, headers, body, _ = self._api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=params,
+            header_params={"Accept": JSON, "Content-Type": content_type},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self._api.call_api(
+            method,
+            url,
+            header_params=headers,
+            body=body,
+            _request_timeout=(self._connect_timeout, read_timeout or self._read_timeout),
+        )
+        if not 200 <= response.status <= 299:
+            response.read()  # type: ignore[no-untyped-call]
+            raise ApiException.from_response(http_resp=response, body=None, data=None)
+        if stream:
+            return response.response
+        data = response.read()  # type: ignore[no-untyped-call]
+        if JSON in (response.headers.get("Content-Type") or ""):
+            return json.loads(data)
+        return data.decode(errors="replace")
+
+    def _resource(self, api_version: str, kind: str) -> Kind:
+        """Where the cluster serves a kind; NotFound when it does not."""
+        known = BUILT_IN_KINDS.get((api_version, kind))
+        if known is not None:
+            return known
+        for resource in self._discover(api_version):
+            if resource.get("kind") == kind and "/" not in str(resource.get("name", "")):
+                return Kind(api_version, str(resource["name"]), bool(resource.get("namespaced")))
+        raise errors.NotFound(f"the cluster serves no kind {kind} in {api_version}", status=404)
+
+    def _discover(self, api_version: str) -> list[Obj]:
+        """The resources of one API group version, asked once per run."""
+        with self._discovery_lock:
+            if api_version not in self._discovered:
+                root = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+                try:
+                    listing = self._call(self._request, "GET", root)
+                except errors.NotFound:
+                    listing = {}
+                self._discovered[api_version] = list(listing.get("resources") or [])
+            return self._discovered[api_version]
 
     def _get(self, namespace: str | None, ref: ObjectRef) -> Obj | None:
         try:
-            found = self._call(self._resource(ref.api_version, ref.kind).get, name=ref.name, namespace=namespace)
+            found: Obj = self._call(
+                self._request, "GET", self._resource(ref.api_version, ref.kind).path(namespace, ref.name)
+            )
         except errors.NotFound:
             return None
-        return dict(found.to_dict())
+        return found
 
     def _list(self, api_version: str, kind: str, *, namespace: str | None, label_selector: str = "") -> list[Obj]:
-        found = self._call(
-            self._resource(api_version, kind).get, namespace=namespace, label_selector=label_selector or None
+        return list(self._list_of(self._resource(api_version, kind), namespace, label_selector=label_selector)["items"])
+
+    def _list_of(self, kind: Kind, namespace: str | None, *, label_selector: str = "", field_selector: str = "") -> Obj:
+        """The list answer itself: its items (never None) and its resourceVersion, to watch from."""
+        found: Obj = self._call(
+            self._request,
+            "GET",
+            kind.path(namespace),
+            query={"labelSelector": label_selector or None, "fieldSelector": field_selector or None},
         )
-        return list(found.to_dict().get("items") or [])
+        found["items"] = found.get("items") or []
+        return found
 
     def _delete(self, namespace: str, ref: ObjectRef) -> bool:
         """Delete the object and its dependents; False when it was already gone."""
         try:
             self._call(
-                self._resource(ref.api_version, ref.kind).delete,
-                name=ref.name,
-                namespace=namespace,
-                propagation_policy=BACKGROUND,
+                self._request,
+                "DELETE",
+                self._resource(ref.api_version, ref.kind).path(namespace, ref.name),
+                query={"propagationPolicy": BACKGROUND},
             )
         except errors.NotFound:
             return False
         return True
 
-    def _wakeups(self, *, lister: Callable[..., Any], deadline: float, **selection: Any) -> Iterator[None]:
-        """Yield at once, then at each change `lister` would show, and at least every recheck_interval.
+    def _wakeups(
+        self,
+        kind: Kind,
+        *,
+        deadline: float,
+        namespace: str | None = None,
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> Iterator[_View]:
+        """The objects of kind that match, as listed at once and then after each change a watch shows.
 
-        Stops at the deadline. The caller looks at the cluster on each wakeup; the watch only
-        spares it from looking when nothing changed.
+        The view also wakes quiet after recheck_interval without a change, so the caller can look
+        closer (at pods, say); it stops at the deadline. One list, then one watch request per
+        recheck_interval: no polling.
         """
-        yield
+        view = _View()
         resource_version: str | None = None
-        while (remaining := deadline - time.monotonic()) > 0:
+        while True:
             if resource_version is None:
-                resource_version = self._call(lister, **selection).metadata.resource_version
+                listing = self._list_of(kind, namespace, label_selector=label_selector, field_selector=field_selector)
+                view.objects = {_metadata(item)["name"]: item for item in listing["items"]}
+                resource_version = str(_metadata(listing).get("resourceVersion") or "")
+                view.quiet = False
+                yield view
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
             quiet = min(remaining, self._recheck_interval)
-            events = watch.Watch().stream(  # type: ignore[no-untyped-call]
-                lister,
-                resource_version=resource_version,
-                timeout_seconds=max(1, math.ceil(quiet)),
-                _request_timeout=(self._connect_timeout, quiet),
-                **selection,
-            )
             try:
-                for event in events:
-                    resource_version = event["raw_object"]["metadata"]["resourceVersion"]
-                    yield
-            except ApiException as exc:
-                if exc.status != 410:
-                    raise _api_error(exc) from exc
-                resource_version = None  # the watch fell too far behind: list again
+                response = self._call(
+                    self._request,
+                    "GET",
+                    kind.path(namespace),
+                    query={
+                        "watch": "true",
+                        "resourceVersion": resource_version,
+                        "timeoutSeconds": max(1, math.ceil(quiet)),
+                        "labelSelector": label_selector or None,
+                        "fieldSelector": field_selector or None,
+                    },
+                    stream=True,
+                    read_timeout=quiet,
+                )
+            except errors.TemporaryError:
+                continue  # the API hiccuped past its retries: the deadline still bounds the wait
+            finished = False
+            try:
+                for line in _lines(response):
+                    event = json.loads(line)
+                    obj = event.get("object") or {}
+                    if event.get("type") == "ERROR":
+                        if obj.get("code") != 410:
+                            raise errors.ApiError(str(obj.get("message") or obj), status=int(obj.get("code") or 0))
+                        resource_version = None  # the watch fell too far behind: list again
+                        break
+                    name = _metadata(obj).get("name", "")
+                    resource_version = str(_metadata(obj).get("resourceVersion") or resource_version)
+                    if event.get("type") == "DELETED":
+                        view.objects.pop(name, None)
+                    else:
+                        view.objects[name] = obj
+                    view.quiet = False
+                    yield view
+                else:
+                    view.quiet = True
+                finished = True
             except urllib3.exceptions.HTTPError:
-                pass  # nothing happened for `quiet` seconds, or the stream broke: look, then watch again
+                view.quiet = True  # nothing happened for `quiet` seconds, or the stream broke
             finally:
-                events.close()
-            yield
+                if not finished:
+                    response.close()  # a stream left half-read must not go back to the pool as it is
+                response.release_conn()
+            if view.quiet:
+                yield view
 
     # -------------------------------------------------------- namespaces
 
@@ -630,7 +860,7 @@ class KubernetesCluster:
             "kind": "Namespace",
             "metadata": {"name": name, "labels": dict(labels), "annotations": dict(annotations)},
         }
-        self._call(self._resource("v1", "Namespace").create, body=body)
+        self._call(self._request, "POST", NAMESPACE.path(), body=body)
         log.info("created namespace %s", name)
 
     def annotate_namespace(
@@ -640,23 +870,22 @@ class KubernetesCluster:
         if labels is not None:
             metadata["labels"] = dict(labels)
         self._call(
-            self._resource("v1", "Namespace").patch,
-            name=name,
+            self._request,
+            "PATCH",
+            NAMESPACE.path(name=name),
             body={"metadata": metadata},
             content_type="application/merge-patch+json",
         )
 
     def delete_namespace(self, name: str) -> None:
-        self._call(self._resource("v1", "Namespace").delete, name=name)
+        self._call(self._request, "DELETE", NAMESPACE.path(name=name))
         log.info("deleting namespace %s", name)
 
     def wait_namespace_gone(self, name: str, *, timeout: float, progress: Progress | None = None) -> bool:
         started = time.monotonic()
         announced = False
-        for _ in self._wakeups(
-            lister=self._core.list_namespace, deadline=started + timeout, field_selector=f"metadata.name={name}"
-        ):
-            if self.namespace(name) is None:
+        for view in self._wakeups(NAMESPACE, deadline=started + timeout, field_selector=f"metadata.name={name}"):
+            if name not in view.objects:
                 return True
             if progress and not announced:
                 progress(f"namespace/{name}: waiting for its deletion to finish")
@@ -666,35 +895,57 @@ class KubernetesCluster:
     # -------------------------------------------------------- apply and prune
 
     def apply(self, namespace: str, objects: Sequence[Mapping[str, Any]]) -> list[ObjectRef]:
-        applied = []
-        for obj in objects:
-            metadata = _metadata(obj)
-            ref = ObjectRef(
-                api_version=str(obj.get("apiVersion", "")),
-                kind=str(obj.get("kind", "")),
-                name=str(metadata.get("name", "")),
-                namespace=namespace,
-            )
-            try:
-                resource = self._resource(ref.api_version, ref.kind)
-            except errors.NotFound as exc:
-                raise errors.Invalid(f"{ref}: {exc}", status=exc.status) from exc
-            if not resource.namespaced:
-                raise errors.ManifestError(f"{ref}: a cluster-wide kind cannot be part of a preview")
-            body = {**obj, "metadata": {**metadata, "namespace": namespace}}
-            try:
-                self._call(
-                    resource.server_side_apply,
-                    body=body,
-                    namespace=namespace,
-                    field_manager=naming.FIELD_MANAGER,
-                    force_conflicts=True,
-                )
-            except (errors.Invalid, errors.NotFound) as exc:
-                raise errors.Invalid(f"{ref} was refused: {exc}", status=exc.status) from exc
-            applied.append(ref)
+        """Prerequisites first (what pods may need when they start: config, accounts, quotas), then the rest.
+
+        Within each of the two, objects go to the API in parallel. The first refusal, in the order of
+        `objects`, is raised once its group is done; the groups after it are not applied.
+        """
+        planned = [self._plan_apply(namespace, obj) for obj in objects]
+        first = [item for item in planned if item[0].kind in PREREQUISITE_KINDS]
+        then = [item for item in planned if item[0].kind not in PREREQUISITE_KINDS]
+        with ThreadPoolExecutor(max_workers=self._apply_parallelism, thread_name_prefix="apply") as pool:
+            for group in (first, then):
+                outcomes = list(pool.map(lambda item: self._apply_one(namespace, *item), group))
+                refused = next((outcome for outcome in outcomes if outcome is not None), None)
+                if refused is not None:
+                    raise refused
+        applied = [ref for ref, _, _ in planned]
         log.info("applied %d objects to %s", len(applied), namespace)
         return applied
+
+    def _plan_apply(self, namespace: str, obj: Mapping[str, Any]) -> tuple[ObjectRef, Kind, Obj]:
+        """The object's ref, where it is served, and the body to apply; refused before anything is applied."""
+        metadata = _metadata(obj)
+        ref = ObjectRef(
+            api_version=str(obj.get("apiVersion", "")),
+            kind=str(obj.get("kind", "")),
+            name=str(metadata.get("name", "")),
+            namespace=namespace,
+        )
+        try:
+            kind = self._resource(ref.api_version, ref.kind)
+        except errors.NotFound as exc:
+            raise errors.Invalid(f"{ref}: {exc}", status=exc.status) from exc
+        if not kind.namespaced:
+            raise errors.ManifestError(f"{ref}: a cluster-wide kind cannot be part of a preview")
+        return ref, kind, {**obj, "metadata": {**metadata, "namespace": namespace}}
+
+    def _apply_one(self, namespace: str, ref: ObjectRef, kind: Kind, body: Obj) -> errors.PreviewbotError | None:
+        """Server-side apply one object; what refused it, or None."""
+        try:
+            self._call(
+                self._request,
+                "PATCH",
+                kind.path(namespace, ref.name),
+                query={"fieldManager": naming.FIELD_MANAGER, "force": "true"},
+                body=body,
+                content_type="application/apply-patch+yaml",
+            )
+        except (errors.Invalid, errors.NotFound) as exc:
+            return errors.Invalid(f"{ref} was refused: {exc}", status=exc.status)
+        except errors.PreviewbotError as exc:
+            return exc
+        return None
 
     def prune(
         self, namespace: str, *, label_selector: str, kinds: Sequence[tuple[str, str]], keep: set[ObjectRef]
@@ -718,14 +969,6 @@ class KubernetesCluster:
 
     # -------------------------------------------------------- rollout
 
-    def _lister(self, kind: str) -> Callable[..., Any]:
-        return {
-            "Deployment": self._apps.list_namespaced_deployment,
-            "StatefulSet": self._apps.list_namespaced_stateful_set,
-            "DaemonSet": self._apps.list_namespaced_daemon_set,
-            "Job": self._batch.list_namespaced_job,
-        }[kind]
-
     def wait_rollout(
         self,
         namespace: str,
@@ -743,30 +986,33 @@ class KubernetesCluster:
         hopeless = _HopelessPods(hopeless=NEVER_STARTS | CRASHING, pull_grace=self._image_pull_grace)
         notes: dict[ObjectRef, str] = {}
 
-        def look() -> None:
-            for ref in list(pending):
-                obj = self._get(namespace, ref)
-                state = _rollout(ref.kind, obj)
-                if progress and notes.get(ref) != state.note:
-                    progress(f"{ref.kind.lower()}/{ref.name}: {state.note}")
-                notes[ref] = state.note
-                if state.done:
-                    pending.remove(ref)
-                    ready.append(ref)
-                    continue
-                cause = state.failed or hopeless.verdict(self._pods_of(namespace, obj))
-                if cause:
-                    pending.remove(ref)
-                    failed.append(self._diagnose(namespace, ref, cause=str(cause)))
-                    if progress:
-                        progress(f"{ref.kind.lower()}/{ref.name}: failed, {cause}")
+        def look(ref: ObjectRef, obj: Obj | None, *, closer: bool) -> None:
+            state = _rollout(ref.kind, obj)
+            if progress and notes.get(ref) != state.note:
+                progress(f"{ref.kind.lower()}/{ref.name}: {state.note}")
+            notes[ref] = state.note
+            if state.done:
+                pending.remove(ref)
+                ready.append(ref)
+                return
+            # A rollout on its way keeps changing its workload; the pods are looked at once it has gone quiet.
+            cause = state.failed or (hopeless.verdict(self._pods_of(namespace, obj)) if closer else None)
+            if cause:
+                pending.remove(ref)
+                failed.append(self._diagnose(namespace, ref, cause=str(cause)))
+                if progress:
+                    progress(f"{ref.kind.lower()}/{ref.name}: failed, {cause}")
 
-        # Watch the kind of the first workload still pending; the others are looked at on every wakeup.
+        # One kind is watched at a time, that of the first workload still pending: the others roll out
+        # meanwhile, and their own list shows where they stand when their turn comes.
         while pending:
-            watched = pending[0].kind
-            for _ in self._wakeups(lister=self._lister(watched), deadline=deadline, namespace=namespace):
-                look()
-                if not pending or pending[0].kind != watched:
+            first = pending[0]
+            for view in self._wakeups(
+                self._resource(first.api_version, first.kind), deadline=deadline, namespace=namespace
+            ):
+                for ref in [ref for ref in pending if ref.kind == first.kind]:
+                    look(ref, view.objects.get(ref.name), closer=view.quiet)
+                if not pending or pending[0].kind != first.kind:
                     break
             else:
                 break
@@ -842,12 +1088,14 @@ class KubernetesCluster:
         for previous in (True, False) if stuck.crashed_before else (False,):
             try:
                 text = self._call(
-                    self._core.read_namespaced_pod_log,
-                    stuck.pod,
-                    namespace,
-                    container=stuck.container,
-                    tail_lines=LOG_TAIL_LINES,
-                    previous=previous,
+                    self._request,
+                    "GET",
+                    POD.path(namespace, stuck.pod, "log"),
+                    query={
+                        "container": stuck.container,
+                        "tailLines": LOG_TAIL_LINES,
+                        "previous": str(previous).lower(),
+                    },
                 )
             except errors.ApiError:
                 continue  # a container that never started has no log, which is fine
@@ -878,12 +1126,12 @@ class KubernetesCluster:
             "kind": "Job",
             "metadata": {**_metadata(job), "namespace": namespace},
         }
-        created = self._call(self._resource(ref.api_version, ref.kind).create, body=body, namespace=namespace)
+        created: Obj = self._call(self._request, "POST", JOB.path(namespace), body=body)
         if progress:
             progress(f"job/{ref.name}: started")
         never_ran = _HopelessPods(hopeless=NEVER_STARTS, pull_grace=self._image_pull_grace)
         current: Obj | None = None
-        for current, pods in self._job_wakeups(namespace, created.to_dict(), deadline=deadline):
+        for current, pods in self._job_wakeups(namespace, created, deadline=deadline):
             if stuck := never_ran.verdict(pods):
                 return self._job_never_ran(namespace, ref, cause=str(stuck))
             state = _rollout(ref.kind, current)
@@ -908,11 +1156,11 @@ class KubernetesCluster:
         once none is, the Job's verdict is what comes next, so the Job is.
         """
         ref = ObjectRef(api_version="batch/v1", kind="Job", name=_metadata(job)["name"])
-        watch_pods = {
-            "lister": self._core.list_namespaced_pod,
+        watch_pods: Mapping[str, Any] = {
+            "kind": POD,
             "label_selector": _selector_text((job.get("spec") or {}).get("selector")),
         }
-        watch_job = {"lister": self._batch.list_namespaced_job}
+        watch_job: Mapping[str, Any] = {"kind": JOB, "field_selector": f"metadata.name={ref.name}"}
         pods_on_their_way = True
         while True:
             for _ in self._wakeups(
@@ -933,8 +1181,11 @@ class KubernetesCluster:
         return JobOutcome(succeeded=False, diagnosis=diagnosis)
 
     def _wait_gone(self, namespace: str, ref: ObjectRef, *, deadline: float) -> bool:
-        for _ in self._wakeups(lister=self._lister(ref.kind), deadline=deadline, namespace=namespace):
-            if self._get(namespace, ref) is None:
+        kind = self._resource(ref.api_version, ref.kind)
+        for view in self._wakeups(
+            kind, deadline=deadline, namespace=namespace, field_selector=f"metadata.name={ref.name}"
+        ):
+            if ref.name not in view.objects:
                 return True
         return False
 
@@ -955,15 +1206,8 @@ class KubernetesCluster:
     def _whole_log(self, namespace: str, pod: str, container: str) -> str:
         try:
             # Unread, the log comes back as the HTTP response, to be streamed rather than held whole.
-            response = cast(
-                urllib3.BaseHTTPResponse,
-                self._call(
-                    self._core.read_namespaced_pod_log,
-                    pod,
-                    namespace,
-                    container=container,
-                    _preload_content=False,
-                ),
+            response: urllib3.BaseHTTPResponse = self._call(
+                self._request, "GET", POD.path(namespace, pod, "log"), query={"container": container}, stream=True
             )
         except errors.ApiError:
             return ""
@@ -1004,8 +1248,8 @@ class KubernetesCluster:
         target_name: str | None = None,
     ) -> None:
         """Only the type and data travel: the source's labels and annotations stay where they are."""
-        secrets = self._resource("v1", "Secret")
-        source = self._call(secrets.get, name=name, namespace=source_namespace).to_dict()
+        secrets = BUILT_IN_KINDS[("v1", "Secret")]
+        source: Obj = self._call(self._request, "GET", secrets.path(source_namespace, name))
         # From here on the values may surface in an error or a log: they must be masked there.
         for encoded in (source.get("data") or {}).values():
             redactor.add(base64.b64decode(encoded).decode(errors="replace"))
@@ -1017,11 +1261,12 @@ class KubernetesCluster:
             "data": source.get("data") or {},
         }
         try:
-            self._call(secrets.create, body=copy, namespace=target_namespace)
+            self._call(self._request, "POST", secrets.path(target_namespace), body=copy)
         except errors.Conflict:
-            existing = self._call(secrets.get, name=target_name or name, namespace=target_namespace).to_dict()
+            target = secrets.path(target_namespace, target_name or name)
+            existing: Obj = self._call(self._request, "GET", target)
             copy["metadata"]["resourceVersion"] = _metadata(existing).get("resourceVersion")
-            self._call(secrets.replace, body=copy, namespace=target_namespace)
+            self._call(self._request, "PUT", target, body=copy)
         log.info("copied secret %s/%s into %s", source_namespace, name, target_namespace)
 
     # -------------------------------------------------------- sleep and wake
@@ -1038,9 +1283,9 @@ class KubernetesCluster:
         for ref, count in replicas.items():
             try:
                 self._call(
-                    self._resource(ref.api_version, ref.kind).patch,
-                    name=ref.name,
-                    namespace=namespace,
+                    self._request,
+                    "PATCH",
+                    self._resource(ref.api_version, ref.kind).path(namespace, ref.name),
                     body={"spec": {"replicas": count}},
                     content_type="application/merge-patch+json",
                 )
@@ -1055,7 +1300,7 @@ class KubernetesCluster:
         now = datetime.now(UTC)
         claim = {"holderIdentity": holder, "leaseDurationSeconds": seconds, "renewTime": _micro_time(now)}
         try:
-            current = self._call(leases.get, name=name, namespace=namespace).to_dict()
+            current: Obj = self._call(self._request, "GET", leases.path(namespace, name))
         except errors.NotFound:
             body = {
                 "apiVersion": LEASE_API_VERSION,
@@ -1064,7 +1309,7 @@ class KubernetesCluster:
                 "spec": {**claim, "acquireTime": _micro_time(now), "leaseTransitions": 0},
             }
             try:
-                self._call(leases.create, body=body, namespace=namespace)
+                self._call(self._request, "POST", leases.path(namespace), body=body)
             except errors.Conflict:
                 return False  # another taker created it first
             return True
@@ -1079,14 +1324,14 @@ class KubernetesCluster:
     def release_lease(self, namespace: str, name: str, *, holder: str) -> None:
         leases = self._resource(LEASE_API_VERSION, "Lease")
         try:
-            current = self._call(leases.get, name=name, namespace=namespace).to_dict()
+            current: Obj = self._call(self._request, "GET", leases.path(namespace, name))
         except errors.NotFound:
             return
         held = current.get("spec") or {}
         if held.get("holderIdentity") == holder:
             self._replace_lease(leases, current, {**held, "holderIdentity": None, "renewTime": None})
 
-    def _replace_lease(self, leases: Any, current: Obj, spec: Obj) -> bool:
+    def _replace_lease(self, leases: Kind, current: Obj, spec: Obj) -> bool:
         metadata = _metadata(current)
         body = {
             "apiVersion": LEASE_API_VERSION,
@@ -1099,7 +1344,7 @@ class KubernetesCluster:
             "spec": {key: value for key, value in spec.items() if value is not None},
         }
         try:
-            self._call(leases.replace, body=body, namespace=metadata["namespace"])
+            self._call(self._request, "PUT", leases.path(metadata["namespace"], metadata["name"]), body=body)
         except errors.Conflict:
             return False  # changed since it was read: someone else renewed or took it
         return True

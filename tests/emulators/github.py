@@ -109,6 +109,7 @@ class RecordedRequest:
     query: dict[str, list[str]]
     headers: dict[str, str]  # as sent, minus Authorization
     body: Any  # the decoded JSON body, or None
+    at: float = 0.0  # time.monotonic() when it came in
 
 
 @dataclass(slots=True, kw_only=True)
@@ -668,6 +669,7 @@ class GitHubEmulator:
                     query=query,
                     headers={k: v for k, v in headers.items() if k.lower() != "authorization"},
                     body=body,
+                    at=time.monotonic(),
                 )
             )
             refusal = self._authenticate(method, path, headers)

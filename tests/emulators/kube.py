@@ -633,6 +633,7 @@ class KubeApiServer:
         self._compacted_through = 0
         self._finalize_due: dict[str, float] = {}
         self.logs: dict[tuple[str, str, str], ContainerLog] = {}
+        self.requests: list[tuple[str, str]] = []  # (method, path and query) of every HTTP request, as it came
         self._stopping = False
         self._http = _HttpServer(self)
         self._threads = [
@@ -1300,6 +1301,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise bad_request(f"the request body is not valid: {error}") from error
 
     def _dispatch(self, method: str) -> None:
+        self.server.api.requests.append((method, self.path))
         url = urlsplit(self.path)
         query = {key: values[-1] for key, values in parse_qs(url.query).items()}
         try:
