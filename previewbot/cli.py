@@ -125,11 +125,15 @@ def main(verbose: bool) -> None:
 @click.option("--pr", "number", type=int, default=1, show_default=True)
 @click.option("--sha", default=PLAN_SHA, help="Head commit to pin images to.")
 @click.option("--branch", default="feature/preview", show_default=True)
-def plan(workspace: Path, config_path: str, repo: str | None, number: int, sha: str, branch: str) -> None:
+@click.option("--name", default=None, help="Plan the on-demand preview of this name (`up --name`), not a PR's.")
+def plan(
+    workspace: Path, config_path: str, repo: str | None, number: int, sha: str, branch: str, name: str | None
+) -> None:
     """Show what a deploy would do, with no cluster and no GitHub.
 
-    Prints the checks, the namespace, every object after substitution and image pinning
-    (guardrails and the test Job included), and the PR comment a ready preview would get.
+    Prints the checks, the variables, the namespace, every object after substitution and image
+    pinning (guardrails and the test Job included), and the PR comment a ready preview would get
+    (with --name: what `up` would print).
     """
     import yaml
 
@@ -137,25 +141,29 @@ def plan(workspace: Path, config_path: str, repo: str | None, number: int, sha: 
     from previewbot.config import load_config_file
     from previewbot.core.testing import e2e_job
     from previewbot.errors import PreviewbotError
-    from previewbot.model import Phase, PreviewReport, PullRequest, StepTiming
+    from previewbot.model import OnDemand, Phase, Previewed, PreviewReport, PullRequest, StepTiming
 
     repo = repo or f"example/{workspace.resolve().name}"
-    pr = PullRequest(
-        repo=repo,
-        number=number,
-        head_sha=sha,
-        head_ref=branch,
-        base_ref="main",
-        author="octocat",
-        head_repo=repo,
+    pr: Previewed = (
+        OnDemand(repo=repo, name=naming.on_demand_name(name), head_sha=sha, head_ref=branch)
+        if name
+        else PullRequest(
+            repo=repo,
+            number=number,
+            head_sha=sha,
+            head_ref=branch,
+            base_ref="main",
+            author="octocat",
+            head_repo=repo,
+        )
     )
     try:
         config = load_config_file(workspace, config_path)
-        namespace = naming.namespace_name(prefix=config.namespace.prefix, repo=repo, number=number)
+        namespace = naming.namespace_of(pr, prefix=config.namespace.prefix)
         base = manifests.preview_variables(pr=pr, namespace=namespace, url=None, extra={})
         url = manifests.preview_url(config, base)
         variables = manifests.preview_variables(pr=pr, namespace=namespace, url=url, extra=config.variables)
-        labels = naming.preview_labels(repo=repo, number=number)
+        labels = naming.labels_of(pr)
         rendered = manifests.render_manifests(
             config,
             root=workspace,
@@ -187,11 +195,15 @@ def plan(workspace: Path, config_path: str, repo: str | None, number: int, sha: 
         out(f"# ${{NAME}}s left as written, none of previewbot's variables ({len(rendered.kept)}):")
         for reference in rendered.kept:
             out(f"#   {reference}")
+    out(f"# variables of {pr.title}:")
+    for variable, value in variables.items():
+        out(f"#   ${{{variable}}} = {value}")
     for image in config.images:
         out(f"# ✔ image {image.name} pinned to tag {manifests.substitute(image.tag, variables)}")
     out(f"# namespace: {namespace}")
     out(f"# url: {url or '(none)'}")
-    out(f"# environment: {manifests.deployment_environment(config, variables)}")
+    if isinstance(pr, PullRequest):  # an on-demand preview has no GitHub Deployment
+        out(f"# environment: {manifests.deployment_environment(config, variables)}")
     documents = [*guardrails, *rendered.objects, *([job] if job else [])]
     out(yaml.safe_dump_all(documents, sort_keys=False, explicit_start=True).rstrip())
     now = datetime.now(UTC)
@@ -202,8 +214,13 @@ def plan(workspace: Path, config_path: str, repo: str | None, number: int, sha: 
     report = PreviewReport(
         ref=pr.ref, phase=Phase.READY, head_sha=sha, namespace=namespace, url=url, steps=steps, updated_at=now
     )
-    out("---\n# The PR comment of a ready preview:")
-    for line in render.render_comment(report).splitlines():
+    if isinstance(pr, OnDemand):
+        out("---\n# What `previewbot up` prints of a ready preview:")
+        shown = render.render_terminal(report)
+    else:
+        out("---\n# The PR comment of a ready preview:")
+        shown = render.render_comment(report)
+    for line in shown.splitlines():
         out(f"# {line}")
 
 

@@ -150,6 +150,13 @@ def is_on_demand(namespace: NamespaceInfo, *, repo: str, name: str) -> bool:
     return labelled and namespace.annotations.get(REPO_ANNOTATION, "").lower() == repo.lower()
 
 
+def namespace_of(previewed: Previewed, *, prefix: str) -> str:
+    """The namespace of a PR's or an on-demand preview."""
+    if isinstance(previewed, OnDemand):
+        return on_demand_namespace_name(prefix=prefix, repo=previewed.repo, name=previewed.name)
+    return namespace_name(prefix=prefix, repo=previewed.repo, number=previewed.number)
+
+
 def labels_of(previewed: Previewed) -> dict[str, str]:
     """The labels of the namespace (and every object) of a PR's or an on-demand preview."""
     if isinstance(previewed, OnDemand):

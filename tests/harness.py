@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +33,18 @@ REPO = "Codertocat/Hello-World"
 PR_NUMBER = 2
 PAUSE = "registry.k8s.io/pause:3.9"
 PAUSE_NEXT = "registry.k8s.io/pause:3.10"
+
+
+def git(folder: Path, *args: str) -> str:
+    """Run git in folder, as a developer or actions/checkout would have; its output."""
+    done = subprocess.run(
+        ["git", "-c", "user.name=dev", "-c", "user.email=dev@example.com", *args],
+        cwd=folder,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip()
 
 
 def payload(name: str) -> dict[str, Any]:

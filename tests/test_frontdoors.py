@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from click.testing import CliRunner
 from previewbot import render
 from previewbot.action import checkout_commit
 from previewbot.cli import main
-from tests.harness import PR_NUMBER, REPO, Checkout, comment_event, pr_event, preview_site, web_deployment
+from tests.harness import PR_NUMBER, REPO, Checkout, comment_event, git, pr_event, preview_site, web_deployment
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -292,17 +291,6 @@ def test_the_action_refuses_a_checkout_of_another_commit_than_it_deploys(
     assert head in comment
     assert github.deployments(REPO) == []
     assert read_outputs(tmp_path / "output")["namespace"] == ""
-
-
-def git(folder: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=folder,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout.strip()
 
 
 def test_the_checkout_commit_is_read_from_git_files_as_actions_checkout_leaves_them(tmp_path: Path) -> None:

@@ -9,20 +9,28 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner, Result
 from kubernetes import client
 
-from previewbot import naming
+from previewbot import naming, render
 from previewbot.cli import main
-from previewbot.model import Phase
-from tests.harness import PR_NUMBER, REPO, Bot, Checkout, config_map, namespace_phase, pr_event, web_deployment
+from previewbot.model import (
+    OnDemandRef,
+    Phase,
+    PreviewReport,
+    TestCase,
+    TestOutcome,
+    TestReport,
+    TestRun,
+)
+from tests.harness import PR_NUMBER, REPO, Bot, Checkout, config_map, git, namespace_phase, pr_event, web_deployment
 
 ROOT = Path(__file__).resolve().parent.parent
 BRANCH = "feature/Login-Page"
@@ -32,17 +40,6 @@ PASSING_TESTS = """#!/bin/sh
 echo "testing $PREVIEW_URL as preview $PR_NUMBER"
 echo "<testsuite name='e2e'><testcase name='test_home'/><testcase name='test_login'/></testsuite>" > junit.xml
 """
-
-
-def git(checkout: Checkout, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.name=dev", "-c", "user.email=dev@example.com", *args],
-        cwd=checkout.root,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip()
 
 
 @pytest.fixture
@@ -58,10 +55,10 @@ def checkout(checkout: Checkout, prefix: str, site: str) -> Checkout:
     checkout.write("deploy/settings.yaml", config_map("settings", "preview ${PR_NUMBER} of ${BRANCH_SLUG}"))
     checkout.write("e2e.sh", PASSING_TESTS)
     (checkout.root / "e2e.sh").chmod(0o755)
-    git(checkout, "init", "--quiet", "--initial-branch", BRANCH)
-    git(checkout, "remote", "add", "origin", f"git@github.com:{REPO}.git")
-    git(checkout, "add", ".")
-    git(checkout, "commit", "--quiet", "-m", "Login page")
+    git(checkout.root, "init", "--quiet", "--initial-branch", BRANCH)
+    git(checkout.root, "remote", "add", "origin", f"git@github.com:{REPO}.git")
+    git(checkout.root, "add", ".")
+    git(checkout.root, "commit", "--quiet", "-m", "Login page")
     return checkout
 
 
@@ -84,7 +81,7 @@ def namespace_of(prefix: str, name: str = NAME) -> str:
 def test_up_deploys_the_checkout_tests_it_and_shows_the_report(
     cli: CliRunner, kube: Any, core: Any, apps: Any, checkout: Checkout, prefix: str, site: str
 ) -> None:
-    head = git(checkout, "rev-parse", "HEAD")
+    head = git(checkout.root, "rev-parse", "HEAD")
 
     result = run(cli, kube, "up", str(checkout.root))
 
@@ -274,3 +271,62 @@ def test_the_readme_quick_start_brings_the_bundled_example_up_and_down(
     namespace = naming.on_demand_namespace_name(prefix="preview", repo="acme/hello", name=name)
     assert namespace in down.output
     assert namespace_phase(core, namespace) in (None, "Terminating")
+
+
+@pytest.mark.parametrize(
+    ("asked", "name"),
+    [
+        ("feature/Login-Page", naming.dns_label("feature/Login-Page", limit=40)),
+        ("fix-cart", "fix-cart"),
+        ("42", "up-42"),  # ${PR_NUMBER} must never read as another PR's number
+        ("x" * 80, naming.dns_label("x" * 80, limit=40)),
+    ],
+)
+def test_an_on_demand_name_is_a_short_dns_label_never_of_digits_alone(asked: str, name: str) -> None:
+    assert naming.on_demand_name(asked) == name
+    assert len(name) <= naming.ON_DEMAND_NAME_LENGTH
+    assert not name.isdigit()
+
+
+def test_an_on_demand_namespace_never_meets_a_pr_s() -> None:
+    on_demand = naming.on_demand_namespace_name(prefix="preview", repo=REPO, name=naming.on_demand_name("2"))
+    pr = naming.namespace_name(prefix="preview", repo=REPO, number=2)
+
+    assert on_demand != pr
+    assert len(naming.on_demand_namespace_name(prefix="p" * 40, repo=REPO, name="n" * 40)) <= 63
+
+
+def test_plan_says_what_the_variables_are_for_an_on_demand_preview() -> None:
+    result = CliRunner().invoke(main, ["plan", str(ROOT / "examples" / "hello"), "--name", "my-branch"])
+
+    assert result.exit_code == 0, result.output
+    assert "#   ${PR_NUMBER} = my-branch" in result.output
+    assert "#   ${NAMESPACE} = preview-hello-my-branch" in result.output
+    assert "ghcr.io/acme/hello pinned to tag pr-my-branch-0123456" in result.output
+    assert "What `previewbot up` prints" in result.output
+    assert "# environment:" not in result.output
+    documents = [d for d in yaml.safe_load_all(result.output) if d]
+    assert {d["metadata"]["labels"][naming.ON_DEMAND_LABEL] for d in documents} == {"my-branch"}
+
+
+def test_the_terminal_report_keeps_a_pod_s_log_from_driving_the_terminal() -> None:
+    log = "step 1\n\x1b]0;pwned\x07\x1b[2J\x1b[31mred\x1b[0m\rcleared\nassert 1 == 2"
+    report = PreviewReport(
+        ref=OnDemandRef(repo=REPO, name=NAME),
+        phase=Phase.FAILED,
+        head_sha="1" * 40,
+        tests=TestRun(
+            passed=False,
+            report=TestReport(cases=(TestCase(name="test_cart", outcome=TestOutcome.FAILED, message="cart\x1b[2J"),)),
+            log_tail=log,
+        ),
+    )
+
+    shown = render.render_terminal(report)
+
+    assert "\x1b" not in shown
+    assert "\x07" not in shown
+    assert "\r" not in shown
+    assert "✘ test_cart (failed)" in shown
+    assert "0 passed · 1 failed · 0 errors · 0 skipped" in shown
+    assert "assert 1 == 2" in shown

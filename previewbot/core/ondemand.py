@@ -77,9 +77,7 @@ class OnDemandPreviews:
             return Outcome(
                 status=Phase.FAILED, message=message, report=reporter.update(phase=Phase.FAILED, error=message)
             )
-        namespace = naming.on_demand_namespace_name(
-            prefix=config.namespace.prefix, repo=preview.repo, name=preview.name
-        )
+        namespace = naming.namespace_of(preview, prefix=config.namespace.prefix)
         secrets = tuple(config.namespace.secrets)
         return DeployRun(
             ports=self._ports,
