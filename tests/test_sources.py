@@ -172,6 +172,16 @@ def test_a_chart_error_is_reported_in_the_charts_own_words(tmp_path: Path) -> No
     )
 
 
+def test_values_the_charts_schema_refuses_are_reported_in_its_words(tmp_path: Path) -> None:
+    config = HELM_CONFIG.replace("    image:", "    replicas: two\n    image:")
+
+    with pytest.raises(ManifestError) as caught:
+        rendered_from(repo_from(tmp_path, config, "helm"))
+
+    assert str(caught.value).startswith("helm chart deploy/web: values don't meet the specifications of the schema")
+    assert "- at '/replicas': got string, want integer" in str(caught.value)
+
+
 def test_a_dependency_missing_from_charts_is_reported(tmp_path: Path) -> None:
     root = repo_from(tmp_path, HELM_CONFIG, "helm")
     shutil.rmtree(root / "deploy/web/charts")

@@ -94,7 +94,6 @@ def render_chart(helm: Helm, *, root: Path, values: Mapping[str, Any], namespace
             with engine.Chart.load(folder) as chart:
                 _check_dependencies(chart, helm.chart)
                 release = helm.release or _release_name(chart.name, engine)
-                chart.validate_schema(dict(values))
                 rendered = chart.render(dict(values), name=release, namespace=namespace, is_install=True)
                 name = chart.name
         except engine.HelmError as error:
