@@ -180,6 +180,7 @@ class Previews:
         """Bring the PR's preview to its head commit: namespace, objects, rollout, tests, reports."""
         reporter = self._reporter(pr.ref, phase=Phase.PENDING, sha=pr.head_sha)
         try:
+            self._check_checkout(pr)
             config = load_config_file(self._settings.workspace, self._settings.config_path)
         except UserError as error:
             return self._fail_early(reporter, pr, error)
@@ -187,15 +188,6 @@ class Previews:
         waiting = self._fork_gate(pr, forks=trust.forks, reporter=reporter)
         if waiting is not None:
             return waiting
-        checkout = self._settings.checkout_sha
-        if checkout is not None and checkout != pr.head_sha:
-            # The manifests would be another commit's than the one approved, reported and pinned.
-            mismatch = UserError(
-                f"The checkout holds commit {checkout}, not the pull request's head {pr.head_sha}: previewbot "
-                "deploys a commit only from a checkout of that commit, so nothing was changed. Check out "
-                "the head this run deploys (a push after the checkout gets a run of its own)."
-            )
-            return self._fail_early(reporter, pr, mismatch)
         name = naming.namespace_name(prefix=config.namespace.prefix, repo=pr.repo, number=pr.number)
         existing = self._cluster.namespace(name)
         if not force and existing is not None and self._already_done(existing, pr):
@@ -327,6 +319,18 @@ class Previews:
             not namespace.terminating
             and notes.get(naming.HEAD_SHA_ANNOTATION) == pr.head_sha
             and notes.get(naming.STATUS_ANNOTATION) == Phase.READY
+        )
+
+    def _check_checkout(self, pr: PullRequest) -> None:
+        """Refuse a checkout of another commit than the PR's head, before reading anything of it: its
+        config, manifests and tests would be another commit's than the one approved, reported and pinned."""
+        checkout = self._settings.checkout_sha
+        if checkout is None or checkout == pr.head_sha:
+            return
+        raise UserError(
+            f"The checkout holds commit {checkout}, not the pull request's head {pr.head_sha}: previewbot "
+            "uses a commit only from a checkout of that commit, so nothing was changed. Check out the "
+            "head this run works on (a push after the checkout gets a run of its own)."
         )
 
     def _fail_early(self, reporter: Reporter, pr: PullRequest, error: PreviewbotError) -> Outcome:
@@ -527,6 +531,7 @@ class Previews:
         """Run the tests again against the ready preview of the PR's head; refuse with a reply otherwise."""
         ref = pr.ref
         try:
+            self._check_checkout(pr)
             config = load_config_file(self._settings.workspace, self._settings.config_path)
         except UserError as error:
             return self._fail_early(self._reporter(ref, phase=Phase.FAILED, sha=pr.head_sha), pr, error)
