@@ -7,15 +7,14 @@ the step's outputs (url, namespace, status), its summary, ::error:: annotations 
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from previewbot import events, render
+from previewbot import checkout, events, render
 from previewbot.core.previews import Outcome, Previews, Settings
-from previewbot.errors import PreviewbotError
+from previewbot.errors import PreviewbotError, UserError
 from previewbot.redact import redactor
 
 log = logging.getLogger("previewbot")
@@ -55,7 +54,7 @@ class Runner:
 
     def settings(self, *, working_directory: str, config_path: str) -> Settings:
         folder = (self.workspace / working_directory).resolve()
-        checkout_sha = checkout_commit(folder, workspace=self.workspace.resolve())
+        checkout_sha = checkout_commit(folder)
         if checkout_sha is None:
             log.info("%s is not a git checkout previewbot can read: deploys do not check its commit", folder)
         return Settings(
@@ -67,54 +66,12 @@ class Runner:
         )
 
 
-_OBJECT_NAME = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
-
-
-def checkout_commit(folder: Path, *, workspace: Path) -> str | None:
-    """The commit the git checkout holding `folder` is at, or None when there is none to read.
-
-    Read from the files under .git, found in `folder` or a parent up to the workspace: running git
-    in a checkout may run what its config names, and nothing of a PR's checkout runs before
-    previewbot decides. A PR cannot bring a .git of its own: git refuses that name in a tree.
-    """
-    parents = [folder, *folder.parents]
-    for directory in parents[: parents.index(workspace) + 1] if workspace in parents else [folder]:
-        dot_git = directory / ".git"
-        if dot_git.is_file():  # a worktree or a submodule: "gitdir: <path>"
-            pointer = dot_git.read_text(encoding="utf-8").strip()
-            if not pointer.startswith("gitdir:"):
-                return None
-            return _head_commit(directory / pointer.removeprefix("gitdir:").strip())
-        if dot_git.is_dir():
-            return _head_commit(dot_git)
-    return None
-
-
-def _head_commit(git_dir: Path) -> str | None:
+def checkout_commit(folder: Path) -> str | None:
+    """The commit of the git checkout holding `folder`, read from its .git (no git runs in it); None: not one."""
     try:
-        head = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
-    except OSError:
+        return checkout.read_head(folder).sha
+    except UserError:
         return None
-    if _OBJECT_NAME.fullmatch(head):
-        return head  # detached, as actions/checkout leaves a commit it was asked for
-    if not head.startswith("ref: "):
-        return None
-    ref = head.removeprefix("ref: ")
-    try:
-        name = (git_dir / ref).read_text(encoding="utf-8").strip()
-    except OSError:
-        pass
-    else:
-        return name if _OBJECT_NAME.fullmatch(name) else None
-    try:
-        packed = (git_dir / "packed-refs").read_text(encoding="utf-8")
-    except OSError:
-        return None
-    for line in packed.splitlines():
-        name, _, packed_ref = line.partition(" ")
-        if packed_ref == ref and _OBJECT_NAME.fullmatch(name):
-            return name
-    return None
 
 
 def run(runner: Runner, previews: Previews) -> int:

@@ -14,9 +14,8 @@ import yaml
 from click.testing import CliRunner
 
 from previewbot import render
-from previewbot.action import checkout_commit
 from previewbot.cli import main
-from tests.harness import PR_NUMBER, REPO, Checkout, comment_event, git, pr_event, preview_site, web_deployment
+from tests.harness import PR_NUMBER, REPO, Checkout, comment_event, pr_event, preview_site, web_deployment
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -291,27 +290,6 @@ def test_the_action_refuses_a_checkout_of_another_commit_than_it_deploys(
     assert head in comment
     assert github.deployments(REPO) == []
     assert read_outputs(tmp_path / "output")["namespace"] == ""
-
-
-def test_the_checkout_commit_is_read_from_git_files_as_actions_checkout_leaves_them(tmp_path: Path) -> None:
-    repo = tmp_path / "work" / "pr"
-    (repo / "services" / "web").mkdir(parents=True)
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "commit", "-q", "--allow-empty", "-m", "one")
-    first = git(repo, "rev-parse", "HEAD")
-    git(repo, "commit", "-q", "--allow-empty", "-m", "two")
-    second = git(repo, "rev-parse", "HEAD")
-    workspace = tmp_path / "work"
-
-    on_a_branch = checkout_commit(repo / "services" / "web", workspace=workspace)
-    git(repo, "pack-refs", "--all")
-    packed = checkout_commit(repo, workspace=workspace)
-    git(repo, "checkout", "-q", "--detach", first)
-    detached = checkout_commit(repo, workspace=workspace)
-
-    assert (on_a_branch, packed, detached) == (second, second, first)
-    assert checkout_commit(tmp_path / "elsewhere", workspace=workspace) is None
-    assert checkout_commit(workspace, workspace=workspace) is None  # a .git below the folder is not its own
 
 
 @pytest.mark.parametrize(
