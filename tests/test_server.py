@@ -29,6 +29,7 @@ from previewbot.server.receiving import MAX_BODY, WebhookEndpoint, signature_mat
 from previewbot.server.working import Job, WorkQueue, job_key
 from tests.app_keys import APP_ID, INSTALLATION_ID, key_pair
 from tests.harness import PR_NUMBER, REPO, comment_event, payload, pr_event, preview_config, web_deployment
+from tests.test_byod import FIXTURES
 from tests.test_e2e_tests import PASSING_REPORT, job_config, writes_report
 
 SECRET = b"It's a Secret to Everybody"
@@ -330,6 +331,29 @@ def test_an_opened_pr_is_deployed_from_its_files_at_the_head(
     assert 'previewbot_deliveries_total{event="pull_request",outcome="accepted"} 1.0' in metrics
     assert "previewbot_deploy_duration_seconds_count 1.0" in metrics
     assert "previewbot_github_rate_limit_remaining" in metrics
+
+
+def test_an_overlay_is_deployed_with_the_bases_it_builds_on_fetched_too(
+    server: Server, github: Any, core: Any, prefix: str, site: str
+) -> None:
+    overlay = FIXTURES / "kustomize"
+    for path in sorted(overlay.rglob("*")):
+        if path.is_file():
+            github.add_file(REPO, f"deploy/{path.relative_to(overlay).as_posix()}", path.read_text(), ref=SHA_1)
+    config = preview_config(prefix=prefix, site=site).replace(
+        "manifests: [deploy/]", "kustomize: deploy/overlays/preview"
+    )
+    github.add_file(REPO, ".preview.yml", config, ref=SHA_1)
+    github.update_pull(REPO, PR_NUMBER, head_sha=SHA_1)
+    server.start()
+
+    assert deliver(server, "pull_request", pr_event("opened", sha=SHA_1)).status_code == 202
+    assert server.queue.wait_idle(90)
+
+    assert head_of_preview(core, prefix) == SHA_1
+    namespace = naming.namespace_name(prefix=prefix, repo=REPO, number=PR_NUMBER)
+    assert core.read_namespaced_service("preview-api", namespace)
+    assert any(r.path.endswith("/contents/deploy/base") for r in github.requests)
 
 
 def test_a_retest_comment_runs_the_tests_again_at_the_head_and_redeploys_nothing(

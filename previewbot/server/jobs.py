@@ -30,6 +30,7 @@ from previewbot.model import Approve, Collect, Deploy, Intent, PrRef, PullReques
 from previewbot.server import logs
 from previewbot.server.metrics import Metrics
 from previewbot.server.working import Job
+from previewbot.sources import kustomize
 
 log = logging.getLogger("previewbot.server")
 
@@ -177,9 +178,17 @@ class JobRunner:
         config = self._config(into)
         if config is None:
             return
-        for path in _named_paths(config):
+        based_on: set[str] = set()
+        pending = _named_paths(config)
+        while pending:
+            path = pending.pop(0)
             try:
                 self.app.download(repo, path, ref=sha, into=into)
+                if (path == config.kustomize or path in based_on) and (into / path).is_dir():
+                    # An overlay builds on bases elsewhere in the repo: fetch those too, and what they build on.
+                    found = kustomize.missing_references(path, root=into)
+                    based_on.update(found)
+                    pending += found
             except (NotFound, UserError) as error:
                 log.info("%s of %s at %s not fetched: %s", path, repo, sha[:7], error)
 

@@ -9,6 +9,7 @@ nothing from the checkout and reads nothing else.
 
 from __future__ import annotations
 
+import posixpath
 import subprocess
 import tempfile
 from pathlib import Path
@@ -70,26 +71,45 @@ def _check_tree(folder: Path, *, root: Path, seen: set[Path]) -> None:
     if folder in seen:
         return
     seen.add(folder)
-    where = folder.relative_to(root).as_posix() or "."
+    check_links_stay_inside(folder, root=root, key="kustomize")
+    source, references = _references(folder, root=root)
+    for key, entry in references:
+        target = folder / entry
+        if Path(entry).is_absolute() or not is_inside(target, root) or not target.exists():
+            raise ManifestError(
+                f"kustomize: {source}: {key}: {entry} is not a file or folder in the repo; "
+                "previewbot builds overlays from the repo alone, never fetching a remote base"
+            )
+        if target.is_dir():
+            _check_tree(target.resolve(), root=root, seen=seen)
+
+
+def missing_references(folder: str, *, root: Path) -> list[str]:
+    """The paths in the repo, from root, that the kustomization at root/folder names and root lacks.
+
+    For a checkout made of single downloads: fetch these and ask again of each folder fetched.
+    A name that leads out of the repo is no path in it: the build refuses it later, with a message.
+    """
+    _, references = _references(root / folder, root=root)
+    missing: list[str] = []
+    for _, entry in references:
+        path = posixpath.normpath(posixpath.join(folder, entry))
+        if not Path(entry).is_absolute() and not path.startswith("../") and path != ".." and not (root / path).exists():
+            missing.append(path)
+    return missing
+
+
+def _references(folder: Path, *, root: Path) -> tuple[str, list[tuple[str, str]]]:
+    """The kustomization file in folder, as a path from root, and the (key, entry) of each file or folder it names."""
     files = [folder / name for name in KUSTOMIZATION_FILES if (folder / name).is_file()]
     if not files:
-        raise ManifestError(f"kustomize: {where} has no kustomization.yaml")
-    check_links_stay_inside(folder, root=root, key="kustomize")
+        raise ManifestError(f"kustomize: {folder.relative_to(root).as_posix() or '.'} has no kustomization.yaml")
     source = files[0].relative_to(root).as_posix()
     try:
         kustomization = yaml.safe_load(files[0].read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise ManifestError(f"kustomize: {source}: not valid YAML: {error}") from None
-    for key in _REFERENCE_KEYS:
-        for entry in _entries(kustomization, key):
-            target = folder / entry
-            if Path(entry).is_absolute() or not is_inside(target, root) or not target.exists():
-                raise ManifestError(
-                    f"kustomize: {source}: {key}: {entry} is not a file or folder in the repo; "
-                    "previewbot builds overlays from the repo alone, never fetching a remote base"
-                )
-            if target.is_dir():
-                _check_tree(target.resolve(), root=root, seen=seen)
+    return source, [(key, entry) for key in _REFERENCE_KEYS for entry in _entries(kustomization, key)]
 
 
 def _entries(kustomization: Any, key: str) -> list[str]:
