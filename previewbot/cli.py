@@ -457,6 +457,7 @@ def schema() -> None:
 )
 @click.option("--holder", envvar="POD_NAME", default=None, show_envvar=True, help="This replica's name in the Leases.")
 @click.option("--resync-interval", default=600.0, show_default=True, type=float, help="Seconds; 0: at start only.")
+@click.option("--resync/--no-resync", default=True, show_default=True, help="Catch up on missed deliveries at all.")
 @click.option("--shutdown-grace", default=25.0, show_default=True, type=float, help="Seconds running jobs get.")
 @click.option(
     "--log-format",
@@ -479,6 +480,7 @@ def serve(
     lease_namespace: str,
     holder: str | None,
     resync_interval: float,
+    resync: bool,
     shutdown_grace: float,
     log_format: str,
 ) -> None:
@@ -511,7 +513,7 @@ def serve(
             holder=holder or socket.gethostname(),
             workers=workers,
             queue_capacity=queue_capacity,
-            resync_interval=resync_interval,
+            resync_interval=resync_interval if resync else None,
             shutdown_grace=shutdown_grace,
             server_url=server_url,
         ),

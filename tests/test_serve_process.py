@@ -73,7 +73,7 @@ def serving(
             f"--port={port}",
             "--lease-namespace=default",
             f"--holder={kube.unique('process')}",
-            "--resync-interval=0",
+            "--no-resync",  # a resync sweeps the repo's previews: on a shared cluster, other runs' too
             "--shutdown-grace=60",
             "--log-format=json",
         ],
@@ -100,8 +100,9 @@ def serving(
             process.stderr.close()
         if not kube.emulated:
             core = client.CoreV1Api(kube.api_client())
-            for namespace in core.list_namespace(label_selector=naming.owned_selector(repo=REPO)).items:
-                core.delete_namespace(namespace.metadata.name)
+            for namespace in core.list_namespace(label_selector=naming.MANAGED_BY_LABEL).items:
+                if namespace.metadata.name.startswith(f"{prefix}-"):  # this test's only: the cluster is shared
+                    core.delete_namespace(namespace.metadata.name)
 
 
 def test_sigterm_lets_the_running_deploy_end_releases_its_lease_and_exits(

@@ -28,7 +28,16 @@ from previewbot.server.metrics import Metrics
 from previewbot.server.receiving import MAX_BODY, WebhookEndpoint, signature_matches
 from previewbot.server.working import Job, WorkQueue, job_key
 from tests.app_keys import APP_ID, INSTALLATION_ID, key_pair
-from tests.harness import PR_NUMBER, REPO, comment_event, payload, pr_event, preview_config, web_deployment
+from tests.harness import (
+    PR_NUMBER,
+    REPO,
+    comment_event,
+    namespace_phase,
+    payload,
+    pr_event,
+    preview_config,
+    web_deployment,
+)
 from tests.test_byod import FIXTURES
 from tests.test_e2e_tests import PASSING_REPORT, job_config, writes_report
 
@@ -275,7 +284,7 @@ def make_server(github: Any, kube: Any, prefix: str, site: str) -> Iterator[Serv
                 webhook_secret=SECRET,
                 lease_namespace="default",
                 holder=kube.unique(f"replica-{len(made)}"),
-                resync_interval=0,
+                resync_interval=None,  # a resync sweeps the repo's previews: on a shared cluster, other runs' too
                 **settings,
             ),
         )
@@ -291,8 +300,9 @@ def make_server(github: Any, kube: Any, prefix: str, site: str) -> Iterator[Serv
         coordination.delete_namespaced_lease(lease, "default")
     if not kube.emulated:
         core = k8s.CoreV1Api(kube.api_client())
-        for namespace in core.list_namespace(label_selector=naming.owned_selector(repo=REPO)).items:
-            core.delete_namespace(namespace.metadata.name)
+        for namespace in core.list_namespace(label_selector=naming.MANAGED_BY_LABEL).items:
+            if namespace.metadata.name.startswith(f"{prefix}-"):  # this test's only: the cluster is shared
+                core.delete_namespace(namespace.metadata.name)
 
 
 @pytest.fixture
@@ -429,22 +439,36 @@ def test_a_failed_build_is_reported_instead_of_deployed(
     assert any("did not succeed (image: failure)" in body for body in bodies)
 
 
-def test_resync_catches_up_a_push_and_a_close_it_missed(server: Server, github: Any, core: Any, prefix: str) -> None:
-    github.update_pull(REPO, PR_NUMBER, head_sha=SHA_1)
+def test_resync_catches_up_a_push_and_a_close_it_missed(
+    server: Server, github: Any, kube: Any, core: Any, prefix: str, site: str
+) -> None:
+    # A repo of this test's own: a resync sweeps every preview of the repos it serves.
+    repo = f"acme/{kube.unique('resync')}"
+    _, public = key_pair()
+    github.install_app(app_id=APP_ID, public_key=public, installations={INSTALLATION_ID: [repo]})
+    github.add_pull(repo=repo, number=PR_NUMBER, head_sha=SHA_1)
+    for sha in (SHA_1, SHA_2):
+        github.add_file(repo, ".preview.yml", preview_config(prefix=prefix, site=site), ref=sha)
+        github.add_file(repo, "deploy/web.yaml", web_deployment(), ref=sha)
+    opened = pr_event("opened", sha=SHA_1)
+    for part in (opened["repository"], opened["pull_request"]["base"]["repo"], opened["pull_request"]["head"]["repo"]):
+        part["full_name"] = repo
+    name = naming.namespace_name(prefix=prefix, repo=repo, number=PR_NUMBER)
     server.start()
-    deliver(server, "pull_request", pr_event("opened", sha=SHA_1))
+    deliver(server, "pull_request", opened)
     assert server.queue.wait_idle(90)
-    github.update_pull(REPO, PR_NUMBER, head_sha=SHA_2)  # pushed while no delivery came through
-    assert server.resync() == 2
+    assert core.read_namespace(name).metadata.annotations[naming.HEAD_SHA_ANNOTATION] == SHA_1
+
+    github.update_pull(repo, PR_NUMBER, head_sha=SHA_2)  # pushed while no delivery came through
+    assert server.resync() == 2  # the repo's sweep, and the deploy of the push
     assert server.queue.wait_idle(90)
-    assert head_of_preview(core, prefix) == SHA_2
-    github.update_pull(REPO, PR_NUMBER, state="closed")  # closed while no delivery came through
+    assert core.read_namespace(name).metadata.annotations[naming.HEAD_SHA_ANNOTATION] == SHA_2
+
+    github.update_pull(repo, PR_NUMBER, state="closed")  # closed while no delivery came through
     server.resync()
     assert server.queue.wait_idle(90)
-    name = naming.namespace_name(prefix=prefix, repo=REPO, number=PR_NUMBER)
-    from tests.harness import namespace_phase
-
     assert namespace_phase(core, name) in (None, "Terminating")
+    assert b"previewbot_active_previews 1.0" in server.metrics.exposition()  # as the last resync found them
 
 
 def test_probes(server: Server) -> None:

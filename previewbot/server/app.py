@@ -43,7 +43,7 @@ class ServerSettings:
     holder: str  # this replica's name (its pod's) in the Leases
     workers: int = 4
     queue_capacity: int = 1000
-    resync_interval: float = 600.0  # seconds between two resyncs; 0 turns the periodic ones off
+    resync_interval: float | None = 600.0  # seconds between two resyncs; 0: at start only; None: never
     shutdown_grace: float = 25.0  # how long running jobs may take to end on shutdown
     lease_seconds: int = LEASE_SECONDS  # how long a dead replica's Lease keeps the others off its PR
     server_url: str = "https://github.com"
@@ -83,7 +83,8 @@ class Server:
 
     def start(self) -> None:
         self.queue.start()
-        self._resyncer.start()
+        if self._settings.resync_interval is not None:
+            self._resyncer.start()
         self._started = True
         log.info("previewbot serve: taking deliveries (%d workers)", self._settings.workers)
 
@@ -115,7 +116,7 @@ class Server:
                 self.resync()
             except PreviewbotError as error:
                 log.error("resync failed: %s", error)
-            interval = self._settings.resync_interval
+            interval = self._settings.resync_interval or 0
             if interval <= 0 or self.stopping.wait(interval):
                 return
 
