@@ -123,6 +123,34 @@ def test_create_comment_returns_its_id(api: GitHubApi, github: GitHubEmulator) -
     assert (stored.id, stored.body, stored.user) == (comment_id, "Deploying the preview…", github.login)
 
 
+@pytest.mark.parametrize("lost", [502, 0], ids=["bad-gateway", "dropped-connection"])
+def test_a_comment_github_made_but_never_confirmed_is_not_made_twice(
+    github: GitHubEmulator, sleeps: list[float], lost: int
+) -> None:
+    body = "Deploying the preview…"
+    github.add_comment(SEEDED_REPO, SEEDED_PR, body, user="mallory")  # the same words, not previewbot's
+    github.lose_the_answer("POST", r"/issues/2/comments$", lost)
+
+    with GitHubApi(github.token, api_url=github.url, retry=POLICY, sleep=sleeps.append) as api:
+        comment_id = api.create_comment(SEEDED_REPO, SEEDED_PR, body)
+
+    ours = [c for c in github.comments(SEEDED_REPO, SEEDED_PR) if c.user == github.login]
+    assert [(c.id, c.body) for c in ours] == [(comment_id, body)]
+    assert requests_to(github, "POST", "/issues/2/comments") == 1
+
+
+def test_a_comment_github_refused_with_a_502_is_made_on_the_next_try(
+    api: GitHubApi, github: GitHubEmulator, sleeps: list[float]
+) -> None:
+    github.fail_with_bad_gateway("POST", r"/issues/2/comments$")
+
+    comment_id = api.create_comment(SEEDED_REPO, SEEDED_PR, "Deploying the preview…")
+
+    [made] = github.comments(SEEDED_REPO, SEEDED_PR)
+    assert made.id == comment_id
+    assert sleeps == [1.0]
+
+
 def test_a_comment_over_githubs_limit_is_invalid_and_not_retried(
     api: GitHubApi, github: GitHubEmulator, sleeps: list[float]
 ) -> None:

@@ -115,6 +115,20 @@ def test_a_push_redeploys_changes_the_image_and_prunes_removed_objects(
     assert len(github.deployments(REPO)) == 2
 
 
+def test_a_sticky_comment_and_a_deployment_github_made_without_saying_so_are_made_once(
+    bot: Bot, github: Any
+) -> None:
+    github.lose_the_answer("POST", r"/issues/\d+/comments$")
+    github.lose_the_answer("POST", r"/deployments$", 0)
+
+    [outcome] = bot.on("pull_request", pr_event("opened", sha=SHA_1))
+
+    assert outcome.status == Phase.READY
+    assert len(sticky_comments(github)) == 1
+    [deployment] = github.deployments(REPO)
+    assert deployment.state == "success"
+
+
 def test_a_redeploy_comment_deploys_the_head_again(bot: Bot, github: Any) -> None:
     bot.on("pull_request", pr_event("opened", sha=SHA_1))
     github.add_pull(pr_event("opened", sha=SHA_1)["pull_request"])

@@ -87,13 +87,17 @@ class GitHubApi:
         clock: Callable[[], float] = time.time,
         seconds_between_writes: float | None = None,
         timeout: int = 15,
+        login: str | None = None,
     ) -> None:
         """seconds_between_writes makes PyGithub wait that long before each write. The core's Outbox
         already keeps GitHub's pace where many writes queue up, so none is the default: a pause before
         every write would only slow a deploy's reports. sleep and clock serve the retries, so tests
-        need not wait."""
+        need not wait.
+        login is the token's own login when the front door knows it (a GitHub App's `<slug>[bot]`);
+        else it is asked of GitHub the first time it is needed."""
         self._token = token
         self._timeout = timeout
+        self._login = login
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._clock = clock
@@ -123,6 +127,19 @@ class GitHubApi:
         self.close()
 
     # ------------------------------------------------------------ the port
+
+    def login(self) -> str:
+        # GraphQL's viewer answers for every kind of token: a user's gives the user's login, an
+        # installation's (a GitHub App's, or the Actions GITHUB_TOKEN) gives `<app slug>[bot]`.
+        # REST's GET /user refuses installation tokens ("Resource not accessible by integration").
+        if self._login is None:
+
+            def read() -> str:
+                _, data = self._client.requester.graphql_query("query { viewer { login } }", {})
+                return str(data["data"]["viewer"]["login"])
+
+            self._login = self._call(read, doing="reading previewbot's own login")
+        return self._login
 
     def pull_request(self, repo: str, number: int) -> PullRequest:
         return self._call(
@@ -162,7 +179,17 @@ class GitHubApi:
             comment_id: int = self._repo(repo).get_issue(number).create_comment(body).id
             return comment_id
 
-        return self._call(create, doing=f"commenting on {repo}#{number}")
+        since = datetime.fromtimestamp(self._clock() - CLOCK_SKEW, UTC)
+
+        def made() -> int | None:
+            own = self.login()
+            for comment in self._repo(repo).get_issue(number).get_comments(since=since):
+                if comment.user is not None and comment.user.login == own and comment.body == body:
+                    found: int = comment.id
+                    return found
+            return None
+
+        return self._call(create, doing=f"commenting on {repo}#{number}", made=made)
 
     def update_comment(self, repo: str, comment_id: int, body: str) -> None:
         self._call(

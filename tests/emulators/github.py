@@ -243,6 +243,7 @@ class _Injection:
 
 
 _DROP_CONNECTION = 0
+_VIEWER_LOGIN = re.compile(r"^\s*(?:query\s*)?\{\s*viewer\s*\{\s*login\s*\}\s*\}\s*$")
 
 
 class _Server(ThreadingHTTPServer):
@@ -340,6 +341,8 @@ class GitHubEmulator:
             (method, re.compile(pattern + r"/?"), route)
             for method, pattern, route in [
                 ("GET", r"/user", self._get_user),
+                # GraphQL lives at /graphql, and at /api/graphql beside Enterprise's /api/v3.
+                ("POST", r"(?:/api)?/graphql", self._graphql),
                 ("GET", r"/rate_limit", self._get_rate_limit),
                 ("GET", r"/app", self._get_app),
                 ("GET", r"/app/installations", self._list_installations),
@@ -1031,6 +1034,13 @@ class GitHubEmulator:
     def _get_user(self, match: re.Match[str], request: _Request) -> _Reply:
         return _Reply(200, self._user_json(self.login, self.user_type))
 
+    def _graphql(self, match: re.Match[str], request: _Request) -> _Reply:
+        """GraphQL, as far as previewbot asks it: `{ viewer { login } }`, which answers for any token."""
+        query = request.field("query") or ""
+        if not _VIEWER_LOGIN.match(query):
+            return _Reply(200, {"errors": [{"message": "the emulator answers only { viewer { login } }"}]})
+        return _Reply(200, {"data": {"viewer": {"login": self.login}}})
+
     def _get_rate_limit(self, match: re.Match[str], request: _Request) -> _Reply:
         core = {
             "limit": RATE_LIMIT,
@@ -1212,7 +1222,13 @@ class GitHubEmulator:
     def _list_comments(self, match: re.Match[str], request: _Request) -> _Reply:
         repo, number = self._repo_name(match), int(match["number"])
         self._require_issue(repo, number)
-        return self._page(request, [self._comment_json(c) for c in self._comments_on(repo, number)])
+        comments = list(self._comments_on(repo, number))
+        since = request.arg("since")
+        if since is not None:
+            # Only comments updated at or after this ISO 8601 time.
+            moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
+            comments = [c for c in comments if datetime.fromisoformat(c.updated_at.replace("Z", "+00:00")) >= moment]
+        return self._page(request, [self._comment_json(c) for c in comments])
 
     def _create_comment(self, match: re.Match[str], request: _Request) -> _Reply:
         repo, number = self._repo_name(match), int(match["number"])
