@@ -115,9 +115,7 @@ def test_a_push_redeploys_changes_the_image_and_prunes_removed_objects(
     assert len(github.deployments(REPO)) == 2
 
 
-def test_a_sticky_comment_and_a_deployment_github_made_without_saying_so_are_made_once(
-    bot: Bot, github: Any
-) -> None:
+def test_a_sticky_comment_and_a_deployment_github_made_without_saying_so_are_made_once(bot: Bot, github: Any) -> None:
     github.lose_the_answer("POST", r"/issues/\d+/comments$")
     github.lose_the_answer("POST", r"/deployments$", 0)
 
