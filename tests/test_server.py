@@ -414,6 +414,7 @@ def test_a_deploy_waits_for_the_build_it_names(server: Server, github: Any, core
     assert deliver(server, "pull_request", pr_event("opened", sha=SHA_1)).status_code == 202
     assert server.queue.wait_idle(30)
     assert head_of_preview(core, prefix) is None, "no deploy before the build"
+    assert any("Waiting for build to succeed" in c.body for c in github.comments(REPO, PR_NUMBER))
     github.add_workflow_run(REPO, SHA_1, name="build", status="completed", conclusion="success")
     finished = payload("workflow_run.completed")
     finished["repository"]["full_name"] = REPO

@@ -350,7 +350,18 @@ class Previews:
     def report_failed_build(self, pr: PullRequest, *, failed: str) -> Outcome:
         """The build of the PR's images failed: say so on the PR, instead of deploying images that are not there."""
         error = UserError(f"The build of {pr.head_sha[:7]} did not succeed ({failed}), so it is not deployed.")
-        return self._fail_early(self._reporter(pr.ref, phase=Phase.PENDING, sha=pr.head_sha), pr, error)
+        return self._sent(self._fail_early(self._reporter(pr.ref, phase=Phase.PENDING, sha=pr.head_sha), pr, error))
+
+    def report_waiting_for_builds(self, pr: PullRequest, *, pending: str) -> Outcome:
+        """The builds the deploy waits for (`deploy.after`) have not all succeeded yet: say which, on the PR."""
+        note = f"Waiting for {pending} to succeed for {pr.head_sha[:7]} before deploying."
+        report = self._reporter(pr.ref, phase=Phase.PENDING, sha=pr.head_sha).update(phase=Phase.PENDING, note=note)
+        return self._sent(Outcome(status=Phase.PENDING, message=note, report=report))
+
+    def _sent(self, outcome: Outcome) -> Outcome:
+        """outcome, once its reports have reached GitHub (or report_wait ran out), as `handle` returns them."""
+        self._outbox.flush(timeout=self._settings.report_wait)
+        return outcome
 
     def _trust(self, pr: PullRequest) -> Trust:
         """Who may command previews, how forks are gated, which Secrets previews get: from the base branch.

@@ -141,6 +141,7 @@ class JobRunner:
                 pending = [name for name in waited_for if builds.get(name) is None]
                 if pending:
                     log.info("%s#%d at %s waits for %s", pr.repo, pr.number, pr.head_sha[:7], ", ".join(pending))
+                    core.report_waiting_for_builds(pr, pending=", ".join(pending))
                     return
             core.handle(Deploy(pr=pr, trigger=trigger))
 
