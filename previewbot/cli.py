@@ -576,10 +576,10 @@ def _on_demand(checkout: Path, *, name: str | None, repo: str | None, sha: str |
 
 
 def _duration(_context: click.Context, _parameter: click.Parameter, value: str | None) -> float | None:
-    from previewbot.config import parse_duration
-
     if value is None:
         return None
+    from previewbot.config import parse_duration
+
     try:
         return parse_duration(value)
     except ValueError as error:

@@ -35,7 +35,10 @@ def imported_by(*args: str, env: dict[str, str] | None = None) -> set[str]:
     return set(json.loads(done.stderr.strip().splitlines()[-1]))
 
 
-@pytest.mark.parametrize("args", [["--help"], ["plan", "--help"], ["deploy", "--help"], ["action", "--help"]])
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["plan", "--help"], ["deploy", "--help"], ["action", "--help"], ["up", "--help"], ["list", "--help"]],
+)
 def test_help_loads_no_sdk_and_no_pydantic(args: list[str]) -> None:
     loaded = imported_by(*args)
 
