@@ -242,6 +242,11 @@ class SecretCopy(_Strict):
         description="Name in the preview; the source's name by default",
     )
 
+    @property
+    def copied_as(self) -> str:
+        """The copy's name in the preview."""
+        return self.name or self.from_.partition("/")[2]
+
 
 class Namespace(_Strict):
     """The preview's namespace and the guardrails previewbot puts in it."""

@@ -84,7 +84,7 @@ class ManifestPolicy:
     pod_security: PodSecurityLevel = "baseline"
     fork: bool = False  # a fork may grant Kubernetes rights only to its own namespace's service accounts
     isolated: bool = True  # namespace.network_policy is `isolate`: no NetworkPolicy may let outsiders in
-    reserved: frozenset[tuple[str, str]] = field(default_factory=frozenset)  # (kind, name) previewbot writes
+    copied_secrets: frozenset[str] = field(default_factory=frozenset)  # the Secrets namespace.secrets copies in
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +145,7 @@ def _breaches(obj: Mapping[str, Any], policy: ManifestPolicy) -> Iterator[tuple[
     name = str(metadata.get("name", ""))
     if name.startswith(RESERVED_PREFIX):
         yield "metadata.name", f"names starting with {RESERVED_PREFIX} are previewbot's own (its guardrails)"
-    elif (kind, name) in policy.reserved:
+    elif kind == "Secret" and group == "" and name in policy.copied_secrets:
         yield "metadata.name", f"previewbot writes {kind}/{name} itself: it is copied in by namespace.secrets"
     for key in _dict(metadata.get("annotations")):
         if key.rpartition("/")[2].endswith(("-snippet", "-snippets")):

@@ -349,7 +349,7 @@ def test_previewbots_own_names_are_reserved(kind: str, name: str) -> None:
 def test_a_copied_secret_cannot_be_replaced() -> None:
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "stringData": {"password": "x"}}
 
-    [breach] = breaches(secret, reserved=frozenset({("Secret", "db")}))
+    [breach] = breaches(secret, copied_secrets=frozenset({"db"}))
 
     assert "namespace.secrets" in breach.rule
     allowed(secret)

@@ -86,7 +86,7 @@ class OnDemandPreviews:
                 namespace=namespace,
                 pod_security=config.namespace.pod_security,
                 isolated=config.namespace.network_policy == "isolate",
-                reserved=frozenset(("Secret", secret.name or secret.from_.partition("/")[2]) for secret in secrets),
+                copied_secrets=frozenset(secret.copied_as for secret in secrets),
             ),
             settings=self._settings,
             clock=self._clock,

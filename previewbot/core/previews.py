@@ -299,7 +299,7 @@ class Previews:
                 else trust.pod_security,
                 fork=pr.from_fork,
                 isolated=config.namespace.network_policy == "isolate",
-                reserved=frozenset(("Secret", secret.name or secret.from_.partition("/")[2]) for secret in secrets),
+                copied_secrets=frozenset(secret.copied_as for secret in secrets),
             ),
             settings=self._settings,
             clock=self._clock,
@@ -846,7 +846,7 @@ class DeployRun:
                 name=source_name,
                 target_namespace=self.namespace,
                 labels={**self.labels, naming.COMPONENT_LABEL: "secret"},
-                target_name=secret.name or source_name,
+                target_name=secret.copied_as,
             )
 
     def _tests(self, variables: Mapping[str, str]) -> TestRun:
