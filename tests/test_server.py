@@ -398,6 +398,15 @@ def test_a_burst_of_pushes_ends_in_one_deploy_of_the_newest(
     assert deployment.sha == SHA_2
 
 
+def test_a_repo_without_preview_config_is_left_alone(server: Server, github: Any) -> None:
+    github.update_pull(REPO, PR_NUMBER, head_sha="4" * 40)  # no .preview.yml at this commit
+    server.start()
+    assert deliver(server, "pull_request", pr_event("synchronize", sha="4" * 40)).status_code == 202
+    assert server.queue.wait_idle(30)
+    assert github.comments(REPO, PR_NUMBER) == []
+    assert github.statuses(REPO, "4" * 40) == []
+
+
 def test_a_late_delivery_of_an_older_push_deploys_nothing(server: Server, github: Any, core: Any, prefix: str) -> None:
     github.update_pull(REPO, PR_NUMBER, head_sha=SHA_2)
     server.start()

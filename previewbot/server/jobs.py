@@ -127,6 +127,10 @@ class JobRunner:
 
     def _deploy(self, pr: PullRequest, *, trigger: str) -> None:
         with self._core(pr.repo, head=pr.head_sha) as (workspace, core):
+            if not (workspace / self.config_path).is_file():
+                # An App is installed on many repos: one without the file has not asked for previews.
+                log.info("%s has no %s at %s: no preview", _name(pr.ref), self.config_path, pr.head_sha[:7])
+                return
             config = self._config(workspace)
             waited_for = tuple(config.deploy.after) if config is not None else ()
             if waited_for:
