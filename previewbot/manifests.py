@@ -366,13 +366,13 @@ def _helm_values(helm: Helm, *, root: Path, variables: Mapping[str, str], kept: 
     """The chart's values from helm.values_files, then helm.values over them, with the variables filled in."""
     merged: dict[str, Any] = {}
     for entry in helm.values_files:
-        path = path_in_repo(root, entry, key="helm.values_files")
-        text, found = _fill_kept(_read(path, source=entry), variables, source=entry)
-        kept += found
+        text = _read(path_in_repo(root, entry, key="helm.values_files"), source=entry)
+        kept += _fill_kept(text, variables, source=entry)[1]  # named by line, which only the text has
         loaded = [document for _, document in _documents(text, source=entry)]
         if len(loaded) > 1 or not all(isinstance(document, dict) for document in loaded):
             raise ManifestError(f"{entry}: a values file is one mapping of values")
-        merged = _merged(merged, loaded[0] if loaded else {})
+        # Filled in after reading, so that `tag: ${SHORT_SHA}` stays text even when the SHA reads as a number.
+        merged = _merged(merged, _fill_strings(loaded[0] if loaded else {}, variables, where=entry, kept=[]))
     return _merged(merged, _fill_strings(helm.values, variables, where=f"{DEFAULT_PATH} helm.values", kept=kept))
 
 

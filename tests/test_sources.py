@@ -144,6 +144,18 @@ def test_the_names_the_configs_values_leave_as_written_are_listed(tmp_path: Path
     ]
 
 
+def test_a_variable_in_a_values_file_stays_text_whatever_it_looks_like(tmp_path: Path) -> None:
+    root = repo_from(tmp_path, HELM_CONFIG.replace("tag: pr-${PR_NUMBER}-${SHORT_SHA}", "{}"), "helm")
+    (root / "deploy/values-preview.yaml").write_text("image:\n  tag: ${SHORT_SHA}\n")
+
+    objects = by_name(rendered_from(root))
+
+    assert SHA[:7] == "0123456"  # YAML would read it as an octal number
+    assert objects["Deployment/web"]["spec"]["template"]["spec"]["containers"][0]["image"] == (
+        "registry.k8s.io/pause:0123456"
+    )
+
+
 def test_values_over_values_files_over_the_charts_own(tmp_path: Path) -> None:
     config = HELM_CONFIG.replace("    image:", "    replicas: 2\n    migrate: {enabled: false}\n    image:")
     objects = by_name(rendered_from(repo_from(tmp_path, config, "helm")))
