@@ -24,7 +24,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_core import ErrorDetails
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from previewbot.errors import ConfigError
 from previewbot.naming import DOMAIN
@@ -351,6 +351,7 @@ class Helm(_Strict):
 
 DEPLOY_SOURCES = ("manifests", "helm", "kustomize")
 """The keys that say what to deploy; a config has exactly one of them."""
+_DEPLOY_SOURCES_ERROR = "deploy_sources"
 
 
 class DeployOrder(_Strict):
@@ -428,11 +429,14 @@ class PreviewConfig(_Strict):
     def _one_deploy_source(self) -> PreviewConfig:
         given = [key for key in DEPLOY_SOURCES if getattr(self, key) is not None]
         if not given:
-            raise ValueError(
-                "nothing to deploy: give `manifests` (files or folders), `helm` (a chart) or `kustomize` (an overlay)"
+            raise PydanticCustomError(
+                _DEPLOY_SOURCES_ERROR,
+                "nothing to deploy: give `manifests` (files or folders), `helm` (a chart) or `kustomize` (an overlay)",
             )
         if len(given) > 1:
-            raise ValueError(f"give one of `manifests`, `helm` and `kustomize`, not {' and '.join(given)}")
+            raise PydanticCustomError(
+                _DEPLOY_SOURCES_ERROR, f"give one of `manifests`, `helm` and `kustomize`, not {' and '.join(given)}"
+            )
         return self
 
 
@@ -470,7 +474,7 @@ def load_config(text: str, *, path: str = DEFAULT_PATH) -> PreviewConfig:
     try:
         config = PreviewConfig.model_validate(data)
     except ValidationError as error:
-        problems += [_problem(path, _line_of(lines, err["loc"]), err["loc"], _explain(err)) for err in error.errors()]
+        problems += [_problem(path, _line_of_error(lines, err), err["loc"], _explain(err)) for err in error.errors()]
     if config is not None:
         problems += [_problem(path, _line_of(lines, loc), loc, message) for loc, message in _variable_problems(config)]
     if config is None or problems:
@@ -519,6 +523,13 @@ def _line_of(lines: Mapping[Location, int], loc: Location) -> int:
         if line is not None:
             return line
     return 1
+
+
+def _line_of_error(lines: Mapping[Location, int], error: ErrorDetails) -> int:
+    """The line an error is about; for two deploy sources, the second one's."""
+    if error["type"] == _DEPLOY_SOURCES_ERROR:
+        return max((lines[(key,)] for key in DEPLOY_SOURCES if (key,) in lines), default=1)
+    return _line_of(lines, error["loc"])
 
 
 def _dotted(loc: Location) -> str:
