@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint check-workflows pytest bench schema lock clean
+.PHONY: demo test lint check-workflows pytest bench schema rbac lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ bench: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/previewbot schema > previewbot/schema/preview.schema.json
+
+rbac: $(STAMP)
+	$(BIN)/previewbot rbac > rbac/previewbot.yaml
 
 # The Action installs from these, every package pinned by hash: regenerate them after changing the
 # dependencies in pyproject.toml or the uv version in requirements/uv.in.

@@ -1,4 +1,4 @@
-"""The command line: `previewbot plan | up | down | list | deploy | destroy | action`.
+"""The command line: `previewbot plan | up | down | list | deploy | destroy | action | rbac`.
 
 A front door like the Action: it parses options, wires the adapters, and hands intents to the core.
 
@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
+    from previewbot.config import PreviewConfig
     from previewbot.core.previews import Outcome, Previews
-    from previewbot.model import OnDemand, PrRef
+    from previewbot.manifests import Rendered
+    from previewbot.model import OnDemand, Previewed, PrRef
 
 PLAN_SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -138,10 +140,9 @@ def plan(
     import yaml
 
     from previewbot import junit, manifests, naming, render
-    from previewbot.config import load_config_file
     from previewbot.core.testing import e2e_job
     from previewbot.errors import PreviewbotError
-    from previewbot.model import OnDemand, Phase, Previewed, PreviewReport, PullRequest, StepTiming
+    from previewbot.model import OnDemand, Phase, PreviewReport, PullRequest, StepTiming
 
     repo = repo or f"example/{workspace.resolve().name}"
     pr: Previewed = (
@@ -158,19 +159,9 @@ def plan(
         )
     )
     try:
-        config = load_config_file(workspace, config_path)
-        namespace = naming.namespace_of(pr, prefix=config.namespace.prefix)
-        base = manifests.preview_variables(pr=pr, namespace=namespace, url=None, extra={})
-        url = manifests.preview_url(config, base)
-        variables = manifests.preview_variables(pr=pr, namespace=namespace, url=url, extra=config.variables)
+        config, namespace, variables, rendered = _render_preview(workspace, config_path, pr)
+        url = variables.get("PREVIEW_URL") or None
         labels = naming.labels_of(pr)
-        rendered = manifests.render_manifests(
-            config,
-            root=workspace,
-            variables=variables,
-            namespace=namespace,
-            labels={**labels, naming.COMPONENT_LABEL: "app"},
-        )
         guardrails = manifests.guardrails(
             config, namespace=namespace, labels={**labels, naming.COMPONENT_LABEL: "guardrail"}
         )
@@ -222,6 +213,77 @@ def plan(
         shown = render.render_comment(report)
     for line in shown.splitlines():
         out(f"# {line}")
+
+
+def _render_preview(
+    workspace: Path, config_path: str, pr: Previewed
+) -> tuple[PreviewConfig, str, dict[str, str], Rendered]:
+    """The config, namespace, variables and rendered manifests a deploy of pr would have."""
+    from previewbot import manifests, naming
+    from previewbot.config import load_config_file
+
+    config = load_config_file(workspace, config_path)
+    namespace = naming.namespace_of(pr, prefix=config.namespace.prefix)
+    base = manifests.preview_variables(pr=pr, namespace=namespace, url=None, extra={})
+    url = manifests.preview_url(config, base)
+    variables = manifests.preview_variables(pr=pr, namespace=namespace, url=url, extra=config.variables)
+    labels = naming.labels_of(pr)
+    rendered = manifests.render_manifests(
+        config,
+        root=workspace,
+        variables=variables,
+        namespace=namespace,
+        labels={**labels, naming.COMPONENT_LABEL: "app"},
+    )
+    return config, namespace, variables, rendered
+
+
+@main.command()
+@click.argument("workspace", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False)
+@click.option("--config", "config_path", default=".preview.yml", show_default=True)
+@click.option(
+    "--service-account",
+    default="previewbot/previewbot",
+    show_default=True,
+    help="namespace/name of the ServiceAccount previewbot runs as.",
+)
+@click.option("--user", default=None, help="Bind a user (a client certificate's name) instead of a ServiceAccount.")
+@click.option("--name", default=None, help="Name of the ClusterRoles and bindings. Default: previewbot.")
+def rbac(workspace: Path | None, config_path: str, service_account: str, user: str | None, name: str | None) -> None:
+    """Print the RBAC previewbot needs, as manifests to apply once.
+
+    Cluster-wide: namespaces, and binding its own preview ClusterRole. Inside each preview
+    namespace, previewbot binds itself to that ClusterRole, which holds the kinds it applies
+    (with WORKSPACE's, from its .preview.yml and manifests) and reads pods, logs and events.
+    The Secrets of namespace.secrets may be read by name, each in its own namespace.
+    """
+    import yaml
+
+    from previewbot import rbac as rules
+    from previewbot.errors import PreviewbotError
+    from previewbot.model import PullRequest
+
+    kinds: set[tuple[str, str]] = set()
+    sources: list[str] = []
+    if workspace is not None:
+        repo = f"example/{workspace.resolve().name}"
+        pr = PullRequest(
+            repo=repo, number=1, head_sha=PLAN_SHA, head_ref="rbac", base_ref="main", author="rbac", head_repo=repo
+        )
+        try:
+            config, _, _, rendered = _render_preview(workspace, config_path, pr)
+        except PreviewbotError as error:
+            click.echo(f"✘ {error}", err=True)
+            sys.exit(1)
+        kinds = set(rendered.kinds)
+        sources = [secret.from_ for secret in config.namespace.secrets]
+    if user:
+        subject = rules.subject(user)
+    else:
+        namespace, _, account = service_account.partition("/")
+        subject = rules.subject(f"{rules.SERVICE_ACCOUNT_PREFIX}{namespace}:{account}")
+    documents = rules.manifests(subject=subject, name=name, kinds=sorted(kinds), secret_sources=sources)
+    click.echo(yaml.safe_dump_all(documents, sort_keys=False, explicit_start=True).rstrip())
 
 
 def _exit(outcome: Outcome) -> None:

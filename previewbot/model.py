@@ -262,7 +262,8 @@ class JobOutcome:
     succeeded: bool
     timed_out: bool = False
     log: str = ""
-    diagnosis: WorkloadDiagnosis | None = None  # set when the pod never ran (image, config)
+    log_unreadable: str | None = None  # why the log could not be read whole (forbidden, kubelet, pod gone)
+    diagnosis: WorkloadDiagnosis | None = None  # set when the pod never ran (image, config, refused)
 
 
 # ---------------------------------------------------------------- GitHub records
@@ -296,6 +297,7 @@ class StepTiming:
     started: datetime
     seconds: float | None = None  # None while running
     ok: bool | None = None
+    details: tuple[str, ...] = ()  # what the step was told on the way: the API server's warnings
 
 
 # ---------------------------------------------------------------- reports

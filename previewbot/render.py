@@ -178,6 +178,17 @@ def _body(report: PreviewReport, *, server_url: str) -> list[Part]:
     steps = _steps_table(report)
     if steps:
         parts.append(steps)
+    for step in report.steps:
+        if step.details:
+            lines = [_clip_line(line) for line in _clean("\n".join(step.details)).splitlines()]
+            parts.append(
+                _Excerpt(
+                    cut=_Cut.EVENTS,
+                    items=lines,
+                    keep_tail=True,
+                    wrap=_collapsed_lines(f"{step.name}: the API server warned", noun="warning"),
+                )
+            )
     if report.error:
         parts.append(
             "#### 🛑 Error\n\n"

@@ -208,11 +208,12 @@ class Bot:
     namespace_wait: float = 120.0  # a real cluster may take a while to finalize a namespace
     report_wait: float = 30.0
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    rbac_name: str | None = None  # NAME of the RBAC previewbot runs under, when not previewbot's own
 
     def previews(self) -> Previews:
         return Previews(
             github=GitHubApi(self.token, api_url=self.github_url),
-            cluster=connect(kubeconfig=str(self.kubeconfig)),
+            cluster=connect(kubeconfig=str(self.kubeconfig), rbac_name=self.rbac_name),
             probe=HttpProbe(max_interval=0.2),
             settings=Settings(
                 workspace=self.checkout.root, namespace_wait=self.namespace_wait, report_wait=self.report_wait

@@ -324,7 +324,7 @@ def test_apply_asks_discovery_once_per_group_version_of_kinds_it_does_not_know(
             cluster.apply(namespace, [widget])
 
     discovery = [path for method, path in emulated_kube.server.requests[before:] if path.count("/") <= 3]
-    assert discovery == ["/apis/example.test/v1"]
+    assert discovery == ["/apis/example.test/v1", "/apis"]  # and the groups served, for the message
 
 
 def test_apply_puts_what_pods_need_in_place_before_the_workloads(
@@ -703,7 +703,8 @@ def test_a_pull_failure_within_its_grace_is_waited_for_until_the_timeout(kube: K
     result = patient.wait_rollout(namespace, applied, timeout=1.0 if kube.emulated else 15.0)
 
     (diagnosis,) = result.failed
-    assert diagnosis.summary.startswith("0/1 ready; not ready after ")
+    assert diagnosis.summary.startswith("not ready after ")
+    assert diagnosis.summary.endswith(" (0/1 ready)")
     assert diagnosis.problems[0].reason in ("ErrImagePull", "ImagePullBackOff", "ContainerCreating")
 
 

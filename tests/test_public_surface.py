@@ -32,6 +32,7 @@ def test_cli_commands() -> None:
         "gc",
         "list",
         "plan",
+        "rbac",
         "schema",
         "serve",
         "up",

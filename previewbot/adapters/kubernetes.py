@@ -12,16 +12,18 @@ temporary ones are retried there with backoff.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -34,7 +36,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from previewbot import errors, naming
+from previewbot import errors, naming, rbac
 from previewbot.core.ports import Progress
 from previewbot.model import (
     ContainerProblem,
@@ -64,6 +66,8 @@ BACKGROUND = "Background"
 LOG_TAIL_LINES = 40
 MAX_EVENTS = 20
 JOB_LOG_LIMIT = 1 << 20
+EVENT_CLOCK_SKEW = timedelta(seconds=5)
+"""How far the API server's clock may run behind previewbot's when events are told old from new."""
 REQUEST_TIMEOUT = (10.0, 30.0)  # seconds to connect, seconds to wait for an answer; watches set their own
 APPLY_PARALLELISM = 8  # objects applied at once; the connection pool holds as many, and a watch besides
 JSON = "application/json"
@@ -105,9 +109,40 @@ def _retry_after(exc: ApiException) -> float:
         return 0.0
 
 
+# How the API server words each kind of refusal (RBAC, admission plugins, webhooks, policies).
+_RBAC_REFUSAL = re.compile(
+    r'User "(?P<user>[^"]*)" cannot (?P<verb>\S+) resource "(?P<resource>[^"]*)" in API group "(?P<group>[^"]*)"'
+    r'(?: in the namespace "(?P<namespace>[^"]*)"| (?P<cluster>at the cluster scope))?'
+)
+RBAC_HINT = "`previewbot rbac` prints the permissions previewbot needs"
+
+
+def named_refusal(message: str) -> str | None:
+    """What refused a request, named, with the API's own words; None when the message names no refusal."""
+    if found := _RBAC_REFUSAL.search(message):
+        resource = found["resource"] + (f".{found['group']}" if found["group"] else "")
+        # A namespace's own name stands as its namespace in the message; it is granted cluster-wide all the same.
+        where = "cluster-wide" if found["resource"] == "namespaces" or not found["namespace"] else ""
+        where = where or f"in namespace {found['namespace']}"
+        return f"forbidden by RBAC: {found['user']} may not {found['verb']} {resource} {where} ({RBAC_HINT}): {message}"
+    if "is attempting to grant RBAC permissions not currently held" in message:
+        return f"forbidden by RBAC: previewbot may not bind the preview ClusterRole ({RBAC_HINT}): {message}"
+    if "exceeded quota" in message:
+        return f"refused by a ResourceQuota: {message}"
+    if "violates PodSecurity" in message:
+        return f"refused by Pod Security admission: {message}"
+    if "admission webhook" in message and "denied the request" in message:
+        return f"refused by an admission webhook: {message}"
+    if "ValidatingAdmissionPolicy" in message and "denied request" in message:
+        return f"refused by a ValidatingAdmissionPolicy: {message}"
+    return None
+
+
 def _api_error(exc: ApiException) -> errors.ApiError:
     status = int(exc.status or 0)
     message = _status_message(exc)
+    if status in (400, 403, 422):
+        message = named_refusal(message) or message
     if status == 429 or status >= 500:
         return errors.TemporaryError(message, status=status, delay=_retry_after(exc))
     return _ERROR_BY_STATUS.get(status, errors.ApiError)(message, status=status)
@@ -153,15 +188,30 @@ class _BoundedApiClient(k8s.ApiClient):
 # ---------------------------------------------------------------- connecting
 
 
+_WARNING = re.compile(r'\s*\d{3}\s+\S+\s+"(?P<text>(?:[^"\\]|\\.)*)"')
+
+
+def _warnings_of(headers: Any) -> list[str]:
+    """The texts of a response's Warning headers (RFC 7234: `299 - "text"`), as the API server sends them."""
+    texts = []
+    for value in headers.getlist("Warning") if headers is not None else []:
+        found = _WARNING.match(value)
+        texts.append(re.sub(r"\\(.)", r"\1", found["text"]) if found else value)
+    return texts
+
+
 def connect(
     *,
     kubeconfig: str | None = None,
     context: str | None = None,
     request_timeout: tuple[float, float] = REQUEST_TIMEOUT,
+    rbac_name: str | None = None,
 ) -> KubernetesCluster:
     """A cluster from a kubeconfig path or text, else KUBECONFIG, else the pod's service account.
 
     Every request gives up after request_timeout: (seconds to connect, seconds to wait for the answer).
+    `rbac_name` is the NAME of the RBAC a platform team applied (`previewbot rbac --name`), previewbot's
+    by default.
     """
     configuration = k8s.Configuration()
     try:
@@ -191,6 +241,7 @@ def connect(
         _BoundedApiClient(configuration, request_timeout=request_timeout),
         connect_timeout=request_timeout[0],
         read_timeout=request_timeout[1],
+        rbac_name=rbac_name,
     )
 
 
@@ -422,7 +473,11 @@ def _deployment_rollout(obj: Obj) -> _Rollout:
     desired = spec.get("replicas", 1)
     available = status.get("availableReplicas") or 0
     note = f"{available}/{desired} ready"
-    progressing = _conditions(status).get("Progressing", {})
+    conditions = _conditions(status)
+    replica_failure = conditions.get("ReplicaFailure", {})
+    if replica_failure.get("status") == "True" and _generation_seen(obj):
+        return _Rollout(False, note, failed=_pods_refused(replica_failure.get("message") or "FailedCreate"))
+    progressing = conditions.get("Progressing", {})
     if progressing.get("reason") == "ProgressDeadlineExceeded":
         return _Rollout(False, note, failed=progressing.get("message") or "progress deadline exceeded")
     done = (
@@ -432,6 +487,12 @@ def _deployment_rollout(obj: Obj) -> _Rollout:
         and available == desired
     )
     return _Rollout(done, note)
+
+
+def _pods_refused(message: str) -> str:
+    """Why a controller could not create the pods (quota, Pod Security, admission), as the headline."""
+    message = message.removeprefix("(combined from similar events): ").removeprefix("Error creating: ")
+    return "its pods were " + (named_refusal(message) or f"refused: {message}")
 
 
 def _stateful_set_rollout(obj: Obj) -> _Rollout:
@@ -636,8 +697,10 @@ class KubernetesCluster:
         connect_timeout: float = 10.0,
         read_timeout: float = REQUEST_TIMEOUT[1],
         apply_parallelism: int = APPLY_PARALLELISM,
+        rbac_name: str | None = None,
     ) -> None:
         self._api = api_client
+        self._rbac_name = rbac_name or rbac.rules().name
         self._discovered: dict[str, list[Obj]] = {}  # API group version -> the resources it serves
         self._discovery_lock = threading.Lock()
         self._apply_parallelism = apply_parallelism
@@ -678,10 +741,12 @@ class KubernetesCluster:
         content_type: str = JSON,
         stream: bool = False,
         read_timeout: float | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> Any:
         """One call to the API: its JSON answer decoded (text when it is not JSON), or the open response to stream.
 
-        Raises ApiException for any answer but 2xx, as the client's typed APIs do.
+        Raises ApiException for any answer but 2xx, as the client's typed APIs do. `warn` hears the
+        warnings the API server sends back (deprecated APIs, Pod Security).
         """
         params = [(key, str(value)) for key, value in (query or {}).items() if value is not None]
         method, url, headers, body, _ = self._api.param_serialize(
@@ -702,6 +767,9 @@ class KubernetesCluster:
         if not 200 <= response.status <= 299:
             response.read()  # type: ignore[no-untyped-call]
             raise ApiException.from_response(http_resp=response, body=None, data=None)
+        if warn is not None:
+            for warning in _warnings_of(response.response.headers):
+                warn(warning)
         if stream:
             return response.response
         data = response.read()  # type: ignore[no-untyped-call]
@@ -717,7 +785,18 @@ class KubernetesCluster:
         for resource in self._discover(api_version):
             if resource.get("kind") == kind and "/" not in str(resource.get("name", "")):
                 return Kind(api_version, str(resource["name"]), bool(resource.get("namespaced")))
-        raise errors.NotFound(f"the cluster serves no kind {kind} in {api_version}", status=404)
+        raise errors.NotFound(
+            f"the cluster serves no kind {kind} in {api_version}; it serves {self._served_api_versions}",
+            status=404,
+        )
+
+    @functools.cached_property
+    def _served_api_versions(self) -> str:
+        """Every API version the cluster serves, for the message of a kind it does not: asked once per run."""
+        groups = self._call(self._request, "GET", "/apis").get("groups") or []
+        return ", ".join(
+            ["v1", *(version["groupVersion"] for group in groups for version in group.get("versions") or ())]
+        )
 
     def _discover(self, api_version: str) -> list[Obj]:
         """The resources of one API group version, asked once per run."""
@@ -740,8 +819,12 @@ class KubernetesCluster:
             return None
         return found
 
-    def _list(self, api_version: str, kind: str, *, namespace: str | None, label_selector: str = "") -> list[Obj]:
-        return list(self._list_of(self._resource(api_version, kind), namespace, label_selector=label_selector)["items"])
+    def _list(
+        self, api_version: str, kind: str, *, namespace: str | None, label_selector: str = "", field_selector: str = ""
+    ) -> list[Obj]:
+        kind_served = self._resource(api_version, kind)
+        found = self._list_of(kind_served, namespace, label_selector=label_selector, field_selector=field_selector)
+        return list(found["items"])
 
     def _list_of(self, kind: Kind, namespace: str | None, *, label_selector: str = "", field_selector: str = "") -> Obj:
         """The list answer itself: its items (never None) and its resourceVersion, to watch from."""
@@ -863,6 +946,46 @@ class KubernetesCluster:
         self._call(self._request, "POST", NAMESPACE.path(), body=body)
         log.info("created namespace %s", name)
 
+    def bind_preview_role(self, namespace: str, *, labels: Mapping[str, str], timeout: float = 5.0) -> None:
+        """Grant previewbot's own identity the preview ClusterRole in namespace, and wait until RBAC honours it."""
+        review: Obj = self._call(
+            self._request,
+            "POST",
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        )
+        me = rbac.subject(str(((review.get("status") or {}).get("userInfo") or {}).get("username")))
+        body = rbac.preview_binding(namespace, name=self._rbac_name, subject=me, labels=labels)
+        bindings = self._resource(rbac.RBAC_API_VERSION, "RoleBinding")
+        try:
+            self._call(self._request, "POST", bindings.path(namespace), body=body)
+            role = rbac.preview_role(self._rbac_name)
+            log.info("bound %s %s to ClusterRole %s in %s", me["kind"], me["name"], role, namespace)
+        except errors.Conflict:
+            pass  # bound by an earlier run
+        # The authorizer learns of a new binding from a watch: a moment passes before it counts. If it
+        # never does (the ClusterRole lacks the rule asked about), the call that needs it will say so.
+        probe = {"verb": "list", "group": "", "resource": "pods", "namespace": namespace}
+        deadline = time.monotonic() + timeout
+        while not self._allowed(probe):
+            if time.monotonic() > deadline:
+                log.warning("%s may not list pods in %s yet", me["name"], namespace)
+                return
+            time.sleep(0.1)
+
+    def _allowed(self, attributes: Mapping[str, str]) -> bool:
+        review: Obj = self._call(
+            self._request,
+            "POST",
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            body={
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": dict(attributes)},
+            },
+        )
+        return bool((review.get("status") or {}).get("allowed"))
+
     def annotate_namespace(
         self, name: str, *, annotations: Mapping[str, str | None], labels: Mapping[str, str] | None = None
     ) -> None:
@@ -894,18 +1017,21 @@ class KubernetesCluster:
 
     # -------------------------------------------------------- apply and prune
 
-    def apply(self, namespace: str, objects: Sequence[Mapping[str, Any]]) -> list[ObjectRef]:
+    def apply(
+        self, namespace: str, objects: Sequence[Mapping[str, Any]], *, warn: Progress | None = None
+    ) -> list[ObjectRef]:
         """Prerequisites first (what pods may need when they start: config, accounts, quotas), then the rest.
 
         Within each of the two, objects go to the API in parallel. The first refusal, in the order of
-        `objects`, is raised once its group is done; the groups after it are not applied.
+        `objects`, is raised once its group is done; the groups after it are not applied. `warn` hears
+        each warning the API server sends back (deprecated APIs, Pod Security), naming the object.
         """
         planned = [self._plan_apply(namespace, obj) for obj in objects]
         first = [item for item in planned if item[0].kind in PREREQUISITE_KINDS]
         then = [item for item in planned if item[0].kind not in PREREQUISITE_KINDS]
         with ThreadPoolExecutor(max_workers=self._apply_parallelism, thread_name_prefix="apply") as pool:
             for group in (first, then):
-                outcomes = list(pool.map(lambda item: self._apply_one(namespace, *item), group))
+                outcomes = list(pool.map(lambda item: self._apply_one(namespace, *item, warn=warn), group))
                 refused = next((outcome for outcome in outcomes if outcome is not None), None)
                 if refused is not None:
                     raise refused
@@ -930,8 +1056,16 @@ class KubernetesCluster:
             raise errors.ManifestError(f"{ref}: a cluster-wide kind cannot be part of a preview")
         return ref, kind, {**obj, "metadata": {**metadata, "namespace": namespace}}
 
-    def _apply_one(self, namespace: str, ref: ObjectRef, kind: Kind, body: Obj) -> errors.PreviewbotError | None:
+    def _apply_one(
+        self, namespace: str, ref: ObjectRef, kind: Kind, body: Obj, *, warn: Progress | None
+    ) -> errors.PreviewbotError | None:
         """Server-side apply one object; what refused it, or None."""
+
+        def warned(text: str) -> None:
+            log.warning("%s: the API server warns: %s", ref, text)
+            if warn:
+                warn(f"{ref}: {text}")
+
         try:
             self._call(
                 self._request,
@@ -940,9 +1074,12 @@ class KubernetesCluster:
                 query={"fieldManager": naming.FIELD_MANAGER, "force": "true"},
                 body=body,
                 content_type="application/apply-patch+yaml",
+                warn=warned,
             )
         except (errors.Invalid, errors.NotFound) as exc:
             return errors.Invalid(f"{ref} was refused: {exc}", status=exc.status)
+        except errors.Forbidden as exc:
+            return errors.Forbidden(f"{ref} was refused: {exc}", status=exc.status)
         except errors.PreviewbotError as exc:
             return exc
         return None
@@ -979,6 +1116,7 @@ class KubernetesCluster:
     ) -> RolloutResult:
         """Anything but a Deployment, StatefulSet, DaemonSet or Job has nothing to wait for: it is ready."""
         started = time.monotonic()
+        began = datetime.now(UTC) - EVENT_CLOCK_SKEW
         deadline = started + timeout
         pending = [ref for ref in dict.fromkeys(workloads) if ref.kind in _ROLLOUT_RULES]
         ready = [ref for ref in workloads if ref.kind not in _ROLLOUT_RULES]
@@ -996,7 +1134,14 @@ class KubernetesCluster:
                 ready.append(ref)
                 return
             # A rollout on its way keeps changing its workload; the pods are looked at once it has gone quiet.
-            cause = state.failed or (hopeless.verdict(self._pods_of(namespace, obj)) if closer else None)
+            cause = state.failed or (
+                (
+                    hopeless.verdict(self._pods_of(namespace, obj))
+                    or self._pods_refused(namespace, ref.kind, obj, since=began)
+                )
+                if closer
+                else None
+            )
             if cause:
                 pending.remove(ref)
                 failed.append(self._diagnose(namespace, ref, cause=str(cause)))
@@ -1019,6 +1164,26 @@ class KubernetesCluster:
         waited = f"not ready after {time.monotonic() - started:.0f}s"
         failed.extend(self._diagnose(namespace, ref, cause=waited) for ref in pending)
         return RolloutResult(ready=tuple(ready), failed=tuple(failed))
+
+    def _pods_refused(self, namespace: str, kind: str, workload: Obj | None, *, since: datetime | None) -> str | None:
+        """The refusal a controller met creating the workload's pods (its FailedCreate events), if any.
+
+        A Deployment says so in its ReplicaFailure condition; the other controllers only in events,
+        of which those before `since` belong to an earlier deploy.
+        """
+        uid = _metadata(workload or {}).get("uid")
+        if kind == "Deployment" or not uid:
+            return None
+        refusals = [
+            event
+            for event in self._list(
+                "v1", "Event", namespace=namespace, field_selector=f"involvedObject.uid={uid},reason=FailedCreate"
+            )
+            if since is None or _event_time(event) >= since
+        ]
+        if not refusals:
+            return None
+        return _pods_refused(str(max(refusals, key=_event_time).get("message") or "FailedCreate"))
 
     def _pods_of(self, namespace: str, workload: Obj | None) -> list[Obj]:
         """The workload's pods, oldest first. (The API server gives every Job a selector of its own uid.)"""
@@ -1051,9 +1216,10 @@ class KubernetesCluster:
         if workload.kind == "Deployment" and obj is not None:
             involved |= {("ReplicaSet", name) for name in self._replica_sets_of(namespace, obj)}
         state = _rollout(workload.kind, obj) if workload.kind in _ROLLOUT_RULES else None
-        summary = "; ".join(
-            part for part in (state.note if state else "", cause or (str(stuck[0]) if stuck else "")) if part
-        )
+        # Why comes first: it is the headline; how far the workload got follows.
+        why = cause or (str(stuck[0]) if stuck else "")
+        note = state.note if state else ""
+        summary = f"{why} ({note})" if why and note else why or note
         return WorkloadDiagnosis(
             workload=workload,
             summary=summary or "no problem found",
@@ -1097,8 +1263,10 @@ class KubernetesCluster:
                         "previous": str(previous).lower(),
                     },
                 )
-            except errors.ApiError:
+            except (errors.Invalid, errors.NotFound):
                 continue  # a container that never started has no log, which is fine
+            except errors.ApiError as exc:
+                return f"[the log could not be read: {exc}]"
             return str(text).rstrip("\n")
         return ""
 
@@ -1134,6 +1302,8 @@ class KubernetesCluster:
         for current, pods in self._job_wakeups(namespace, created, deadline=deadline):
             if stuck := never_ran.verdict(pods):
                 return self._job_never_ran(namespace, ref, cause=str(stuck))
+            if not pods and (refused := self._pods_refused(namespace, ref.kind, current, since=None)):
+                return self._job_never_ran(namespace, ref, cause=refused)
             state = _rollout(ref.kind, current)
             if state.failed and never_ran.failing_pull:
                 return self._job_never_ran(namespace, ref, cause=f"{state.failed}; {never_ran.failing_pull}")
@@ -1142,12 +1312,13 @@ class KubernetesCluster:
             if state.done or state.failed:
                 if progress:
                     progress(f"job/{ref.name}: {'succeeded' if state.done else 'failed'}")
-                return JobOutcome(succeeded=state.done, log=self._job_log(namespace, current))
-        output = self._job_log(namespace, current)
+                output, unreadable = self._job_log(namespace, current)
+                return JobOutcome(succeeded=state.done, log=output, log_unreadable=unreadable)
+        output, unreadable = self._job_log(namespace, current)
         self._delete(namespace, ref)
         if progress:
             progress(f"job/{ref.name}: timed out after {timeout:g}s")
-        return JobOutcome(succeeded=False, timed_out=True, log=output)
+        return JobOutcome(succeeded=False, timed_out=True, log=output, log_unreadable=unreadable)
 
     def _job_wakeups(self, namespace: str, job: Obj, *, deadline: float) -> Iterator[tuple[Obj | None, list[Obj]]]:
         """The Job and its pods, at once and after each change, until the deadline.
@@ -1189,28 +1360,35 @@ class KubernetesCluster:
                 return True
         return False
 
-    def _job_log(self, namespace: str, job: Obj | None) -> str:
-        """The log of the Job's latest pod, every container's, cut to its last JOB_LOG_LIMIT bytes."""
+    def _job_log(self, namespace: str, job: Obj | None) -> tuple[str, str | None]:
+        """The log of the Job's latest pod, every container's, cut to its last JOB_LOG_LIMIT bytes.
+
+        Also why it could not be read whole, if it could not: the log is then what came before.
+        """
         pods = self._pods_of(namespace, job)
         if not pods:
-            return ""
+            return "", "the Job's pod is gone"
         pod = pods[-1]
+        pod_name = _metadata(pod)["name"]
         containers = [c["name"] for c in (pod.get("spec") or {}).get("containers") or ()]
-        if len(containers) == 1:
-            return self._whole_log(namespace, _metadata(pod)["name"], containers[0])
-        return "\n".join(
-            f"==> {container} <==\n{self._whole_log(namespace, _metadata(pod)['name'], container)}"
-            for container in containers
-        )
+        logs = [(container, *self._whole_log(namespace, pod_name, container)) for container in containers]
+        unreadable = next((f"the log of pod {pod_name}: {why}" for _, _, why in logs if why), None)
+        if len(logs) == 1:
+            return logs[0][1], unreadable
+        return "\n".join(f"==> {container} <==\n{text}" for container, text, _ in logs), unreadable
 
-    def _whole_log(self, namespace: str, pod: str, container: str) -> str:
+    def _whole_log(self, namespace: str, pod: str, container: str) -> tuple[str, str | None]:
         try:
             # Unread, the log comes back as the HTTP response, to be streamed rather than held whole.
             response: urllib3.BaseHTTPResponse = self._call(
                 self._request, "GET", POD.path(namespace, pod, "log"), query={"container": container}, stream=True
             )
-        except errors.ApiError:
-            return ""
+        except errors.NotFound as exc:
+            return "", f"the pod is gone ({exc})"
+        except errors.TemporaryError as exc:
+            return "", f"the node's kubelet could not be reached ({exc})"
+        except errors.ApiError as exc:
+            return "", str(exc)
         kept = bytearray()
         cut = False
         try:
@@ -1219,14 +1397,16 @@ class KubernetesCluster:
                 if len(kept) > JOB_LOG_LIMIT:
                     del kept[: len(kept) - JOB_LOG_LIMIT]
                     cut = True
-        except urllib3.exceptions.HTTPError:
-            log.warning("the log of pod %s ended early", pod)
+        except urllib3.exceptions.HTTPError as exc:
+            return kept.decode(errors="replace"), f"the log ended early ({exc})"
         finally:
             response.release_conn()
         text = kept.decode(errors="replace")
         if cut:
-            return f"[earlier output cut: only the last {JOB_LOG_LIMIT} bytes are kept]\n" + text.partition("\n")[2]
-        return text
+            return f"[earlier output cut: only the last {JOB_LOG_LIMIT} bytes are kept]\n" + text.partition("\n")[
+                2
+            ], None
+        return text, None
 
     def delete_jobs(self, namespace: str, *, label_selector: str, keep: str | None = None) -> list[str]:
         deleted = []

@@ -113,6 +113,13 @@ class Cluster(Protocol):
         """Raises Conflict when it exists (also while Terminating)."""
         ...
 
+    def bind_preview_role(self, namespace: str, *, labels: Mapping[str, str]) -> None:
+        """Bind previewbot's own identity to its preview ClusterRole inside namespace (idempotent).
+
+        Returns once the cluster's authorizer honours the binding.
+        """
+        ...
+
     def annotate_namespace(
         self, name: str, *, annotations: Mapping[str, str | None], labels: Mapping[str, str] | None = None
     ) -> None:
@@ -127,10 +134,13 @@ class Cluster(Protocol):
         """Watch until the namespace no longer exists; False on timeout."""
         ...
 
-    def apply(self, namespace: str, objects: Sequence[Mapping[str, Any]]) -> list[ObjectRef]:
+    def apply(
+        self, namespace: str, objects: Sequence[Mapping[str, Any]], *, warn: Progress | None = None
+    ) -> list[ObjectRef]:
         """Server-side apply each object into namespace with previewbot's field manager, force on conflicts.
 
         Raises InvalidManifest naming the object when the API rejects one (unknown kind, 422).
+        `warn` is called with each warning the API server sends back, naming the object.
         """
         ...
 

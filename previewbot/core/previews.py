@@ -687,8 +687,8 @@ class DeployRun:
             rendered = self._rendered(variables)
             with self.reporter.step("Namespace"):
                 self._ensure_namespace()
-            with self.reporter.step("Apply manifests"):
-                self._apply(rendered)
+            with self.reporter.step("Apply manifests") as step:
+                self._apply(rendered, warn=step.details.append)
             with self.reporter.step("Wait for rollout") as step:
                 rollout = self.cluster.wait_rollout(
                     self.namespace,
@@ -770,6 +770,9 @@ class DeployRun:
                 except Conflict:
                     continue  # another run made it, or an old one began terminating: look again
             break
+        # Everything previewbot does inside the namespace, it may do through this binding only.
+        access_labels = {naming.MANAGED_BY_LABEL: naming.MANAGED_BY_VALUE, naming.COMPONENT_LABEL: "access"}
+        cluster.bind_preview_role(name, labels=access_labels)
         if existing is not None and (replicas := lifetime.asleep(existing)) is not None:
             # A push wakes a sleeping preview: the rollout wait that follows sees it ready again.
             cluster.scale(name, replicas)
@@ -813,12 +816,12 @@ class DeployRun:
             log.info("left as written, none of previewbot's variables: %s", reference)
         return rendered
 
-    def _apply(self, rendered: manifests.Rendered) -> None:
+    def _apply(self, rendered: manifests.Rendered, *, warn: Callable[[str], None]) -> None:
         cluster = self.cluster
         guard_labels = {**self.labels, naming.COMPONENT_LABEL: "guardrail"}
         guardrails = manifests.guardrails(self.config, namespace=self.namespace, labels=guard_labels)
         self._copy_secrets()
-        applied = cluster.apply(self.namespace, [*guardrails, *rendered.objects])
+        applied = cluster.apply(self.namespace, [*guardrails, *rendered.objects], warn=warn)
         self.reporter.progress(f"applied {len(applied)} objects")
         current = self.cluster.namespace(self.namespace)
         previous = _kinds_from(current.annotations.get(naming.APPLIED_KINDS_ANNOTATION, "") if current else "")

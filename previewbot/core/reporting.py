@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -289,6 +289,7 @@ def sticky_reporter(
 @dataclass
 class StepResult:
     ok: bool
+    details: list[str] = field(default_factory=list)  # shown under the step: the API server's warnings
 
 
 class Reporter:
@@ -405,6 +406,6 @@ class Reporter:
             ok = result.ok
             seconds = time.monotonic() - begun
             log.info("%s %s (%.1fs)", "✔" if ok else "✘", name, seconds)
-            finished = replace(running, seconds=seconds, ok=ok)
+            finished = replace(running, seconds=seconds, ok=ok, details=tuple(result.details))
             # The step's outcome is published by the caller's next update, which says what followed.
             self.report = replace(self.report, running=None, steps=(*done, finished))

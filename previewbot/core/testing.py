@@ -248,12 +248,27 @@ def _run_job(
     )
     outcome = cluster.run_job(namespace, job, timeout=tests.timeout, progress=progress)
     seconds = time.monotonic() - began
+    if outcome.diagnosis is not None:
+        never_ran = f"the test pod never ran: {outcome.diagnosis.summary}"
+        return _problem(never_ran, log=outcome.log, seconds=seconds, diagnosis=outcome.diagnosis)
+    if outcome.log_unreadable is not None:
+        # A report is taken only from a log read whole; and the exit code alone cannot say what a report would.
+        unreadable = f"the test log could not be read: {outcome.log_unreadable}"
+        if outcome.timed_out:
+            return _problem(f"{_timed_out(tests)}; {unreadable}", log=outcome.log, seconds=seconds)
+        if tests.job.report:
+            return _problem(f"could not read the report: {unreadable}", log=outcome.log, seconds=seconds)
+        return _outcome(
+            exit_ok=outcome.succeeded,
+            report=None,
+            problem=None,
+            log="\n".join(filter(None, [outcome.log.rstrip("\n"), f"[{unreadable}]"])),
+            seconds=seconds,
+            wanted_report=False,
+        )
     report_text, log = junit.split_report_from_log(outcome.log, markers)
     if report_text is not None and not report_text.strip():
         report_text = None  # the wrapper found no report file to print
-    if outcome.diagnosis is not None:
-        never_ran = f"the test pod never ran: {outcome.diagnosis.summary}"
-        return _problem(never_ran, log=log, seconds=seconds, diagnosis=outcome.diagnosis)
     if outcome.timed_out:
         return _problem(_timed_out(tests), log=log, seconds=seconds)
     report, problem = _report_from(report_text, source=f"job/{job['metadata']['name']}: {tests.job.report}")

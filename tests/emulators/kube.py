@@ -96,6 +96,10 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("coordination.k8s.io", "v1", "leases", "Lease"),
     ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role"),
     ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
+    ResourceType("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False),
+    ResourceType("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False),
     ResourceType(
         "autoscaling",
         "v2",
@@ -127,6 +131,9 @@ _INITIAL_STATUS: dict[str, Obj] = {
 
 # Jobs keep their pods when deleted without a propagationPolicy, as on a real cluster.
 _ORPHAN_BY_DEFAULT = {"Job"}
+
+# Reviews are answered, never stored.
+_REVIEWS = {"SelfSubjectReview", "SelfSubjectAccessReview"}
 
 
 # ---------------------------------------------------------------- errors as Status bodies
@@ -555,6 +562,145 @@ def _spec_part(obj: Obj) -> Obj:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
 
 
+# ---------------------------------------------------------------- RBAC
+
+ADMIN = "emulated-admin"  # in system:masters: RBAC never asks
+ADMIN_TOKEN = "emulated-token"
+SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
+
+
+def groups_of(user: str) -> list[str]:
+    if user == ADMIN:
+        return ["system:masters", "system:authenticated"]
+    if user.startswith(SERVICE_ACCOUNT_PREFIX):
+        namespace = user.removeprefix(SERVICE_ACCOUNT_PREFIX).partition(":")[0]
+        return ["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"]
+    return ["system:authenticated"]
+
+
+def _subject_is(subject: Obj, user: str) -> bool:
+    kind, name = subject.get("kind"), subject.get("name")
+    if kind == "ServiceAccount":
+        return user == f"{SERVICE_ACCOUNT_PREFIX}{subject.get('namespace')}:{name}"
+    if kind == "Group":
+        return name in groups_of(user)
+    return kind == "User" and name == user
+
+
+def _rule_allows(rule: Obj, *, verb: str, group: str, resource: str, name: str | None) -> bool:
+    def has(key: str, value: str) -> bool:
+        values = rule.get(key) or []
+        return "*" in values or value in values
+
+    names = rule.get("resourceNames") or []
+    return (
+        has("verbs", verb)
+        and has("apiGroups", group)
+        and has("resources", resource)
+        and (not names or (name is not None and name in names))
+    )
+
+
+def forbidden(
+    rtype: ResourceType, *, user: str, verb: str, resource: str, namespace: str | None, name: str | None
+) -> ApiStatusError:
+    """The API server's own words when RBAC says no."""
+    subject = f'{rtype.qualified} "{name}"' if name else rtype.qualified
+    scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+    message = (
+        f'{subject} is forbidden: User "{user}" cannot {verb} resource "{resource}" '
+        f'in API group "{rtype.group}" {scope}'
+    )
+    details: Obj = {
+        "kind": rtype.plural,
+        **({"name": name} if name else {}),
+        **({"group": rtype.group} if rtype.group else {}),
+    }
+    return ApiStatusError(403, "Forbidden", message, details=details)
+
+
+# ---------------------------------------------------------------- admission
+
+_PSA_LEVELS = ("privileged", "baseline", "restricted")
+
+
+def _containers_phrase(names: list[str], *, pod_too: bool = False) -> str:
+    quoted = ", ".join(f'"{name}"' for name in names)
+    noun = "container" if len(names) == 1 else "containers"
+    return f"pod or {noun} {quoted}" if pod_too else f"{noun} {quoted}"
+
+
+def pod_security_violations(spec: Obj, level: str) -> list[str]:
+    """What Pod Security admission says of a pod spec at a level, in its words (the checks previewbot meets)."""
+    if level not in ("baseline", "restricted"):
+        return []
+    containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+    pod_context = spec.get("securityContext") or {}
+    problems = []
+    privileged = [c["name"] for c in containers if (c.get("securityContext") or {}).get("privileged")]
+    if privileged:
+        problems.append(f"privileged ({_containers_phrase(privileged)} must not set securityContext.privileged=true)")
+    if level != "restricted":
+        return problems
+    escalating = [
+        c["name"] for c in containers if (c.get("securityContext") or {}).get("allowPrivilegeEscalation") is not False
+    ]
+    if escalating:
+        problems.append(
+            f"allowPrivilegeEscalation != false ({_containers_phrase(escalating)} must set "
+            "securityContext.allowPrivilegeEscalation=false)"
+        )
+    capable = [
+        c["name"]
+        for c in containers
+        if "ALL" not in (((c.get("securityContext") or {}).get("capabilities") or {}).get("drop") or [])
+    ]
+    if capable:
+        problems.append(
+            f"unrestricted capabilities ({_containers_phrase(capable)} must set "
+            'securityContext.capabilities.drop=["ALL"])'
+        )
+    as_root = [
+        c["name"]
+        for c in containers
+        if (c.get("securityContext") or {}).get("runAsNonRoot", pod_context.get("runAsNonRoot")) is not True
+    ]
+    if as_root:
+        problems.append(
+            f"runAsNonRoot != true ({_containers_phrase(as_root, pod_too=True)} must set "
+            "securityContext.runAsNonRoot=true)"
+        )
+    unconfined = [
+        c["name"]
+        for c in containers
+        if ((c.get("securityContext") or {}).get("seccompProfile") or pod_context.get("seccompProfile") or {}).get(
+            "type"
+        )
+        not in ("RuntimeDefault", "Localhost")
+    ]
+    if unconfined:
+        problems.append(
+            f"seccompProfile ({_containers_phrase(unconfined, pod_too=True)} must set "
+            'securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")'
+        )
+    return problems
+
+
+@dataclass(frozen=True, slots=True)
+class DenyingPolicy:
+    """A ValidatingAdmissionPolicy (bound under its own name) that denies writes of a kind that `denies` picks."""
+
+    name: str
+    kind: str
+    message: str
+    denies: Callable[[Obj], bool]
+
+    def refusal(self, rtype: ResourceType, name: str) -> ApiStatusError:
+        reason = f"ValidatingAdmissionPolicy '{self.name}' with binding '{self.name}' denied request: {self.message}"
+        details = {**_details(rtype, name), "causes": [{"message": reason}]}
+        return ApiStatusError(422, "Invalid", f'{rtype.qualified} "{name}" is forbidden: {reason}', details=details)
+
+
 # ---------------------------------------------------------------- the store
 
 
@@ -634,6 +780,10 @@ class KubeApiServer:
         self._finalize_due: dict[str, float] = {}
         self.logs: dict[tuple[str, str, str], ContainerLog] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path and query) of every HTTP request, as it came
+        self.users: dict[str, str] = {ADMIN_TOKEN: ADMIN}  # bearer token -> user name; RBAC asks of all but ADMIN
+        self.denying_policies: list[DenyingPolicy] = []
+        self.kubelet_reachable = True
+        self._request = threading.local()  # the warnings of the request being served
         self._stopping = False
         self._http = _HttpServer(self)
         self._threads = [
@@ -693,6 +843,141 @@ class KubeApiServer:
         if obj is None:
             raise not_found(rtype, name)
         return obj
+
+    # ------------------------------------------------------------ admission and RBAC
+
+    def warn(self, text: str) -> None:
+        """A warning for the client of the request being served (a Warning header)."""
+        warnings = getattr(self._request, "warnings", None)
+        if warnings is not None:
+            warnings.append(text)
+
+    def _admit(self, rtype: ResourceType, obj: Obj, *, creating: bool) -> None:
+        """The admission plugins previewbot meets: policies, Pod Security, and ResourceQuota's pod count."""
+        metadata = obj.get("metadata") or {}
+        name, namespace = metadata.get("name", ""), metadata.get("namespace")
+        for policy in self.denying_policies:
+            if policy.kind == rtype.kind and policy.denies(obj):
+                raise policy.refusal(rtype, name)
+        labels = ((self._objects.get(("Namespace", None, namespace)) or {}).get("metadata") or {}).get("labels") or {}
+        enforce = labels.get("pod-security.kubernetes.io/enforce", "privileged")
+        warn = labels.get("pod-security.kubernetes.io/warn", enforce)
+        if rtype.kind == "Pod":
+            if problems := pod_security_violations(obj.get("spec") or {}, enforce):
+                raise ApiStatusError(
+                    403,
+                    "Forbidden",
+                    f'pods "{name}" is forbidden: violates PodSecurity "{enforce}:latest": {", ".join(problems)}',
+                    details=_details(rtype, name),
+                )
+            if creating:
+                self._admit_pod_quota(rtype, name, namespace)
+        template_spec = ((obj.get("spec") or {}).get("template") or {}).get("spec")
+        if rtype.kind in _WORKLOADS and isinstance(template_spec, dict):
+            level = max(enforce, warn, key=lambda lvl: _PSA_LEVELS.index(lvl) if lvl in _PSA_LEVELS else 0)
+            if problems := pod_security_violations(template_spec, level):
+                self.warn(f'would violate PodSecurity "{level}:latest": {", ".join(problems)}')
+
+    def _admit_pod_quota(self, rtype: ResourceType, name: str, namespace: str | None) -> None:
+        pods = [
+            pod
+            for pod in self._select("Pod", namespace, "", "")
+            if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+        ]
+        for quota in self._select("ResourceQuota", namespace, "", ""):
+            hard = ((quota.get("spec") or {}).get("hard") or {}).get("pods")
+            if hard is not None and len(pods) + 1 > int(hard):
+                raise ApiStatusError(
+                    403,
+                    "Forbidden",
+                    f'pods "{name}" is forbidden: exceeded quota: {quota["metadata"]["name"]}, '
+                    f"requested: pods=1, used: pods={len(pods)}, limited: pods={hard}",
+                    details=_details(rtype, name),
+                )
+
+    def allowed(
+        self, user: str, *, verb: str, group: str, resource: str, namespace: str | None, name: str | None
+    ) -> bool:
+        """RBAC's answer from the stored roles and bindings; ADMIN may do anything."""
+        if user == ADMIN:
+            return True
+        with self._lock:
+            bindings = [(binding, None) for binding in self._select("ClusterRoleBinding", None, "", "")] + [
+                (binding, namespace)
+                for binding in (self._select("RoleBinding", namespace, "", "") if namespace else [])
+            ]
+            for binding, scope in bindings:
+                if not any(_subject_is(subject, user) for subject in binding.get("subjects") or []):
+                    continue
+                ref = binding.get("roleRef") or {}
+                role = self._objects.get(
+                    (ref.get("kind", ""), scope if ref.get("kind") == "Role" else None, ref.get("name", ""))
+                )
+                if any(
+                    _rule_allows(rule, verb=verb, group=group, resource=resource, name=name)
+                    for rule in (role or {}).get("rules") or []
+                ):
+                    return True
+        return False
+
+    def authorize(
+        self,
+        user: str,
+        *,
+        verb: str,
+        rtype: ResourceType,
+        subresource: str | None,
+        namespace: str | None,
+        name: str | None,
+    ) -> None:
+        resource = f"{rtype.plural}/{subresource}" if subresource else rtype.plural
+        # A request on a namespace itself is authorized in that namespace, as on a real API server.
+        scope = name if rtype.kind == "Namespace" and name else namespace
+        if not self.allowed(user, verb=verb, group=rtype.group, resource=resource, namespace=scope, name=name):
+            raise forbidden(rtype, user=user, verb=verb, resource=resource, namespace=scope, name=name)
+
+    def check_escalation(self, user: str, binding: Obj, namespace: str | None) -> None:
+        """Binding a role needs `bind` on it (holding all its permissions would do too; previewbot relies on bind)."""
+        ref = binding.get("roleRef") or {}
+        plural = "clusterroles" if ref.get("kind") == "ClusterRole" else "roles"
+        if self.allowed(
+            user,
+            verb="bind",
+            group="rbac.authorization.k8s.io",
+            resource=plural,
+            namespace=namespace,
+            name=ref.get("name"),
+        ):
+            return
+        name = (binding.get("metadata") or {}).get("name", "")
+        raise ApiStatusError(
+            403,
+            "Forbidden",
+            f'rolebindings.rbac.authorization.k8s.io "{name}" is forbidden: user "{user}" '
+            f"(groups={json.dumps(groups_of(user))}) is attempting to grant RBAC permissions not currently held",
+            details={"name": name, "group": "rbac.authorization.k8s.io", "kind": "rolebindings"},
+        )
+
+    def review(self, user: str, review: Obj) -> Obj:
+        """The answer to a SelfSubjectReview or SelfSubjectAccessReview."""
+        if review.get("kind") == "SelfSubjectReview":
+            status: Obj = {"userInfo": {"username": user, "groups": groups_of(user)}}
+        else:
+            attributes = (review.get("spec") or {}).get("resourceAttributes") or {}
+            resource = attributes.get("resource", "") + (
+                f"/{attributes['subresource']}" if attributes.get("subresource") else ""
+            )
+            status = {
+                "allowed": self.allowed(
+                    user,
+                    verb=attributes.get("verb", ""),
+                    group=attributes.get("group", ""),
+                    resource=resource,
+                    namespace=attributes.get("namespace") or None,
+                    name=attributes.get("name") or None,
+                )
+            }
+        return {**review, "metadata": {"creationTimestamp": None}, "status": status}
 
     # ------------------------------------------------------------ writing
 
@@ -758,7 +1043,16 @@ class KubeApiServer:
                 details=_details(rtype, name),
             )
 
-    def create(self, kind: str, obj: Obj, *, namespace: str | None = None, manager: Manager | None = None) -> Obj:
+    def create(
+        self,
+        kind: str,
+        obj: Obj,
+        *,
+        namespace: str | None = None,
+        manager: Manager | None = None,
+        admit: bool = False,
+    ) -> Obj:
+        """Store a new object; with `admit`, through admission (quota, Pod Security, policies) as a client's is."""
         rtype = _BY_KIND[kind]
         with self._lock:
             new = copy.deepcopy(obj)
@@ -787,6 +1081,8 @@ class KubeApiServer:
                     details=_details(rtype, name),
                 )
             self._check_namespace(rtype, namespace, name)
+            if admit:
+                self._admit(rtype, new, creating=True)
             owner = (manager, field_paths(_applied_fields(obj))) if manager is not None else None
             created = self._commit(rtype, new, previous=None, event="ADDED", owner=owner)
             if kind == "Namespace":
@@ -942,7 +1238,8 @@ class KubeApiServer:
         key: Key = (rtype.kind, namespace, name)
         current = self._objects.get(key)
         if current is None:
-            return self.create(rtype.kind, body, namespace=namespace, manager=(field_manager, "Apply"))
+            return self.create(rtype.kind, body, namespace=namespace, manager=(field_manager, "Apply"), admit=True)
+        self._admit(rtype, {**body, "metadata": {**body["metadata"], "namespace": namespace}}, creating=False)
         managers = self._managers.get(key, {})
         new_fields = field_paths(_applied_fields(body))
         mine = managers.get((field_manager, "Apply"), Ownership(set(), "")).fields
@@ -1280,6 +1577,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, code: int, body: bytes, *, content_type: str = "application/json") -> None:
         self.send_response(code)
+        for warning in getattr(self.server.api._request, "warnings", None) or []:
+            self.send_header("Warning", '299 - "' + warning.replace("\\", "\\\\").replace('"', '\\"') + '"')
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -1304,6 +1603,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.api.requests.append((method, self.path))
         url = urlsplit(self.path)
         query = {key: values[-1] for key, values in parse_qs(url.query).items()}
+        self.server.api._request.warnings = []
         try:
             body = self._body()
             self._route(method, [p for p in url.path.split("/") if p], query, body)
@@ -1385,11 +1685,59 @@ class _Handler(BaseHTTPRequestHandler):
         route = _Route(rtype, namespace, rest[1] if len(rest) > 1 else None, rest[2] if len(rest) > 2 else None)
         self._serve(method, route, query, body)
 
+    def _user(self) -> str:
+        token = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+        user = self.server.api.users.get(token)
+        if user is None:
+            raise ApiStatusError(401, "Unauthorized", "Unauthorized")
+        return user
+
+    def _verb(self, method: str, route: _Route, query: dict[str, str]) -> str:
+        if method == "GET":
+            return "watch" if query.get("watch") in ("true", "1") else "get" if route.name else "list"
+        if method == "DELETE":
+            return "delete" if route.name else "deletecollection"
+        return {"POST": "create", "PUT": "update", "PATCH": "patch"}[method]
+
+    def _authorize(self, method: str, route: _Route, query: dict[str, str], body: Any) -> str:
+        """RBAC on the request, as the API server's authorizer and RBAC admission see it; the user."""
+        api, user = self.server.api, self._user()
+        if route.rtype.kind in _REVIEWS:
+            return user  # every authenticated user may ask about itself
+        verb = self._verb(method, route, query)
+        api.authorize(
+            user,
+            verb=verb,
+            rtype=route.rtype,
+            subresource=route.subresource,
+            namespace=route.namespace,
+            name=route.name,
+        )
+        applying = (self.headers.get("Content-Type") or "").startswith("application/apply-patch")
+        if (
+            method == "PATCH"
+            and applying
+            and api.get(route.rtype.kind, route.name or "", namespace=route.namespace) is None
+        ):
+            api.authorize(
+                user, verb="create", rtype=route.rtype, subresource=None, namespace=route.namespace, name=route.name
+            )
+        if (
+            route.rtype.kind in ("RoleBinding", "ClusterRoleBinding")
+            and method in ("POST", "PUT", "PATCH")
+            and isinstance(body, dict)
+        ):
+            api.check_escalation(user, body, route.namespace)
+        return user
+
     def _serve(self, method: str, route: _Route, query: dict[str, str], body: Any) -> None:
         api, rtype, kind = self.server.api, route.rtype, route.rtype.kind
         namespace, name = route.namespace, route.name
         labels, fields = query.get("labelSelector", ""), query.get("fieldSelector", "")
-        if method == "GET" and query.get("watch") in ("true", "1"):
+        user = self._authorize(method, route, query, body)
+        if method == "POST" and kind in _REVIEWS:
+            self._send_json(201, api.review(user, body if isinstance(body, dict) else {}))
+        elif method == "GET" and query.get("watch") in ("true", "1"):
             if name is not None:
                 fields = ",".join(filter(None, [fields, f"metadata.name={name}"]))
             self._stream_watch(kind, namespace, query, label_matcher(labels), field_matcher(fields))
@@ -1410,6 +1758,14 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
         elif method == "GET" and route.subresource == "log":
+            if not api.kubelet_reachable:
+                container = query.get("container", "")
+                raise ApiStatusError(
+                    500,
+                    "",
+                    f'Get "https://127.0.0.1:10250/containerLogs/{namespace}/{name}/{container}": '
+                    "dial tcp 127.0.0.1:10250: connect: connection refused",
+                )
             tail = query.get("tailLines")
             text = api.read_log(
                 namespace or "",
@@ -1426,7 +1782,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, obj)
         elif method == "POST" and name is None:
             self._check_body(body, route)
-            self._send_json(201, api.create(kind, body, namespace=namespace, manager=(self._manager(query), "Update")))
+            self._send_json(
+                201, api.create(kind, body, namespace=namespace, manager=(self._manager(query), "Update"), admit=True)
+            )
         elif method == "PUT" and name is not None:
             self._check_body(body, route)
             self._send_json(

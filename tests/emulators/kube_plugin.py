@@ -12,12 +12,14 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import kubernetes
+import kubernetes.dynamic
 import pytest
 import yaml
 
-from tests.emulators.kube import KubeApiServer
+from tests.emulators.kube import ADMIN_TOKEN, KubeApiServer
 from tests.emulators.kubelet import Kubelet
 
 REAL_CLUSTER_ENV = "PREVIEWBOT_TEST_KUBECONFIG"
@@ -48,12 +50,74 @@ class KubeEnv:
             client.close()
 
 
+@dataclass
+class RbacUser:
+    """A ServiceAccount bound to RBAC manifests (made by `previewbot rbac`), and a kubeconfig of its token."""
+
+    name: str  # NAME of the manifests, unique to the test run
+    username: str
+    kubeconfig: Path
+
+
+def bound_user(kube: KubeEnv, path: Path, documents: list[dict[str, Any]], *, name: str, account: str) -> RbacUser:
+    """Apply documents as the cluster's admin and give their subject, ServiceAccount `account`, a token.
+
+    On the emulator the token is one the emulated API knows; on a real cluster it is the
+    TokenRequest API's, for a ServiceAccount made here. `cleanup_rbac` takes it all away.
+    """
+    namespace, _, account_name = account.partition("/")
+    username = f"system:serviceaccount:{namespace}:{account_name}"
+    admin = kube.api_client()
+    core = kubernetes.client.CoreV1Api(admin)
+    core.create_namespace({"metadata": {"name": namespace}})
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": account_name}})
+    resources = kubernetes.dynamic.DynamicClient(admin).resources
+    for document in documents:
+        resource = resources.get(api_version=document["apiVersion"], kind=document["kind"])
+        resource.create(body=document, namespace=document["metadata"].get("namespace"))
+    config = yaml.safe_load(kube.kubeconfig.read_text())
+    if kube.emulated:
+        assert kube.server is not None
+        token = secrets.token_hex(16)
+        kube.server.users[token] = username
+    else:
+        request = {"spec": {"expirationSeconds": 3600}}
+        token = core.create_namespaced_service_account_token(account_name, namespace, request).status.token
+    context = next(c for c in config["contexts"] if c["name"] == config["current-context"])["context"]
+    cluster = next(c for c in config["clusters"] if c["name"] == context["cluster"])
+    bound = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": account_name, "user": {"token": token}}],
+        "contexts": [{"name": "bound", "context": {"cluster": cluster["name"], "user": account_name}}],
+        "current-context": "bound",
+    }
+    path.write_text(yaml.safe_dump(bound))
+    return RbacUser(name=name, username=username, kubeconfig=path)
+
+
+def cleanup_rbac(kube: KubeEnv, documents: list[dict[str, Any]], *, account_namespace: str) -> None:
+    """Delete what `bound_user` made on a real cluster (the emulator goes with its test)."""
+    if kube.emulated:
+        return
+    admin = kube.api_client()
+    resources = kubernetes.dynamic.DynamicClient(admin).resources
+    for document in documents:
+        resource = resources.get(api_version=document["apiVersion"], kind=document["kind"])
+        try:
+            resource.delete(name=document["metadata"]["name"], namespace=document["metadata"].get("namespace"))
+        except kubernetes.dynamic.exceptions.NotFoundError:
+            continue
+    kubernetes.client.CoreV1Api(admin).delete_namespace(account_namespace)
+
+
 def write_kubeconfig(path: Path, server_url: str) -> Path:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "emulated", "cluster": {"server": server_url}}],
-        "users": [{"name": "tester", "user": {"token": "emulated-token"}}],
+        "users": [{"name": "tester", "user": {"token": ADMIN_TOKEN}}],
         "contexts": [{"name": "emulated", "context": {"cluster": "emulated", "user": "tester"}}],
         "current-context": "emulated",
     }

@@ -371,21 +371,36 @@ class Kubelet:
             "blockOwnerDeletion": True,
         }
 
-    def _create_pod(self, owner: Obj, *, name: str, template: Obj, labels: dict[str, str] | None = None) -> None:
+    def _create_pod(self, owner: Obj, *, name: str, template: Obj, labels: dict[str, str] | None = None) -> str | None:
+        """Create the owner's pod; when admission refuses it, a FailedCreate event and the refusal's message."""
         metadata = copy.deepcopy(template.get("metadata") or {})
         metadata.update(name=name, ownerReferences=[self._owner_reference(owner)])
         metadata["labels"] = {**(metadata.get("labels") or {}), **(labels or {})}
-        pod = self.server.create(
-            "Pod",
-            {"metadata": metadata, "spec": copy.deepcopy(template["spec"])},
-            namespace=owner["metadata"]["namespace"],
-        )
+        try:
+            pod = self.server.create(
+                "Pod",
+                {"metadata": metadata, "spec": copy.deepcopy(template["spec"])},
+                namespace=owner["metadata"]["namespace"],
+                admit=True,
+            )
+        except ApiStatusError as refusal:
+            if refusal.code not in (403, 422):
+                raise
+            message = (
+                f"create Pod {name} in StatefulSet {owner['metadata']['name']} failed error: {refusal.message}"
+                if owner["kind"] == "StatefulSet"
+                else f"Error creating: {refusal.message}"
+            )
+            component = f"{owner['kind'].lower()}-controller"
+            self.event(owner, reason="FailedCreate", message=message, warning=True, component=component)
+            return refusal.message
         message = (
             f"create Pod {name} in StatefulSet {owner['metadata']['name']} successful"
             if owner["kind"] == "StatefulSet"
             else f"Created pod: {pod['metadata']['name']}"
         )
         self.event(owner, reason="SuccessfulCreate", message=message, component=f"{owner['kind'].lower()}-controller")
+        return None
 
     def _delete_pod(self, owner: Obj, pod: Obj) -> None:
         self.server.delete("Pod", pod["metadata"]["name"], namespace=pod["metadata"]["namespace"])
@@ -560,6 +575,12 @@ class Kubelet:
             self._condition(previous, "Available", *available_condition, stamp_updates=True),
             self._condition(previous, "Progressing", *progressing, stamp_updates=True),
         ]
+        # The Deployment shows its new ReplicaSet's failure to create pods, as the real controller does.
+        conditions += [
+            {**condition, "lastUpdateTime": condition["lastTransitionTime"]}
+            for condition in (new.get("status") or {}).get("conditions") or []
+            if condition["type"] == "ReplicaFailure"
+        ]
         self._set_status(
             deployment,
             # Zero counts are left out, as the real API omits them; clients read them as absent.
@@ -570,22 +591,30 @@ class Kubelet:
         desired = int(replica_set["spec"].get("replicas", 1))
         pods = [p for p in self._owned("Pod", replica_set) if p["status"].get("phase") not in ("Succeeded", "Failed")]
         name = replica_set["metadata"]["name"]
-        for _ in range(desired - len(pods)):
-            self._create_pod(replica_set, name=f"{name}-{_random_suffix()}", template=replica_set["spec"]["template"])
+        refusals = [
+            refusal
+            for _ in range(desired - len(pods))
+            if (
+                refusal := self._create_pod(
+                    replica_set, name=f"{name}-{_random_suffix()}", template=replica_set["spec"]["template"]
+                )
+            )
+        ]
         for pod in sorted(pods, key=self._ready)[: max(len(pods) - desired, 0)]:
             self._delete_pod(replica_set, pod)
         pods = [p for p in self._owned("Pod", replica_set) if p["status"].get("phase") not in ("Succeeded", "Failed")]
         ready = sum(1 for p in pods if self._ready(p))
-        self._set_status(
-            replica_set,
-            {
-                "replicas": len(pods),
-                "fullyLabeledReplicas": len(pods),
-                "readyReplicas": ready,
-                "availableReplicas": ready,
-                "observedGeneration": replica_set["metadata"]["generation"],
-            },
-        )
+        status: Obj = {
+            "replicas": len(pods),
+            "fullyLabeledReplicas": len(pods),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "observedGeneration": replica_set["metadata"]["generation"],
+        }
+        if refusals:
+            previous = replica_set.get("status") or {}
+            status["conditions"] = [self._condition(previous, "ReplicaFailure", True, "FailedCreate", refusals[-1])]
+        self._set_status(replica_set, status)
 
     # ------------------------------------------------------------ StatefulSets and DaemonSets
 
