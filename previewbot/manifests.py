@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -309,37 +309,13 @@ def render_manifests(
     checked (named, namespaced, not aimed at another namespace, not given twice), placed in
     namespace, labelled (its pods too, never its selectors) and has its images pinned.
     """
-    kept: list[KeptReference] = []
-    skipped: list[str] = []
-    documents: list[tuple[str, Any]] = []
-    if config.helm is not None:
-        from previewbot.sources import helm
-
-        values = _helm_values(config.helm, root=root, variables=variables, kept=kept)
-        chart = helm.render_chart(config.helm, root=root, values=values, namespace=namespace)
-        origin = f"chart {chart.name} (release {chart.release})"
-        for source, text in chart.files:
-            documents += _documents(text, source=source)
-        documents, skipped = helm.deploy_order(documents)
-    elif config.kustomize is not None:
-        from previewbot.sources import kustomize
-
-        origin = f"kustomize {config.kustomize}"
-        for where, raw in _documents(kustomize.build(config.kustomize, root=root), source=origin):
-            identity = f"{raw.get('kind')}/{(raw.get('metadata') or {}).get('name')}" if isinstance(raw, dict) else ""
-            documents.append((where, _fill_strings(raw, variables, where=f"{origin} {identity}", kept=kept)))
-    else:
-        origin = ", ".join(config.manifests or ())
-        for source, path in _manifest_files(config.manifests or (), root=root):
-            text, found = _fill_kept(_read(path, source=source), variables, source=source)
-            kept += found
-            documents += _documents(text, source=source)
+    source = _source_documents(config, root=root, variables=variables, namespace=namespace)
     objects: list[dict[str, Any]] = []
     locations: list[str] = []
     first_seen: dict[tuple[str, str], str] = {}
     workloads: list[ObjectRef] = []
     kinds: dict[tuple[str, str], None] = {}
-    for where, raw in documents:
+    for where, raw in source.documents:
         ref = _checked(raw, where=where, namespace=namespace)
         described = f"{where} ({ref})"
         if (ref.kind, ref.name) in first_seen:
@@ -356,10 +332,50 @@ def render_manifests(
         locations=tuple(locations),
         workloads=tuple(workloads),
         kinds=tuple(kinds),
-        origin=origin,
-        kept=tuple(kept),
-        skipped=tuple(skipped),
+        origin=source.origin,
+        kept=tuple(source.kept),
+        skipped=tuple(source.skipped),
     )
+
+
+@dataclass(slots=True)
+class _SourceDocuments:
+    origin: str
+    documents: list[tuple[str, Any]] = field(default_factory=list)  # (where, content), in the order to apply
+    kept: list[KeptReference] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _source_documents(
+    config: PreviewConfig, *, root: Path, variables: Mapping[str, str], namespace: str
+) -> _SourceDocuments:
+    """The documents of config's deploy source, its variables filled in: not yet checked, placed or labelled."""
+    if config.helm is not None:
+        from previewbot.sources import helm
+
+        kept: list[KeptReference] = []
+        values = _helm_values(config.helm, root=root, variables=variables, kept=kept)
+        chart = helm.render_chart(config.helm, root=root, values=values, namespace=namespace)
+        rendered = [document for path, text in chart.files for document in _documents(text, source=path)]
+        ordered, skipped = helm.deploy_order(rendered)
+        return _SourceDocuments(
+            origin=f"chart {chart.name} (release {chart.release})", documents=ordered, kept=kept, skipped=skipped
+        )
+    if config.kustomize is not None:
+        from previewbot.sources import kustomize
+
+        built = _SourceDocuments(origin=f"kustomize {config.kustomize}")
+        for where, raw in _documents(kustomize.build(config.kustomize, root=root), source=built.origin):
+            identity = f"{raw.get('kind')}/{(raw.get('metadata') or {}).get('name')}" if isinstance(raw, dict) else ""
+            filled = _fill_strings(raw, variables, where=f"{built.origin} {identity}", kept=built.kept)
+            built.documents.append((where, filled))
+        return built
+    plain = _SourceDocuments(origin=", ".join(config.manifests or ()))
+    for name, path in _manifest_files(config.manifests or (), root=root):
+        text, found = _fill_kept(_read(path, source=name), variables, source=name)
+        plain.kept += found
+        plain.documents += _documents(text, source=name)
+    return plain
 
 
 def _helm_values(helm: Helm, *, root: Path, variables: Mapping[str, str], kept: list[KeptReference]) -> dict[str, Any]:
