@@ -463,7 +463,9 @@ def action_command(
         previews = build_previews(
             Connection(token=token, api_url=api_url, kubeconfig=kubeconfig, kube_context=kube_context),
             runner.settings(working_directory=working_directory, config_path=config_path),
-            with_runner=True,
+            # The gate asks only GitHub: it needs no kubeconfig and runs nothing.
+            with_runner=mode != "gate",
+            with_cluster=mode != "gate",
         )
         sys.exit(action.gate(runner, previews) if mode == "gate" else action.run(runner, previews))
     except PreviewbotError as error:

@@ -96,10 +96,13 @@ def kubeconfig_credentials(document: Mapping[str, Any]) -> list[str]:
     return [value for value in found if isinstance(value, str) and value]
 
 
-def build_previews(connection: Connection, settings: Settings, *, with_runner: bool) -> Previews:
+def build_previews(
+    connection: Connection, settings: Settings, *, with_runner: bool, with_cluster: bool = True
+) -> Previews:
+    """The core over GitHub, the cluster (none without with_cluster) and this machine's shell (with with_runner)."""
     from previewbot.adapters.github import GitHubApi
     from previewbot.adapters.http import HttpProbe
-    from previewbot.adapters.kubernetes import connect
+    from previewbot.adapters.kubernetes import connect, unreachable
     from previewbot.adapters.shell import ShellRunner
     from previewbot.core.previews import Previews
 
@@ -107,7 +110,9 @@ def build_previews(connection: Connection, settings: Settings, *, with_runner: b
     return Previews(
         github=GitHubApi.from_env(connection.token, api_url=connection.api_url),
         # The Action passes empty inputs as empty strings: they mean "not given".
-        cluster=connect(kubeconfig=connection.kubeconfig or None, context=connection.kube_context or None),
+        cluster=connect(kubeconfig=connection.kubeconfig or None, context=connection.kube_context or None)
+        if with_cluster
+        else unreachable(),
         probe=HttpProbe(),
         settings=settings,
         runner=ShellRunner() if with_runner else None,

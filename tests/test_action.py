@@ -230,7 +230,6 @@ jobs:
         id: gate
         with:
           mode: gate
-          kubeconfig: ${{ secrets.PREVIEW_KUBECONFIG }}
           python: ${{ vars.PREVIEWBOT_PYTHON }}
       - env:
           SHA: ${{ steps.gate.outputs.sha }}

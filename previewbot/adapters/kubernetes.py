@@ -235,6 +235,18 @@ def connect(
         raise KubeconfigError(f"cannot use the kubeconfig: {exc}") from None
     except OSError as exc:
         raise KubeconfigError(f"cannot read the kubeconfig file: {exc.strerror}") from None
+    return _cluster(configuration, request_timeout=request_timeout)
+
+
+def unreachable() -> KubernetesCluster:
+    """A Cluster port with no cluster behind it, for a front door that must hold no kubeconfig (the
+    Action's gate asks only GitHub): any call fails, as a name under .invalid never resolves."""
+    configuration = k8s.Configuration()
+    configuration.host = "https://cluster.invalid"
+    return _cluster(configuration, request_timeout=REQUEST_TIMEOUT)
+
+
+def _cluster(configuration: k8s.Configuration, *, request_timeout: tuple[float, float]) -> KubernetesCluster:
     # One pool for the run, with a connection for each object applied at once and for a watch.
     configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, APPLY_PARALLELISM + 2)
     return KubernetesCluster(
