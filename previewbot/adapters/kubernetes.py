@@ -235,7 +235,7 @@ def connect(
         raise KubeconfigError(f"cannot use the kubeconfig: {exc}") from None
     except OSError as exc:
         raise KubeconfigError(f"cannot read the kubeconfig file: {exc.strerror}") from None
-    return _cluster(configuration, request_timeout=request_timeout)
+    return _cluster(configuration, request_timeout=request_timeout, rbac_name=rbac_name)
 
 
 def unreachable() -> KubernetesCluster:
@@ -246,7 +246,9 @@ def unreachable() -> KubernetesCluster:
     return _cluster(configuration, request_timeout=REQUEST_TIMEOUT)
 
 
-def _cluster(configuration: k8s.Configuration, *, request_timeout: tuple[float, float]) -> KubernetesCluster:
+def _cluster(
+    configuration: k8s.Configuration, *, request_timeout: tuple[float, float], rbac_name: str | None = None
+) -> KubernetesCluster:
     # One pool for the run, with a connection for each object applied at once and for a watch.
     configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, APPLY_PARALLELISM + 2)
     return KubernetesCluster(
