@@ -522,6 +522,13 @@ def schema() -> None:
 @click.option("--holder", envvar="POD_NAME", default=None, show_envvar=True, help="This replica's name in the Leases.")
 @click.option("--resync-interval", default=600.0, show_default=True, type=float, help="Seconds; 0: at start only.")
 @click.option("--resync/--no-resync", default=True, show_default=True, help="Catch up on missed deliveries at all.")
+@click.option(
+    "--rbac-name",
+    envvar="PREVIEWBOT_RBAC_NAME",
+    default=None,
+    show_envvar=True,
+    help="NAME of the RBAC applied for previewbot (the chart's rbac.name); default: previewbot's.",
+)
 @click.option("--shutdown-grace", default=25.0, show_default=True, type=float, help="Seconds running jobs get.")
 @click.option(
     "--log-format",
@@ -545,6 +552,7 @@ def serve(
     holder: str | None,
     resync_interval: float,
     resync: bool,
+    rbac_name: str | None,
     shutdown_grace: float,
     log_format: str,
 ) -> None:
@@ -569,7 +577,7 @@ def serve(
     redactor.add(secret.decode(errors="replace"))
     server = Server(
         app=GitHubApp(app_id=app_id, private_key=private_key, api_url=api_url or DEFAULT_API_URL),
-        cluster=connect(kubeconfig=kubeconfig),
+        cluster=connect(kubeconfig=kubeconfig, rbac_name=rbac_name),
         probe=HttpProbe(),
         settings=ServerSettings(
             webhook_secret=secret,

@@ -13,6 +13,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from previewbot import rbac
+
 CHART = Path(__file__).resolve().parent.parent / "charts" / "previewbot"
 SCENARIOS = sorted((CHART / "ci").glob("*-values.yaml"))
 KUBERNETES_VERSION = "1.30.0"
@@ -213,6 +215,14 @@ def test_copied_secrets_are_readable_by_name_only() -> None:
     ]
 
 
+def test_the_server_binds_itself_to_the_preview_role_the_chart_made() -> None:
+    documents = render({**scenario("default"), "rbac": {"name": "previews-team-a"}})
+    [deployment] = objects(documents, "Deployment")
+    assert "--rbac-name=previews-team-a" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    names = {d["metadata"]["name"] for d in objects(documents, "ClusterRole")}
+    assert names == {"previews-team-a", rbac.preview_role("previews-team-a")}
+
+
 def test_leases_only_in_the_release_namespace() -> None:
     documents = render(scenario("default"))
     [role] = [d for d in objects(documents, "Role") if d["metadata"]["name"].endswith("-leases")]
@@ -225,7 +235,6 @@ def test_leases_only_in_the_release_namespace() -> None:
 def test_the_chart_s_rules_are_previewbot_s_own() -> None:
     """One source of the least-privilege rules: the chart's copy is previewbot's rules file, and what it
     renders is what `previewbot rbac` makes."""
-    rbac = pytest.importorskip("previewbot.rbac", reason="previewbot's rules file is not in this tree")
     assert (CHART / "files" / "rbac-rules.yaml").read_text() == rbac.RULES_FILE.read_text()
     documents = render(scenario("default"))
     roles = {d["metadata"]["name"]: d["rules"] for d in objects(documents, "ClusterRole")}
