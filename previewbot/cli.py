@@ -9,13 +9,14 @@ client or pydantic, and `plan` never loads an SDK. tests/test_startup.py keeps i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -647,6 +648,19 @@ def _on_demand(checkout: Path, *, name: str | None, repo: str | None, sha: str |
     )
 
 
+@contextlib.contextmanager
+def _plainly() -> Iterator[None]:
+    """A previewbot error (an unreachable cluster, a bad kubeconfig) ends the command with its message, exit 1."""
+    from previewbot.errors import PreviewbotError
+    from previewbot.redact import redactor
+
+    try:
+        yield
+    except PreviewbotError as error:
+        click.echo(f"✘ {redactor.redact(str(error))}", err=True)
+        sys.exit(1)
+
+
 def _duration(_context: click.Context, _parameter: click.Parameter, value: str | None) -> float | None:
     if value is None:
         return None
@@ -694,12 +708,14 @@ def up(
     if sha is not None and not re.fullmatch(r"[0-9a-fA-F]{7,40}", sha):
         raise click.BadParameter(f"{sha!r} is not a commit SHA", param_hint="--sha")
     preview = _on_demand(checkout, name=name, repo=repo, sha=sha)
-    previews = build_on_demand(
-        connect_cluster(kubeconfig, kube_context),
-        Settings(workspace=checkout.resolve(), config_path=config_path),
-        sink=TerminalSink(write=functools.partial(click.echo, nl=False)),
-    )
-    _exit(previews.handle(Up(preview=preview, tag=tag, ttl=ttl, tests=not no_tests)))
+    with _plainly():
+        previews = build_on_demand(
+            connect_cluster(kubeconfig, kube_context),
+            Settings(workspace=checkout.resolve(), config_path=config_path),
+            sink=TerminalSink(write=functools.partial(click.echo, nl=False)),
+        )
+        outcome = previews.handle(Up(preview=preview, tag=tag, ttl=ttl, tests=not no_tests))
+    _exit(outcome)
 
 
 @main.command()
@@ -720,10 +736,11 @@ def down(checkout: Path, name: str | None, repo: str | None, kubeconfig: str | N
         ref = OnDemandRef(repo=_repo_of(checkout, repo), name=naming.on_demand_name(name))
     else:
         ref = _on_demand(checkout, name=None, repo=repo, sha=None).ref
-    previews = build_on_demand(
-        connect_cluster(kubeconfig, kube_context), Settings(workspace=checkout), sink=TerminalSink(write=click.echo)
-    )
-    outcome = previews.handle(Down(ref=ref))
+    with _plainly():
+        previews = build_on_demand(
+            connect_cluster(kubeconfig, kube_context), Settings(workspace=checkout), sink=TerminalSink(write=click.echo)
+        )
+        outcome = previews.handle(Down(ref=ref))
     click.echo(outcome.message)
     _exit(outcome)
 
@@ -737,14 +754,10 @@ def list_command(output: str, kubeconfig: str | None, kube_context: str | None) 
     """Show every preview previewbot has in the cluster, PRs' and on-demand, of every repo."""
     from previewbot import render
     from previewbot.core.inventory import previews_in
-    from previewbot.errors import PreviewbotError
     from previewbot.wiring import connect_cluster
 
-    try:
+    with _plainly():
         entries = previews_in(connect_cluster(kubeconfig, kube_context))
-    except PreviewbotError as error:
-        click.echo(f"✘ {error}", err=True)
-        sys.exit(1)
     if output == "json":
         click.echo(json.dumps(render.preview_records(entries), indent=2))
     else:

@@ -330,3 +330,20 @@ def test_the_terminal_report_keeps_a_pod_s_log_from_driving_the_terminal() -> No
     assert "✘ test_cart (failed)" in shown
     assert "0 passed · 1 failed · 0 errors · 0 skipped" in shown
     assert "assert 1 == 2" in shown
+
+
+@pytest.mark.parametrize("command", [["up", "--no-tests"], ["down"], ["list"]])
+def test_a_cluster_that_does_not_answer_is_said_plainly(command: list[str], checkout: Checkout, tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "unreachable"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: not-a-real-token}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n"
+    )
+    where = [str(checkout.root)] if command[0] != "list" else []
+
+    result = CliRunner().invoke(main, [*command, *where, "--kubeconfig", str(kubeconfig)], catch_exceptions=False)
+
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "not-a-real-token" not in result.output
