@@ -20,13 +20,13 @@ import yaml
 from click.testing import CliRunner
 from kubernetes import client
 
-from previewbot import rbac
+from previewbot import rbac, render
 from previewbot.cli import main
 from previewbot.core.previews import Outcome
 from previewbot.errors import PreviewbotError
 from previewbot.model import Phase
 from tests.emulators.kube_plugin import KubeEnv, RbacUser, bound_user, cleanup_rbac
-from tests.harness import REPO, Bot, Checkout, comment_event, pr_event, web_deployment
+from tests.harness import PR_NUMBER, REPO, Bot, Checkout, comment_event, pr_event, web_deployment
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAS = [str(n) * 40 for n in range(1, 5)]
@@ -285,3 +285,23 @@ def test_without_any_one_rule_a_step_fails_and_names_it(
     step, outcome = failed
     assert named in (outcome.message or ""), f"{step}: {outcome.message}"
     assert "`previewbot rbac` prints the permissions previewbot needs" in (outcome.message or "")
+
+
+def test_tests_that_passed_but_whose_log_may_not_be_read_could_not_read_the_report(
+    bot: Bot, github: Any, checkout: Checkout, grant: Callable[..., RbacUser]
+) -> None:
+    bound = bound_bot(bot, grant(_without_rule("preview", "pods/log", "get")))
+    github.add_pull(pr_event("opened", sha=SHAS[0])["pull_request"])
+
+    [outcome] = bound.on("pull_request", pr_event("opened", sha=SHAS[0]))
+
+    assert outcome.report is not None
+    tests = outcome.report.tests
+    assert tests is not None
+    assert tests.report is None
+    assert tests.problem is not None
+    assert tests.problem.startswith("could not read the report: the test log could not be read: the log of pod e2e-")
+    assert "may not get pods/log" in tests.problem
+    [comment] = [c.body for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c.body)]
+    assert "Tests could not finish" in comment
+    assert "could not read the report" in comment

@@ -1071,6 +1071,8 @@ class KubeApiServer:
             if kind in _INITIAL_STATUS or "status" in rtype.subresources:
                 new["status"] = copy.deepcopy(_INITIAL_STATUS.get(kind, {}))
             self._prepare_job(rtype, new)
+            if kind == "ResourceQuota":  # what the quota controller writes at once; admission counts the rest
+                new["status"] = {"hard": copy.deepcopy((new.get("spec") or {}).get("hard") or {}), "used": {}}
             apply_defaults(rtype, new)
             validate(rtype, new)
             if (kind, metadata.get("namespace"), name) in self._objects:
