@@ -25,8 +25,9 @@ from previewbot.manifests import pod_templates
 
 LEVELS: tuple[PodSecurityLevel, ...] = ("baseline", "restricted")  # laxest first
 
-RESERVED_PREFIX = "previewbot-"
-"""Names previewbot keeps for its own objects in a preview (its guardrails among them)."""
+RESERVED_NAME = "previewbot"
+"""Names previewbot keeps for its own objects: this one and those starting with it and `-` (its guardrails,
+its RoleBinding in each preview, its ClusterRoles)."""
 
 PSA_LABEL_PREFIX = "pod-security.kubernetes.io/"
 
@@ -143,8 +144,8 @@ def _breaches(obj: Mapping[str, Any], policy: ManifestPolicy) -> Iterator[tuple[
     group = str(obj.get("apiVersion", "")).rpartition("/")[0]
     metadata = _dict(obj.get("metadata"))
     name = str(metadata.get("name", ""))
-    if name.startswith(RESERVED_PREFIX):
-        yield "metadata.name", f"names starting with {RESERVED_PREFIX} are previewbot's own (its guardrails)"
+    if _is_previewbots(name):
+        yield "metadata.name", f"{RESERVED_NAME} and names starting with {RESERVED_NAME}- are previewbot's own"
     elif kind == "Secret" and group == "" and name in policy.copied_secrets:
         yield "metadata.name", f"previewbot writes {kind}/{name} itself: it is copied in by namespace.secrets"
     for key in _dict(metadata.get("annotations")):
@@ -253,10 +254,13 @@ def _either(context: Mapping[str, Any], pod_context: Mapping[str, Any], key: str
 
 def _binding_breaches(binding: Mapping[str, Any], policy: ManifestPolicy) -> Iterator[tuple[str, str]]:
     role = _dict(binding.get("roleRef"))
+    role_name = str(role.get("name", ""))
     if role.get("kind") == "ClusterRole" and (
-        role.get("name") in BROAD_CLUSTER_ROLES or str(role.get("name", "")).startswith("system:")
+        role_name in BROAD_CLUSTER_ROLES or role_name.startswith("system:") or _is_previewbots(role_name)
     ):
-        yield "roleRef.name", f"ClusterRole {role.get('name')} would hand out control of the whole namespace"
+        # previewbot may bind its own preview ClusterRole: a binding to it would hand the PR's pods
+        # previewbot's rights in the namespace, over its guardrails too.
+        yield "roleRef.name", f"ClusterRole {role_name} would hand out control of the whole namespace"
     own_service_accounts = f"system:serviceaccounts:{policy.namespace}"
     for index, subject in enumerate(_list(binding.get("subjects"))):
         subject = _dict(subject)
@@ -300,6 +304,10 @@ def _network_policy_breaches(network_policy: Mapping[str, Any]) -> Iterator[tupl
 
 
 # ---------------------------------------------------------------- plumbing
+
+
+def _is_previewbots(name: str) -> bool:
+    return name == RESERVED_NAME or name.startswith(f"{RESERVED_NAME}-")
 
 
 def _dict(value: Any) -> dict[str, Any]:

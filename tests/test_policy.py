@@ -203,7 +203,9 @@ def test_a_binding_to_someone_beyond_the_preview_is_refused(subject: dict[str, s
     assert breach.location == "deploy/all.yaml, document 1 (RoleBinding/grant)"
 
 
-@pytest.mark.parametrize("role", ["cluster-admin", "admin", "edit", "system:controller:namespace-controller"])
+@pytest.mark.parametrize(
+    "role", ["cluster-admin", "admin", "edit", "system:controller:namespace-controller", "previewbot-preview"]
+)
 def test_a_binding_to_a_broad_cluster_role_is_refused(role: str) -> None:
     own = {"kind": "ServiceAccount", "name": "web"}
 
@@ -334,10 +336,13 @@ def test_an_isolated_preview_lets_no_outsider_in_through_its_own_network_policy(
         ("LimitRange", "previewbot-limits"),
         ("NetworkPolicy", "previewbot-isolation"),
         ("ConfigMap", "previewbot-anything"),
+        ("RoleBinding", "previewbot"),
     ],
 )
 def test_previewbots_own_names_are_reserved(kind: str, name: str) -> None:
-    api_version = "networking.k8s.io/v1" if kind == "NetworkPolicy" else "v1"
+    api_version = {"NetworkPolicy": "networking.k8s.io/v1", "RoleBinding": "rbac.authorization.k8s.io/v1"}.get(
+        kind, "v1"
+    )
     replacement = {"apiVersion": api_version, "kind": kind, "metadata": {"name": name}, "spec": {}}
 
     [breach] = breaches(replacement, isolated=False)
