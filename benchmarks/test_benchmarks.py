@@ -29,6 +29,7 @@ PR = PullRequest(
     head_sha="a" * 40,
     head_ref="feature/cart",
     base_ref="main",
+    default_branch="main",
     author="octocat",
     head_repo="acme/shop",
 )
@@ -147,7 +148,7 @@ def test_deploy_ten_workloads_against_the_emulated_apis(benchmark: Any, github: 
     )
     for index in range(10):
         checkout.write(f"deploy/web-{index}.yaml", web_deployment(f"web-{index}"))
-    bot = Bot(github_url=github.url, token=github.token, kubeconfig=kube.kubeconfig, checkout=checkout)
+    bot = Bot(github=github, kubeconfig=kube.kubeconfig, checkout=checkout)
     shas = iter(f"{n:040x}" for n in range(1, 1_000))
 
     def deploy() -> str:

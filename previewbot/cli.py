@@ -155,6 +155,7 @@ def plan(
             head_sha=sha,
             head_ref=branch,
             base_ref="main",
+            default_branch="main",
             author="octocat",
             head_repo=repo,
         )
@@ -269,7 +270,14 @@ def rbac(workspace: Path | None, config_path: str, service_account: str, user: s
     if workspace is not None:
         repo = f"example/{workspace.resolve().name}"
         pr = PullRequest(
-            repo=repo, number=1, head_sha=PLAN_SHA, head_ref="rbac", base_ref="main", author="rbac", head_repo=repo
+            repo=repo,
+            number=1,
+            head_sha=PLAN_SHA,
+            head_ref="rbac",
+            base_ref="main",
+            default_branch="main",
+            author="rbac",
+            head_repo=repo,
         )
         try:
             config, _, _, rendered = _render_preview(workspace, config_path, pr)

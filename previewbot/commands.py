@@ -1,9 +1,12 @@
 """The `/preview …` commands people type in pull-request comments, and the help that lists them.
 
 A command is a line of its own that starts with `/preview`, a verb and its arguments. Only
-text a reader sees as prose counts: lines in code (fenced, indented or inline), in block
-quotes and in HTML comments are someone showing or quoting a command, not giving one, so
-previewbot never acts on them.
+text a reader sees as prose counts: lines in code (fenced, indented, inline, or in HTML
+`<pre>`/`<code>` elements), in block quotes and in HTML comments are someone showing or
+quoting a command, not giving one, so previewbot never acts on them.
+
+The work is linear in the comment's length: a comment is someone else's text, up to GitHub's
+65,536 characters, and no shape of it may make previewbot spend more than a glance on it.
 
 Pure: text in, records out. What a user typed is never copied into a reply, so a comment
 cannot make previewbot say anything but its own words.
@@ -11,8 +14,10 @@ cannot make previewbot say anything but its own words.
 
 from __future__ import annotations
 
+import bisect
 import re
-from collections.abc import Iterator, Mapping
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -25,10 +30,16 @@ VERBS: Mapping[str, str] = MappingProxyType(
         "destroy": "Tear this pull request's preview down.",
         "status": "Reply with the preview's current state and URL.",
         "help": "List these commands.",
-        "approve": "Let a pull request from a fork get a preview of its current head (maintainers).",
+        "approve": "Let a pull request from a fork be previewed at the commit named (maintainers).",
     }
 )
-"""Every verb `/preview` takes, with the line of help that describes it; none takes arguments yet."""
+"""Every verb `/preview` takes, with the line of help that describes it."""
+
+ARGUMENTS: Mapping[str, str] = MappingProxyType({"approve": "<sha>"})
+"""What the verbs that take an argument take, as help shows it; the other verbs take nothing."""
+
+COMMIT = re.compile(r"^[0-9a-fA-F]{7,40}$")
+"""How a command names a commit: 7 to 40 hex characters, the start of its SHA."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,41 +70,59 @@ _FENCE_CLOSE = re.compile(r"^[ \t]*(?P<fence>`{3,}|~{3,})[ \t]*$")
 _QUOTE = re.compile(r"^ {0,3}>")
 _QUOTE_MARKERS = re.compile(r"^(?:[ \t]*>)+")
 _BACKTICK_RUN = re.compile(r"`+")
-_COMMENT_OPEN = "<!--"
-_COMMENT_CLOSE = "-->"
+# What hides text from commands within a line: an HTML comment, or a <pre> or <code> element
+# (GitHub shows their content as code). A tag's attributes stop at the next `<`, so a line of
+# unclosed tags is scanned once, not once per tag.
+_HIDDEN_OPEN = re.compile(r"<!--|<(?P<tag>pre|code)(?:\s[^<>]*)?>", re.IGNORECASE)
+_HIDDEN_CLOSE = {"": re.compile(r"-->"), **{tag: re.compile(rf"</{tag}\s*>", re.IGNORECASE) for tag in ("pre", "code")}}
 _TAB_WIDTH = 4
 _CODE_INDENT = 4
 
 
 def parse_comment(body: str) -> list[Command | CommandError]:
-    """The commands of a comment body in the order they appear, each distinct command once."""
+    """The commands of a comment body in the order they appear, each verb once (its first line counts)."""
     found: list[Command | CommandError] = []
-    seen: set[tuple[str, ...]] = set()
+    verbs: set[str] = set()
     for number, line in _prose_lines(body):
         match = _COMMAND.match(line)
         if match is None:
             continue
-        words = match["rest"].split()
-        key = (*(verb.lower() for verb in words[:1]), *words[1:])
-        if key in seen:
-            continue
-        seen.add(key)
-        found.append(_read_command(words, line=number, text=line.strip()))
+        read = _read_command(match["rest"].split(), line=number, text=line.strip())
+        if isinstance(read, Command):
+            if read.verb in verbs:
+                continue
+            verbs.add(read.verb)
+        found.append(read)
     return found
+
+
+def usage(verb: str) -> str:
+    """The command as a person types it: `/preview approve <sha>`."""
+    return " ".join(part for part in (PREFIX, verb, ARGUMENTS.get(verb)) if part)
 
 
 def help_text() -> str:
     """The markdown table of every command, for `/preview help` and under each error reply."""
-    rows = "\n".join(f"| `{PREFIX} {verb}` | {description} |" for verb, description in VERBS.items())
+    rows = "\n".join(f"| `{usage(verb)}` | {description} |" for verb, description in VERBS.items())
     return (
         "previewbot takes these commands, each on a line of its own in a comment on the pull request:\n\n"
         f"| Command | What it does |\n| --- | --- |\n{rows}\n"
     )
 
 
-def error_reply(error: CommandError) -> str:
-    """The reply to a command previewbot could not run: the problem, then the table of commands."""
-    return f"previewbot could not run the command on line {error.line}: {error.problem}\n\n{help_text()}"
+ERRORS_SHOWN = 5
+"""How many malformed lines one reply names: a comment gets one reply, however many it holds."""
+
+
+def error_reply(errors: Sequence[CommandError]) -> str:
+    """The one reply to a comment with malformed commands: the first problems, then the table of commands."""
+    lines = [
+        "previewbot ran nothing from this comment:",
+        *(f"- line {e.line}: {e.problem}" for e in errors[:ERRORS_SHOWN]),
+    ]
+    if len(errors) > ERRORS_SHOWN:
+        lines.append(f"- and {len(errors) - ERRORS_SHOWN} more malformed `{PREFIX}` lines.")
+    return "\n".join(lines) + f"\n\n{help_text()}"
 
 
 def _read_command(words: list[str], *, line: int, text: str) -> Command | CommandError:
@@ -103,9 +132,18 @@ def _read_command(words: list[str], *, line: int, text: str) -> Command | Comman
     verb = words[0].lower()
     if verb not in VERBS:
         return CommandError(line=line, text=text, problem=f"that is not a verb `{PREFIX}` knows; {valid}")
+    if verb in ARGUMENTS:
+        if len(words) > 2 or not all(COMMIT.match(word) for word in words[1:]):
+            return CommandError(
+                line=line,
+                text=text,
+                problem=f"`{usage(verb)}` takes the commit's SHA (7 to 40 hex characters), such as "
+                f"`{PREFIX} {verb} 1a2b3c4`.",
+            )
+        return Command(verb=verb, args=tuple(word.lower() for word in words[1:]), line=line)
     if len(words) > 1:
         return CommandError(line=line, text=text, problem=f"`{PREFIX} {verb}` takes nothing after the verb; {valid}")
-    return Command(verb=verb, args=tuple(words[1:]), line=line)
+    return Command(verb=verb, args=(), line=line)
 
 
 def _prose_lines(body: str) -> Iterator[tuple[int, str]]:
@@ -137,7 +175,7 @@ def _visible_lines(lines: list[str]) -> list[str | None]:
     """
     visible: list[str | None] = []
     fence: str | None = None
-    in_comment = False
+    hidden: str | None = None  # the element still open at the end of the previous line: "" for a comment
     for line in lines:
         if fence is not None:
             closing = _FENCE_CLOSE.match(line)
@@ -145,33 +183,31 @@ def _visible_lines(lines: list[str]) -> list[str | None]:
                 fence = None
             visible.append(None)
             continue
-        if not in_comment and (opening := _FENCE_OPEN.match(line)):
+        if hidden is None and (opening := _FENCE_OPEN.match(line)):
             fence = opening["ticks"] or opening["tildes"]
             visible.append(None)
             continue
-        text, in_comment = _strip_comments(line, in_comment=in_comment)
+        text, hidden = _strip_hidden(line, hidden=hidden)
         visible.append(text)
     return visible
 
 
-def _strip_comments(line: str, *, in_comment: bool) -> tuple[str, bool]:
-    """The line without its HTML comments, and whether a comment is still open at its end."""
+def _strip_hidden(line: str, *, hidden: str | None) -> tuple[str, str | None]:
+    """The line without its HTML comments, <pre> and <code> elements, and which one is still open at its end."""
     kept: list[str] = []
-    rest = line
+    position = 0
     while True:
-        if in_comment:
-            end = rest.find(_COMMENT_CLOSE)
-            if end < 0:
-                return "".join(kept), True
-            rest = rest[end + len(_COMMENT_CLOSE) :]
-            in_comment = False
-        start = rest.find(_COMMENT_OPEN)
-        if start < 0:
-            kept.append(rest)
-            return "".join(kept), False
-        kept.append(rest[:start])
-        rest = rest[start + len(_COMMENT_OPEN) :]
-        in_comment = True
+        if hidden is not None:
+            end = _HIDDEN_CLOSE[hidden].search(line, position)
+            if end is None:
+                return "".join(kept), hidden
+            position, hidden = end.end(), None
+        start = _HIDDEN_OPEN.search(line, position)
+        if start is None:
+            kept.append(line[position:])
+            return "".join(kept), None
+        kept.append(line[position : start.start()])
+        position, hidden = start.end(), (start["tag"] or "").lower()
 
 
 def _lines_starting_in_code_span(visible: list[str | None]) -> list[bool]:
@@ -186,10 +222,12 @@ def _lines_starting_in_code_span(visible: list[str | None]) -> list[bool]:
         line_starts = [0]
         for index in paragraph[:-1]:
             line_starts.append(line_starts[-1] + len(visible[index] or "") + 1)
+        # Spans do not overlap, so each line is looked at by one span at most.
         for span_start, span_end in _code_spans(text):
-            for index, offset in zip(paragraph, line_starts, strict=True):
-                if span_start < offset < span_end:
-                    flags[index] = True
+            line = bisect.bisect_right(line_starts, span_start)
+            while line < len(line_starts) and line_starts[line] < span_end:
+                flags[paragraph[line]] = True
+                line += 1
     return flags
 
 
@@ -208,18 +246,22 @@ def _paragraphs(visible: list[str | None]) -> Iterator[list[int]]:
 
 def _code_spans(text: str) -> Iterator[tuple[int, int]]:
     """(start, end) offsets of the code spans in a paragraph's text."""
-    runs = list(_BACKTICK_RUN.finditer(text))
+    runs = [(run.start(), run.end()) for run in _BACKTICK_RUN.finditer(text)]
+    # For each run length, the runs of that length still ahead: each is passed over once.
+    ahead: dict[int, deque[int]] = {}
+    for index, (start, end) in enumerate(runs):
+        ahead.setdefault(end - start, deque()).append(index)
     position = 0
     while position < len(runs):
-        opener = runs[position]
-        closer = next(
-            (later for later in range(position + 1, len(runs)) if len(runs[later][0]) == len(opener[0])),
-            None,
-        )
-        if closer is None:
+        start, end = runs[position]
+        same = ahead[end - start]
+        while same and same[0] <= position:
+            same.popleft()
+        if not same:
             position += 1
             continue
-        yield opener.start(), runs[closer].end()
+        closer = same.popleft()
+        yield start, runs[closer][1]
         position = closer + 1
 
 

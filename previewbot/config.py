@@ -199,7 +199,10 @@ class Tests(_Strict):
     report: str | None = Field(default=None, description="JUnit XML report written by `command`")
     timeout: Duration = Field(default=600.0, description="How long the tests may run")
     required: bool = Field(default=True, description="Fail the preview (and the Action) when tests fail")
-    status_context: str = Field(default="previewbot/e2e", description="Commit status context of the tests")
+    status_context: str = Field(
+        default="previewbot/e2e",
+        description="Commit status context of the tests; read from the default branch's config",
+    )
 
     @model_validator(mode="after")
     def _job_or_command(self) -> Tests:
@@ -249,7 +252,7 @@ class SecretCopy(_Strict):
 
 
 class Namespace(_Strict):
-    """The preview's namespace and the guardrails previewbot puts in it."""
+    """The preview's namespace and the guardrails previewbot puts in it; read from the default branch's config."""
 
     prefix: str = Field(
         default="preview",
@@ -269,7 +272,7 @@ class Namespace(_Strict):
     )
     secrets: list[SecretCopy] = Field(
         default_factory=list,
-        description="Secrets to copy into trusted previews; read from the base branch's config, never the PR's",
+        description="Secrets to copy into trusted previews",
     )
     pod_security: PodSecurityLevel = Field(
         default="baseline",
@@ -386,8 +389,14 @@ class PreviewConfig(_Strict):
         "Any other ${NAME} is left as written, for the shell scripts and templates manifests carry",
         json_schema_extra={"propertyNames": {"pattern": VARIABLE_NAME.pattern}},
     )
-    environment: str = Field(default="preview/pr-${PR_NUMBER}", description="GitHub Deployment environment")
-    status_context: str = Field(default="previewbot/deploy", description="Commit status context of the deploy")
+    environment: str = Field(
+        default="preview/pr-${PR_NUMBER}",
+        description="GitHub Deployment environment; read from the default branch's config",
+    )
+    status_context: str = Field(
+        default="previewbot/deploy",
+        description="Commit status context of the deploy; read from the default branch's config",
+    )
     deploy: DeployOrder = Field(default_factory=DeployOrder, description="When the deploy may start")
     readiness: Readiness = Field(default_factory=Readiness, description="Waiting for the workloads")
     smoke: Smoke = Field(default_factory=Smoke, description="The check that the URL answers")
@@ -404,21 +413,25 @@ class PreviewConfig(_Strict):
     )
     keep_label: str | None = Field(
         default="preview-keep",
-        description="A PR label that pins its preview (no expiry, no sleep), as /preview keep does",
+        description="A PR label that pins its preview (no expiry, no sleep), as /preview keep does; "
+        "read from the default branch's config",
     )
     max_previews: int | None = Field(
-        default=None, ge=1, description="How many previews of this repo may live at once; none: no cap"
+        default=None,
+        ge=1,
+        description="How many previews of this repo may live at once; none: no cap; "
+        "read from the default branch's config",
     )
     when_full: Literal["queue", "evict-oldest-idle", "refuse"] = Field(
         default="queue",
         description="When max_previews are live: queue (wait for a free slot), evict-oldest-idle "
-        "(the least recently active preview goes), or refuse",
+        "(the least recently active preview goes), or refuse; read from the default branch's config",
     )
     commands: Commands = Field(
-        default_factory=Commands, description="Who may run /preview commands; read from the base branch's config"
+        default_factory=Commands, description="Who may run /preview commands; read from the default branch's config"
     )
     forks: Forks = Field(
-        default_factory=Forks, description="The policy for PRs from forks; read from the base branch's config"
+        default_factory=Forks, description="The policy for PRs from forks; read from the default branch's config"
     )
 
     model_config = ConfigDict(
@@ -438,6 +451,65 @@ class PreviewConfig(_Strict):
                 _DEPLOY_SOURCES_ERROR, f"give one of `manifests`, `helm` and `kustomize`, not {' and '.join(given)}"
             )
         return self
+
+
+# ---------------------------------------------------------------- trust
+
+TRUSTED_KEYS = (
+    "commands",
+    "forks",
+    "namespace",
+    "environment",
+    "status_context",
+    "tests.status_context",
+    "max_previews",
+    "when_full",
+    "keep_label",
+)
+"""The keys that decide trust, guardrails and names: who may command, the fork gate and its Pod Security
+level, the Secrets, quota, limits, network policy, Pod Security level and namespace prefix, the Deployment
+environment, the commit status contexts, and the cap on live previews. They come from the default branch's
+config only: a pull request can change its own .preview.yml."""
+
+
+def effective_config(own: PreviewConfig, trusted: PreviewConfig | None) -> PreviewConfig:
+    """The PR's own config for what to deploy and test, with every trusted key from the default branch's
+    config, or at its default when the default branch has no valid config."""
+    effective = own
+    for key in TRUSTED_KEYS:
+        effective = _replaced(effective, key.split("."), _trusted_value(trusted, key))
+    return effective
+
+
+def trusted_default(key: str) -> Any:
+    """The default of a trusted key, which holds when the default branch has no valid config."""
+    model: type[BaseModel] | None = PreviewConfig
+    *sections, name = key.split(".")
+    for section in sections:
+        assert model is not None
+        model = _model_in(model.model_fields[section].annotation)
+    assert model is not None
+    return model.model_fields[name].get_default(call_default_factory=True)
+
+
+def _trusted_value(trusted: PreviewConfig | None, key: str) -> Any:
+    value: Any = trusted
+    for part in key.split("."):
+        if value is None:
+            return trusted_default(key)
+        value = getattr(value, part)
+    return value
+
+
+def _replaced(model: BaseModel, path: list[str], value: Any) -> Any:
+    """model with the key at path set to value; a section the model lacks stays absent."""
+    head, *rest = path
+    if not rest:
+        return model.model_copy(update={head: value})
+    section = getattr(model, head)
+    if section is None:
+        return model
+    return model.model_copy(update={head: _replaced(section, rest, value)})
 
 
 # ---------------------------------------------------------------- loading

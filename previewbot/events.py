@@ -142,16 +142,17 @@ def _pull_request_intents(event: _Fields) -> list[Intent]:
         reason = "merged" if pr.merged else "closed"
         return [Destroy(ref=pr.ref, reason=reason, by=event.optional("sender.login", str))]
     if action == "labeled":
-        return [_label_intent(event, pr.ref)]
+        return [_label_intent(event, pr)]
     return [Ignore(reason=f"pull_request {action} on {_name(pr.ref)}: previewbot acts on {_HANDLED_ACTIONS}")]
 
 
-def _label_intent(event: _Fields, ref: PrRef) -> Intent:
+def _label_intent(event: _Fields, pr: PullRequest) -> Intent:
     label = event.required("label.name", str)
     sender = event.required("sender.login", str)
     if is_bot(sender, event.optional("sender.type", str)):
-        return Ignore(reason=f"label '{label}' on {_name(ref)} was added by the bot {sender}; a bot never approves")
-    return Approve(ref=ref, by=sender, label=label)
+        return Ignore(reason=f"label '{label}' on {_name(pr.ref)} was added by the bot {sender}; a bot never approves")
+    # The label approves what its adder saw: the head when it was added, not whatever the head is later.
+    return Approve(ref=pr.ref, by=sender, sha=pr.head_sha, label=label)
 
 
 def _comment_intents(event: _Fields) -> list[Intent]:
@@ -169,23 +170,24 @@ def _comment_intents(event: _Fields) -> list[Intent]:
     found = parse_comment(event.optional("comment.body", str) or "")
     if not found:
         return [Ignore(reason=f"{comment} has no /preview command")]
-    return [_command_intent(command, ref=ref, by=author, comment_id=comment_id) for command in found]
+    errors = [item for item in found if isinstance(item, CommandError)]
+    if errors:
+        # A comment with a malformed command runs nothing and gets one reply, however many lines it holds.
+        return [Reply(ref=ref, comment_id=comment_id, by=author, text=error_reply(errors), ok=False)]
+    commands = [item for item in found if isinstance(item, Command)]
+    return [_VERB_INTENTS[command.verb](ref, author, comment_id, command.args) for command in commands]
 
 
-_VERB_INTENTS: Mapping[str, Callable[[PrRef, str, int], Intent]] = {
-    "redeploy": lambda ref, by, comment_id: Redeploy(ref=ref, by=by, comment_id=comment_id),
-    "retest": lambda ref, by, comment_id: Retest(ref=ref, by=by, comment_id=comment_id),
-    "destroy": lambda ref, by, comment_id: Destroy(ref=ref, reason="command", by=by, comment_id=comment_id),
-    "status": lambda ref, by, comment_id: Status(ref=ref, by=by, comment_id=comment_id),
-    "approve": lambda ref, by, comment_id: Approve(ref=ref, by=by, comment_id=comment_id),
-    "help": lambda ref, _by, comment_id: Reply(ref=ref, comment_id=comment_id, text=help_text()),
+_VERB_INTENTS: Mapping[str, Callable[[PrRef, str, int, tuple[str, ...]], Intent]] = {
+    "redeploy": lambda ref, by, comment_id, _args: Redeploy(ref=ref, by=by, comment_id=comment_id),
+    "retest": lambda ref, by, comment_id, _args: Retest(ref=ref, by=by, comment_id=comment_id),
+    "destroy": lambda ref, by, comment_id, _args: Destroy(ref=ref, reason="command", by=by, comment_id=comment_id),
+    "status": lambda ref, by, comment_id, _args: Status(ref=ref, by=by, comment_id=comment_id),
+    "approve": lambda ref, by, comment_id, args: Approve(
+        ref=ref, by=by, sha=args[0] if args else None, comment_id=comment_id
+    ),
+    "help": lambda ref, by, comment_id, _args: Reply(ref=ref, comment_id=comment_id, by=by, text=help_text()),
 }
-
-
-def _command_intent(command: Command | CommandError, *, ref: PrRef, by: str, comment_id: int) -> Intent:
-    if isinstance(command, CommandError):
-        return Reply(ref=ref, comment_id=comment_id, text=error_reply(command), ok=False)
-    return _VERB_INTENTS[command.verb](ref, by, comment_id)
 
 
 def _pull_request(pr: _Fields) -> PullRequest:
@@ -195,6 +197,7 @@ def _pull_request(pr: _Fields) -> PullRequest:
         head_sha=pr.required("head.sha", str),
         head_ref=pr.required("head.ref", str),
         base_ref=pr.required("base.ref", str),
+        default_branch=pr.required("base.repo.default_branch", str),
         author=pr.required("user.login", str),
         # GitHub sends a null head repository once a fork is deleted; an empty name keeps
         # such a PR a fork for every check that asks.

@@ -28,6 +28,7 @@ class PullRequest:
     head_sha: str
     head_ref: str
     base_ref: str
+    default_branch: str  # the repo's: its config is the one that decides trust
     author: str
     head_repo: str  # "owner/name" of the head branch's repository; differs from repo for forks
     state: str = "open"  # "open" | "closed"
@@ -119,10 +120,15 @@ class Retest:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Approve:
-    """A maintainer approves a fork PR's current head for a preview (comment or label)."""
+    """A maintainer approves one commit of a fork's PR for a preview (comment or label).
+
+    `sha` is the commit approved: the start of a SHA the comment named (None when it named
+    none), or the head SHA the `labeled` event carried. It counts only while it is the PR's head.
+    """
 
     ref: PrRef
     by: str
+    sha: str | None
     comment_id: int | None = None
     label: str | None = None
 
@@ -138,10 +144,11 @@ class Status:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Reply:
-    """Answer a comment with text only (help, or what was wrong with a command)."""
+    """Answer a comment with text only (help, or what was wrong with its commands), if `by` may command."""
 
     ref: PrRef
     comment_id: int
+    by: str
     text: str
     ok: bool = True  # False when the command was malformed
 

@@ -33,7 +33,6 @@ URL_ANNOTATION = f"{DOMAIN}/url"
 COMMENT_ID_ANNOTATION = f"{DOMAIN}/comment-id"
 DEPLOYMENT_ID_ANNOTATION = f"{DOMAIN}/deployment-id"
 APPLIED_KINDS_ANNOTATION = f"{DOMAIN}/applied-kinds"
-APPROVED_SHA_ANNOTATION = f"{DOMAIN}/approved-sha"
 # The commit whose workloads became ready here, written as its tests begin: what `/preview retest` may test.
 ROLLED_OUT_SHA_ANNOTATION = f"{DOMAIN}/rolled-out-sha"
 # A preview's life: what counts as activity, when it sleeps and expires, and what pins it.
@@ -46,6 +45,9 @@ KEEP_LABEL_ANNOTATION = f"{DOMAIN}/keep-label"  # the PR label that pins it, fro
 QUEUED_AT_ANNOTATION = f"{DOMAIN}/queued-at"  # while waiting for a slot under max_previews
 MAX_PREVIEWS_ANNOTATION = f"{DOMAIN}/max-previews"  # the cap a waiting preview waits under
 SLEEPING_ANNOTATION = f"{DOMAIN}/sleeping"  # while asleep: the replicas to wake each workload to, as JSON
+APPROVED_SHA_ANNOTATION = f"{DOMAIN}/approved-sha"  # the fork commit a maintainer approved
+APPROVED_BY_ANNOTATION = f"{DOMAIN}/approved-by"
+ENVIRONMENT_ANNOTATION = f"{DOMAIN}/environment"  # the Deployment environment, whose deployments teardown retires
 
 MAX_NAME = 63
 ON_DEMAND_NAME_LENGTH = 40

@@ -77,6 +77,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _BACKTICKS = re.compile(r"`+")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~#!])")
 _UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
+_NOT_HEX = re.compile(r"[^0-9a-f]")
 _LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\[bot\])?$")
 
 
@@ -88,14 +89,9 @@ def is_preview_comment(body: str) -> bool:
     return body.lstrip().startswith(COMMENT_MARKER)
 
 
-def render_comment(report: PreviewReport, *, server_url: str = "https://github.com", trailer: str = "") -> str:
-    """The sticky PR comment: marker, status, details and the commands a person may type.
-
-    `trailer` (hidden text such as an HTML comment) goes last and counts towards the limit.
-    """
+def render_comment(report: PreviewReport, *, server_url: str = "https://github.com") -> str:
+    """The sticky PR comment: marker, status, details and the commands a person may type."""
     footer = _commands_hint(report.phase)
-    if trailer:
-        footer += "\n" + trailer
     parts = [COMMENT_MARKER + "\n" + _status_heading(report), *_body(report, server_url=server_url)]
     return _fit(parts, footer=footer, limit=COMMENT_LIMIT, measure=_utf16_length)
 
@@ -126,24 +122,42 @@ def render_status_reply(report: PreviewReport | None) -> str:
     return reply
 
 
-def render_refusal(*, user: str, verb: str, needed: str, has: str) -> str:
-    """Why a command was not run: the commenter lacks the permission it needs."""
+def render_refusal(*, user: str, verb: str | None, needed: str, has: str) -> str:
+    """Why a command was not run: the commenter lacks the permission it needs (`verb` None: any command)."""
     who = f"@{user}" if _LOGIN.match(user) else _code(user)
+    what = f"`/preview {_plain(verb)}` needs" if verb else "`/preview` commands need"
     return (
-        f"{who}, `/preview {_plain(verb)}` needs **{_plain(needed)}** permission on this repository, "
+        f"{who}, {what} **{_plain(needed)}** permission on this repository, "
         f"and you have **{_plain(has)}**. Ask a maintainer to run it."
     )
 
 
+def approve_command(sha: str) -> str:
+    """The exact command that approves commit sha, to copy: it names the whole SHA."""
+    return f"/preview approve {sha}"
+
+
 def render_fork_waiting(*, sha: str, label: str | None) -> str:
     """Why a fork's PR has no preview yet, and how a maintainer approves it."""
-    how = "comment `/preview approve`"
+    how = f"comment\n\n```\n{approve_command(_hex(sha))}\n```\n\n"
     if label:
-        how += f" or add the {_code(label)} label"
+        how += f"or add the {_code(label)} label while {_code(_hex(sha)[:7])} is the head. "
     return (
-        "This pull request comes from a fork, so its code is not deployed until a maintainer approves it: "
-        f"a maintainer can {how}. The approval holds for commit {_code(sha[:7])} only; "
-        "each new push needs a new approval."
+        "This pull request comes from a fork, so its code is not deployed until a maintainer has read it "
+        f"and approves that very commit. To approve commit {_code(_hex(sha)[:7])}, {how}"
+        "The approval holds for that commit only: each new push needs a new approval."
+    )
+
+
+def render_approve_again(*, sha: str, named: str | None) -> str:
+    """The reply to an approval that names no commit, or one that is not the head: nothing was approved."""
+    why = (
+        f"names commit {_code(_hex(named))}, which is not the head of this pull request" if named else "names no commit"
+    )
+    return (
+        f"Nothing was approved or deployed: the approval {why}. "
+        f"The head is {_code(_hex(sha)[:7])}; once you have read it, approve it with\n\n"
+        f"```\n{approve_command(_hex(sha))}\n```"
     )
 
 
@@ -503,6 +517,11 @@ def _code(text: str) -> str:
     ticks = "`" * (longest + 1)
     padded = f" {text} " if text.startswith("`") or text.endswith("`") else text
     return f"{ticks}{padded}{ticks}"
+
+
+def _hex(text: str) -> str:
+    """A commit SHA as previewbot shows it: lower-case hex and nothing else."""
+    return _NOT_HEX.sub("", text.lower())
 
 
 def _plain(text: str) -> str:

@@ -48,7 +48,7 @@ def bot(github: Any, kube: Any, checkout: Checkout, core: client.CoreV1Api, pref
 
     Only this test's own (named with its prefix): tests running beside it on the shared cluster keep theirs.
     """
-    yield Bot(github_url=github.url, token=github.token, kubeconfig=kube.kubeconfig, checkout=checkout)
+    yield Bot(github=github, kubeconfig=kube.kubeconfig, checkout=checkout)
     if not kube.emulated:
         for namespace in core.list_namespace(label_selector=naming.owned_selector(repo=REPO)).items:
             if namespace.metadata.name.startswith(f"{prefix}-"):

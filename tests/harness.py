@@ -27,10 +27,13 @@ from previewbot.adapters.kubernetes import connect
 from previewbot.adapters.shell import ShellRunner
 from previewbot.core.previews import Outcome, Previews, Settings
 from previewbot.model import Intent
+from tests.emulators.github import GitHubEmulator
 
 FIXTURES = Path(__file__).parent / "fixtures" / "github"
 REPO = "Codertocat/Hello-World"
 PR_NUMBER = 2
+DEFAULT_BRANCH = "master"  # as GitHub's example payloads name it
+CONFIG = ".preview.yml"
 PAUSE = "registry.k8s.io/pause:3.9"
 PAUSE_NEXT = "registry.k8s.io/pause:3.10"
 
@@ -199,10 +202,13 @@ def preview_site(status: int = 200) -> Iterator[str]:
 
 @dataclass
 class Bot:
-    """previewbot wired as the Action wires it, over the emulated (or real) APIs."""
+    """previewbot wired as the Action wires it, over the emulated (or real) APIs.
 
-    github_url: str
-    token: str
+    The repo's default branch holds a .preview.yml, as a repo using previewbot does: the checkout's,
+    unless the test committed one of its own there first.
+    """
+
+    github: GitHubEmulator
     kubeconfig: Path
     checkout: Checkout
     namespace_wait: float = 120.0  # a real cluster may take a while to finalize a namespace
@@ -212,7 +218,7 @@ class Bot:
 
     def previews(self) -> Previews:
         return Previews(
-            github=GitHubApi(self.token, api_url=self.github_url),
+            github=GitHubApi(self.github.token, api_url=self.github.url),
             cluster=connect(kubeconfig=str(self.kubeconfig), rbac_name=self.rbac_name),
             probe=HttpProbe(max_interval=0.2),
             settings=Settings(
@@ -227,5 +233,8 @@ class Bot:
         return self.run(*events.intents_from_event(event_name, event, repository=REPO))
 
     def run(self, *intents: Intent) -> list[Outcome]:
+        config = self.checkout.root / CONFIG
+        if self.github.file_text(REPO, CONFIG, ref=DEFAULT_BRANCH) is None and config.is_file():
+            self.github.add_file(REPO, CONFIG, config.read_text(), ref=DEFAULT_BRANCH)
         previews = self.previews()
         return [previews.handle(intent) for intent in intents]

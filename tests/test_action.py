@@ -21,7 +21,16 @@ from typing import Any
 import pytest
 
 from previewbot import render
-from tests.harness import PR_NUMBER, REPO, Checkout, comment_event, pr_event, preview_site, web_deployment
+from tests.harness import (
+    DEFAULT_BRANCH,
+    PR_NUMBER,
+    REPO,
+    Checkout,
+    comment_event,
+    pr_event,
+    preview_site,
+    web_deployment,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 ACT = shutil.which("act", path=str(Path(sys.executable).parent)) or shutil.which("act")
@@ -147,12 +156,13 @@ def checkout(tmp_path: Path) -> Checkout:
 def test_the_action_deploys_a_pr_and_reports_it(checkout: Checkout, github: Any, act: RunAct) -> None:
     prefix = "a" + secrets.token_hex(3)
     with preview_site() as site:
-        checkout.write(
-            ".preview.yml",
+        config = (
             f"version: 1\nmanifests: [deploy/]\nurl: {site}/pr-${{PR_NUMBER}}\n"
             f"namespace:\n  prefix: {prefix}\n  network_policy: none\n"
-            "tests:\n  command: echo testing $PREVIEW_URL\n",
+            "tests:\n  command: echo testing $PREVIEW_URL\n"
         )
+        checkout.write(".preview.yml", config)
+        github.add_file(REPO, ".preview.yml", config, ref=DEFAULT_BRANCH)  # the namespace prefix comes from there
         done = act("pull_request", pr_event("opened"))
 
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
@@ -243,7 +253,7 @@ def test_the_gate_names_the_fork_commit_a_maintainer_approved(checkout: Checkout
     pull = pr_event("opened", fork="stranger/Hello-World")["pull_request"]
     github.add_pull(pull)
     github.set_permission(REPO, "maintainer", "write")
-    _, event = comment_event(github, "/preview approve", user="maintainer")
+    _, event = comment_event(github, f"/preview approve {pull['head']['sha']}", user="maintainer")
 
     done = act("issue_comment", event)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from previewbot.commands import VERBS, Command, CommandError, error_reply, help_text, parse_comment
+from previewbot.commands import VERBS, Command, CommandError, error_reply, help_text, parse_comment, usage
 
 
 def command(verb: str, line: int = 1) -> Command:
@@ -18,7 +20,7 @@ def command(verb: str, line: int = 1) -> Command:
         pytest.param("   /preview destroy", [command("destroy")], id="three-leading-spaces"),
         pytest.param("/preview   status   ", [command("status")], id="spaces-around-verb"),
         pytest.param("/preview\thelp", [command("help")], id="tab-before-verb"),
-        pytest.param("/PREVIEW Approve", [command("approve")], id="case-ignored"),
+        pytest.param("/PREVIEW Help", [command("help")], id="case-ignored"),
         pytest.param("/Preview REDEPLOY\r\n", [command("redeploy")], id="crlf"),
         pytest.param(
             "Looks good.\r\n\r\n/preview redeploy\r\n/preview status\r\nThanks!",
@@ -127,8 +129,91 @@ def test_malformed_commands(body: str, line: int, text: str, problem_start: str)
 
 def test_errors_and_commands_keep_their_order() -> None:
     found = parse_comment("/preview redeploy\n/preview nonsense\n/preview status\n/preview nonsense")
-    assert [getattr(item, "verb", None) for item in found] == ["redeploy", None, "status"]
-    assert [item.line for item in found] == [1, 2, 3]
+    assert [getattr(item, "verb", None) for item in found] == ["redeploy", None, "status", None]
+    assert [item.line for item in found] == [1, 2, 3, 4]
+
+
+def test_a_verb_counts_once_whatever_follows_it() -> None:
+    found = parse_comment("/preview approve 1a2b3c4\n/preview approve 5d6e7f8\n/preview approve")
+    assert found == [Command(verb="approve", args=("1a2b3c4",), line=1)]
+
+
+@pytest.mark.parametrize(
+    ("body", "args"),
+    [
+        pytest.param("/preview approve 1a2b3c4", ("1a2b3c4",), id="short-sha"),
+        pytest.param("/preview approve " + "AbCdEf0123" * 4, ("abcdef0123" * 4,), id="whole-sha-any-case"),
+        pytest.param("/preview approve", (), id="no-sha"),
+    ],
+)
+def test_an_approval_names_its_commit(body: str, args: tuple[str, ...]) -> None:
+    assert parse_comment(body) == [Command(verb="approve", args=args, line=1)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param("/preview approve 1a2b3c", id="six-hex"),
+        pytest.param("/preview approve " + "a" * 41, id="forty-one-hex"),
+        pytest.param("/preview approve main", id="a-branch"),
+        pytest.param("/preview approve 1a2b3c4 5d6e7f8", id="two-commits"),
+    ],
+)
+def test_an_approval_of_something_else_than_a_commit_is_malformed(body: str) -> None:
+    [error] = parse_comment(body)
+    assert isinstance(error, CommandError)
+    assert error.problem.startswith("`/preview approve <sha>` takes the commit's SHA (7 to 40 hex characters)")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param("<pre>\n/preview destroy\n</pre>", id="pre-block"),
+        pytest.param("<PRE class='x'>\n/preview destroy\n</PRE >", id="pre-attributes-any-case"),
+        pytest.param("<code>/preview destroy</code>", id="code-element"),
+        pytest.param("<code>\n/preview destroy\n</code>", id="code-element-across-lines"),
+        pytest.param("<pre><code>\n/preview destroy\n</code></pre>", id="code-in-pre"),
+        pytest.param("<pre>\n/preview destroy", id="unclosed-pre-runs-to-the-end"),
+    ],
+)
+def test_commands_in_html_code_elements_never_count(body: str) -> None:
+    assert parse_comment(body) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "line"),
+    [
+        pytest.param("<pre>x</pre>\n/preview status", 2, id="after-pre"),
+        pytest.param("<code>x</code> /preview status", 1, id="after-code-same-line"),
+        pytest.param("<precious>\n/preview status", 2, id="not-a-pre-tag"),
+    ],
+)
+def test_commands_after_html_code_elements_count(body: str, line: int) -> None:
+    assert parse_comment(body) == [command("status", line)]
+
+
+COMMENT_LIMIT = 65536
+ADVERSARIAL_COMMENTS = {
+    "backticks": "`" * COMMENT_LIMIT,
+    "backticks-and-spaces": "` " * (COMMENT_LIMIT // 2),
+    "backtick-runs-of-every-length": "".join("`" * length + " " for length in range(1, 362)),
+    "a-backtick-on-every-line": "`a\n" * (COMMENT_LIMIT // 3),
+    "code-spans-on-every-line": "``\n" * (COMMENT_LIMIT // 3),
+    "unclosed-pre-tags": "<pre" * (COMMENT_LIMIT // 4),
+    "unclosed-comments": "<!--" * (COMMENT_LIMIT // 4),
+    "malformed-commands": "/preview x\n" * (COMMENT_LIMIT // 11),
+    "fence-openers": "```x`\n" * (COMMENT_LIMIT // 6),
+    "quote-markers": "> " * (COMMENT_LIMIT // 2),
+}
+
+
+@pytest.mark.parametrize("body", ADVERSARIAL_COMMENTS.values(), ids=ADVERSARIAL_COMMENTS.keys())
+def test_the_largest_comment_of_any_shape_parses_at_a_glance(body: str) -> None:
+    # The quadratic parser took 15 to 30 s on some of these; a linear one takes tens of
+    # milliseconds, so even a machine a hundred times slower passes.
+    started = time.perf_counter()
+    parse_comment(body[:COMMENT_LIMIT])
+    assert time.perf_counter() - started < 3.0
 
 
 def test_problem_never_repeats_what_the_user_typed() -> None:
@@ -137,18 +222,19 @@ def test_problem_never_repeats_what_the_user_typed() -> None:
     assert isinstance(error, CommandError)
     for fragment in ("@everyone", "<img", "example.invalid"):
         assert fragment not in error.problem
-        assert fragment not in error_reply(error)
+        assert fragment not in error_reply([error])
 
 
 def test_help_lists_every_verb_once_with_its_description() -> None:
     text = help_text()
     for verb, description in VERBS.items():
-        assert text.count(f"| `/preview {verb}` | {description} |") == 1
+        assert text.count(f"| `{usage(verb)}` | {description} |") == 1
+    assert "| `/preview approve <sha>` |" in text
     assert "| Command | What it does |" in text
 
 
 def test_error_reply_names_the_line_and_the_problem_and_lists_the_commands() -> None:
     error = CommandError(line=3, text="/preview x", problem="that is not a verb `/preview` knows")
-    reply = error_reply(error)
-    assert reply.startswith("previewbot could not run the command on line 3: that is not a verb")
+    reply = error_reply([error])
+    assert reply.startswith("previewbot ran nothing from this comment:\n- line 3: that is not a verb")
     assert reply.endswith(help_text())

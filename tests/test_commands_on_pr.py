@@ -150,11 +150,11 @@ def test_a_fork_pr_waits_for_approval_and_again_after_a_push(bot: Bot, github: A
     [waiting] = bot.on("pull_request", fork_pr)
 
     assert waiting.status == Phase.PENDING
-    assert "/preview approve" in sticky(github)
+    assert f"/preview approve {SHA_1}" in sticky(github)
     assert not namespace_exists(core, namespace_of(prefix))
     assert github.deployments(REPO) == []
 
-    _comment_id, event = comment_event(github, "/preview approve", user="maintainer")
+    _comment_id, event = comment_event(github, f"/preview approve {SHA_1[:7]}", user="maintainer")
     [approved] = bot.on("issue_comment", event)
 
     assert approved.status == Phase.READY
@@ -186,7 +186,7 @@ def test_a_reader_cannot_approve_a_fork_pr(bot: Bot, github: Any, core: Any, pre
     github.add_pull(fork_pr["pull_request"])
     bot.on("pull_request", fork_pr)
 
-    _comment_id, event = comment_event(github, "/preview approve", user="reader")
+    _comment_id, event = comment_event(github, f"/preview approve {SHA_1}", user="reader")
     [outcome] = bot.on("issue_comment", event)
 
     assert outcome.status == "refused"
@@ -248,7 +248,7 @@ def test_secrets_are_copied_into_trusted_previews_only(
     fork_pr = pr_event("reopened", sha=SHA_2, fork=FORK)
     github.add_pull(fork_pr["pull_request"])
     bot.on("pull_request", fork_pr)
-    _comment_id, event = comment_event(github, "/preview approve", user="maintainer")
+    _comment_id, event = comment_event(github, f"/preview approve {SHA_2}", user="maintainer")
     bot.on("issue_comment", event)
 
     with pytest.raises(client.ApiException) as missing:
@@ -295,7 +295,7 @@ def test_a_forks_preview_is_held_to_pod_security_restricted(
     fork_pr = pr_event("opened", sha=SHA_1, fork=FORK)
     github.add_pull(fork_pr["pull_request"])
     bot.on("pull_request", fork_pr)
-    _, event = comment_event(github, "/preview approve", user="maintainer")
+    _, event = comment_event(github, f"/preview approve {SHA_1}", user="maintainer")
 
     [outcome] = bot.on("issue_comment", event)
 
@@ -305,7 +305,7 @@ def test_a_forks_preview_is_held_to_pod_security_restricted(
     )
     assert "Pod Security restricted" in sticky(github)
     checkout.remove("deploy/root.yaml")
-    [approved] = bot.on("issue_comment", comment_event(github, "/preview approve", user="maintainer")[1])
+    [approved] = bot.on("issue_comment", comment_event(github, f"/preview approve {SHA_1}", user="maintainer")[1])
     assert approved.status == Phase.READY
     labels = core.read_namespace(namespace_of(prefix)).metadata.labels
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
@@ -351,7 +351,7 @@ def test_a_fork_preview_never_runs_the_test_command_on_the_runner(
     fork_pr = pr_event("opened", sha=SHA_1, fork=FORK)
     github.add_pull(fork_pr["pull_request"])
     bot.on("pull_request", fork_pr)
-    _, event = comment_event(github, "/preview approve", user="maintainer")
+    _, event = comment_event(github, f"/preview approve {SHA_1}", user="maintainer")
 
     [outcome] = bot.on("issue_comment", event)
 

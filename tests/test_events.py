@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from previewbot.commands import VERBS, CommandError, error_reply, help_text, parse_comment
+from previewbot.commands import ERRORS_SHOWN, VERBS, CommandError, error_reply, help_text, parse_comment
 from previewbot.errors import EventError
 from previewbot.events import (
     BuildFinished,
@@ -48,6 +48,7 @@ SAME_REPO_PR = PullRequest(
     head_sha=HEAD_SHA,
     head_ref="changes",
     base_ref="master",
+    default_branch="master",
     author="Codertocat",
     head_repo=REPO,
     labels=("bug",),
@@ -59,6 +60,7 @@ FORK_PR = PullRequest(
     head_sha=HEAD_SHA,
     head_ref="changes",
     base_ref="master",
+    default_branch="master",
     author="octocat",
     head_repo="octocat/Hello-World",
     labels=("bug",),
@@ -78,7 +80,7 @@ def event_of(fixture: str) -> str:
 def error_reply_to(body: str) -> str:
     [error] = parse_comment(body)
     assert isinstance(error, CommandError)
-    return error_reply(error)
+    return error_reply([error])
 
 
 def assert_intents(actual: list[Intent], expected: list[Intent]) -> None:
@@ -100,7 +102,7 @@ EXPECTED_BY_FIXTURE: dict[str, list[Intent]] = {
     "pull_request.opened.from_fork.json": [Deploy(pr=FORK_PR, trigger="opened")],
     "pull_request.closed.unmerged.json": [Destroy(ref=PR_2, reason="closed", by="Codertocat")],
     "pull_request.closed.merged.json": [Destroy(ref=PR_2, reason="merged", by="Codertocat")],
-    "pull_request.labeled.json": [Approve(ref=PR_2, by="Codertocat", label="bug")],
+    "pull_request.labeled.json": [Approve(ref=PR_2, by="Codertocat", sha=HEAD_SHA, label="bug")],
     "pull_request.labeled.by_bot.json": [
         Ignore(reason=f"label 'bug' on {REPO}#2 was added by the bot dependabot[bot]")
     ],
@@ -119,12 +121,15 @@ EXPECTED_BY_FIXTURE: dict[str, list[Intent]] = {
         Destroy(ref=PR_1, reason="command", by="Codertocat", comment_id=COMMENT_ID)
     ],
     "issue_comment.created.on_pr.status.json": [Status(ref=PR_1, by="Codertocat", comment_id=COMMENT_ID)],
-    "issue_comment.created.on_pr.approve.json": [Approve(ref=PR_1, by="Codertocat", comment_id=COMMENT_ID)],
-    "issue_comment.created.on_pr.help.json": [Reply(ref=PR_1, comment_id=COMMENT_ID, text=help_text())],
+    "issue_comment.created.on_pr.approve.json": [Approve(ref=PR_1, by="Codertocat", sha=None, comment_id=COMMENT_ID)],
+    "issue_comment.created.on_pr.help.json": [
+        Reply(ref=PR_1, comment_id=COMMENT_ID, by="Codertocat", text=help_text())
+    ],
     "issue_comment.created.on_pr.unknown_verb.json": [
         Reply(
             ref=PR_1,
             comment_id=COMMENT_ID,
+            by="Codertocat",
             text=error_reply_to("/preview deploy-everything"),
             ok=False,
         )
@@ -183,13 +188,39 @@ def test_every_verb_becomes_an_intent(verb: str) -> None:
     assert getattr(intent, "ok", True)
 
 
-def test_commands_in_one_comment_keep_their_order_with_their_errors() -> None:
-    intents = intents_from_event("issue_comment", comment_on_pr("/preview status\n/preview nope\n/preview destroy"))
-    assert [type(intent) for intent in intents] == [Status, Reply, Destroy]
-    reply = intents[1]
+def test_commands_in_one_comment_keep_their_order() -> None:
+    intents = intents_from_event("issue_comment", comment_on_pr("/preview status\n/preview destroy"))
+    assert [type(intent) for intent in intents] == [Status, Destroy]
+
+
+def test_a_comment_with_a_malformed_command_runs_nothing_and_gets_one_reply() -> None:
+    body = "/preview status\n/preview nope\n/preview destroy\n/preview destroy now"
+    [reply] = intents_from_event("issue_comment", comment_on_pr(body))
     assert isinstance(reply, Reply)
-    assert (reply.ref, reply.comment_id, reply.ok) == (PR_1, COMMENT_ID, False)
-    assert reply.text.startswith("previewbot could not run the command on line 2: that is not a verb")
+    assert (reply.ref, reply.comment_id, reply.by, reply.ok) == (PR_1, COMMENT_ID, "Codertocat", False)
+    assert reply.text.startswith("previewbot ran nothing from this comment:\n- line 2: that is not a verb")
+    assert "- line 4: `/preview destroy` takes nothing" in reply.text
+
+
+def test_forty_malformed_lines_make_one_reply_that_names_a_few() -> None:
+    body = "\n".join(f"/preview nonsense-{index}" for index in range(40))
+    [reply] = intents_from_event("issue_comment", comment_on_pr(body))
+    assert isinstance(reply, Reply)
+    assert reply.text.count("that is not a verb") == ERRORS_SHOWN
+    assert f"and {40 - ERRORS_SHOWN} more malformed" in reply.text
+
+
+def test_an_approval_carries_the_commit_it_names() -> None:
+    [approve] = intents_from_event("issue_comment", comment_on_pr("/preview approve 1A2B3C4"))
+    assert approve == Approve(ref=PR_1, by="Codertocat", sha="1a2b3c4", comment_id=COMMENT_ID)
+
+
+def test_a_label_approves_the_head_its_event_carries() -> None:
+    payload = load("pull_request.labeled.json")
+    payload["pull_request"]["head"]["sha"] = "f" * 40
+    [approve] = intents_from_event("pull_request", payload)
+    assert isinstance(approve, Approve)
+    assert approve.sha == "f" * 40
 
 
 def test_a_quoted_command_in_a_reply_is_not_run() -> None:

@@ -58,6 +58,7 @@ def test_pull_request_reads_the_fields_previewbot_needs(api: GitHubApi) -> None:
         head_sha=HEAD_SHA,
         head_ref="changes",
         base_ref="master",
+        default_branch="master",
         author="Codertocat",
         head_repo=SEEDED_REPO,
         state="open",

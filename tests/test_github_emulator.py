@@ -59,9 +59,8 @@ def test_a_request_without_the_token_is_refused(github: GitHubEmulator) -> None:
 
 def test_bearer_and_token_schemes_are_both_accepted(github: GitHubEmulator) -> None:
     for scheme in ("Bearer", "token"):
-        answer = httpx.get(f"{github.url}/user", headers={"Authorization": f"{scheme} {github.token}"})
+        answer = httpx.get(f"{github.url}/rate_limit", headers={"Authorization": f"{scheme} {github.token}"})
         assert answer.status_code == 200
-        assert answer.json()["login"] == github.login
 
 
 def test_an_unknown_path_is_not_found_like_github(http: httpx.Client) -> None:
@@ -72,7 +71,7 @@ def test_an_unknown_path_is_not_found_like_github(http: httpx.Client) -> None:
 
 
 def test_every_answer_carries_rate_limit_headers(http: httpx.Client) -> None:
-    first = http.get("/user")
+    first = http.get("/rate_limit")
     missing = http.get("/nowhere")
     for answer in (first, missing):
         assert answer.headers["x-ratelimit-limit"] == "5000"
@@ -80,8 +79,28 @@ def test_every_answer_carries_rate_limit_headers(http: httpx.Client) -> None:
     assert int(missing.headers["x-ratelimit-remaining"]) == int(first.headers["x-ratelimit-remaining"]) - 1
 
 
-def test_user_and_rate_limit(gh: Github, github: GitHubEmulator) -> None:
-    assert gh.get_user().login == "previewbot[bot]"
+def test_the_authenticated_user_is_refused_to_an_installation_token(gh: Github) -> None:
+    with pytest.raises(GithubException) as refused:
+        gh.get_user().login  # noqa: B018
+    assert refused.value.status == 403
+    assert refused.value.data["message"] == "Resource not accessible by integration"
+
+
+def test_a_user_token_reads_its_user() -> None:
+    with GitHubEmulator(login="octocat", user_type="User") as emulator, client(emulator.url, emulator.token) as gh:
+        assert gh.get_user().login == "octocat"
+
+
+@pytest.mark.parametrize(("login", "user_type"), [("previewbot[bot]", "Bot"), ("octocat", "User")])
+def test_graphql_names_the_viewer_for_any_token(login: str, user_type: str) -> None:
+    with GitHubEmulator(login=login, user_type=user_type) as emulator:
+        for prefix in ("", "/api/v3"):  # Enterprise's GraphQL sits at /api/graphql
+            with client(emulator.url + prefix, emulator.token) as gh:
+                _, data = gh.requester.graphql_query("query { viewer { login } }", {})
+                assert data["data"]["viewer"]["login"] == login
+
+
+def test_the_rate_limit(gh: Github) -> None:
     core = gh.get_rate_limit().resources.core
     assert core.limit == 5000
     assert 0 < core.remaining < 5000
@@ -427,10 +446,10 @@ def test_a_failure_is_injected_only_where_it_matches(github: GitHubEmulator, rep
 
 
 def test_rate_limit_failures_carry_githubs_headers(github: GitHubEmulator, http: httpx.Client) -> None:
-    github.fail_with_secondary_rate_limit("GET", "/user", retry_after=30)
-    github.fail_with_primary_rate_limit("GET", "/user", reset_at=1_700_000_042)
-    github.fail_with_too_many_requests("GET", "/user", retry_after=7)
-    secondary, primary, too_many = (http.get("/user") for _ in range(3))
+    github.fail_with_secondary_rate_limit("GET", "/rate_limit", retry_after=30)
+    github.fail_with_primary_rate_limit("GET", "/rate_limit", reset_at=1_700_000_042)
+    github.fail_with_too_many_requests("GET", "/rate_limit", retry_after=7)
+    secondary, primary, too_many = (http.get("/rate_limit") for _ in range(3))
     assert (secondary.status_code, secondary.headers["retry-after"]) == (403, "30")
     assert "secondary rate limit" in secondary.json()["message"]
     assert primary.status_code == 403
@@ -440,7 +459,7 @@ def test_rate_limit_failures_carry_githubs_headers(github: GitHubEmulator, http:
     )
     assert primary.json()["message"].startswith("API rate limit exceeded")
     assert (too_many.status_code, too_many.headers["retry-after"]) == (429, "7")
-    assert http.get("/user").status_code == 200
+    assert http.get("/rate_limit").status_code == 200
 
 
 def test_a_dropped_connection_is_a_connection_error(github: GitHubEmulator, repo: Repository) -> None:

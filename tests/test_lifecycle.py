@@ -456,4 +456,4 @@ def test_an_unexpected_error_ends_the_preview_as_failed_with_every_status_final(
     assert namespace.metadata.annotations[naming.STATUS_ANNOTATION] == "failed"
     [comment] = sticky_comments(github)
     assert "InvalidURL" in comment
-    assert bot.token not in comment
+    assert bot.github.token not in comment

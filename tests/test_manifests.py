@@ -35,6 +35,7 @@ def pull_request(*, head_ref: str = "feature/greeting") -> PullRequest:
         head_sha=SHA,
         head_ref=head_ref,
         base_ref="main",
+        default_branch="main",
         author="octocat",
         head_repo="acme/hello",
     )

@@ -155,8 +155,7 @@ def grant(kube: KubeEnv, tmp_path: Path, checkout: Checkout) -> Iterator[Callabl
 
 def bound_bot(bot: Bot, user: RbacUser) -> Bot:
     return Bot(
-        github_url=bot.github_url,
-        token=bot.token,
+        github=bot.github,
         kubeconfig=user.kubeconfig,
         checkout=bot.checkout,
         rbac_name=user.name,

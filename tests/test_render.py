@@ -27,6 +27,7 @@ from previewbot.render import (
     COMMENT_MARKER,
     SUMMARY_LIMIT,
     is_preview_comment,
+    render_approve_again,
     render_comment,
     render_fork_waiting,
     render_refusal,
@@ -466,15 +467,6 @@ def test_a_hard_cut_keeps_the_marker_and_the_commands_and_says_so() -> None:
     assert_balanced(comment)
 
 
-def test_the_trailer_goes_last_and_counts_towards_the_limit() -> None:
-    trailer = '<!-- previewbot:state {"approved_sha":"' + SHA + '"} -->'
-    report = preview(phase=Phase.FAILED, diagnoses=(diagnosis(log_tail=numbered(20_000)),))
-    comment = render_comment(report, trailer=trailer)
-
-    assert comment.rstrip().endswith("</sub>\n" + trailer)
-    assert utf16_length(comment) <= COMMENT_LIMIT
-
-
 # ---------------------------------------------------------------- the marker
 
 
@@ -557,16 +549,24 @@ def test_a_refusal_does_not_mention_a_name_that_is_not_a_login() -> None:
     assert render_refusal(user="a b @c", verb="redeploy", needed="write", has="none").startswith("`a b @c`, ")
 
 
-@pytest.mark.parametrize(
-    ("label", "how"),
-    [
-        ("preview-approved", "comment `/preview approve` or add the `preview-approved` label"),
-        (None, "comment `/preview approve`."),
-    ],
-)
-def test_fork_waiting_explains_the_approval(label: str | None, how: str) -> None:
+@pytest.mark.parametrize("label", ["preview-approved", None])
+def test_fork_waiting_shows_the_exact_command_that_approves_the_head(label: str | None) -> None:
     text = render_fork_waiting(sha=SHA, label=label)
 
     assert "comes from a fork" in text
-    assert f"a maintainer can {how}" in text
-    assert "holds for commit `0123456` only" in text
+    assert f"```\n/preview approve {SHA}\n```" in text
+    assert ("`preview-approved` label" in text) == (label is not None)
+    assert "holds for that commit only" in text
+
+
+@pytest.mark.parametrize(("named", "why"), [(None, "names no commit"), ("abcdef0", "names commit `abcdef0`")])
+def test_an_approval_of_another_commit_gets_the_command_for_the_head(named: str | None, why: str) -> None:
+    text = render_approve_again(sha=SHA, named=named)
+
+    assert text.startswith(f"Nothing was approved or deployed: the approval {why}")
+    assert text.endswith(f"```\n/preview approve {SHA}\n```")
+
+
+def test_a_refusal_of_a_malformed_command_names_no_verb() -> None:
+    text = render_refusal(user="stranger", verb=None, needed="write", has="none")
+    assert text.startswith("@stranger, `/preview` commands need **write** permission")

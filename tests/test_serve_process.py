@@ -22,7 +22,7 @@ from kubernetes import client
 
 from previewbot import naming
 from tests.app_keys import APP_ID, INSTALLATION_ID, key_pair
-from tests.harness import PR_NUMBER, REPO, payload, pr_event, preview_config, web_deployment
+from tests.harness import DEFAULT_BRANCH, PR_NUMBER, REPO, payload, pr_event, preview_config, web_deployment
 
 SECRET = b"a webhook secret for the process test"
 SHA = "5" * 40
@@ -52,7 +52,8 @@ def serving(
     private, public = key_pair()
     github.install_app(app_id=APP_ID, public_key=public, installations={INSTALLATION_ID: [REPO]})
     github.set_permission(REPO, "Codertocat", "admin")
-    github.add_file(REPO, ".preview.yml", preview_config(prefix=prefix, site=site), ref=SHA)
+    for ref in (SHA, DEFAULT_BRANCH):  # the namespace prefix comes from the default branch
+        github.add_file(REPO, ".preview.yml", preview_config(prefix=prefix, site=site), ref=ref)
     github.add_file(REPO, "deploy/web.yaml", web_deployment(), ref=SHA)
     github.update_pull(REPO, PR_NUMBER, head_sha=SHA)
     (tmp_path / "key.pem").write_text(private)

@@ -29,6 +29,7 @@ from previewbot.server.receiving import MAX_BODY, WebhookEndpoint, signature_mat
 from previewbot.server.working import Job, WorkQueue, job_key
 from tests.app_keys import APP_ID, INSTALLATION_ID, key_pair
 from tests.harness import (
+    DEFAULT_BRANCH,
     PR_NUMBER,
     REPO,
     comment_event,
@@ -272,6 +273,8 @@ def make_server(github: Any, kube: Any, prefix: str, site: str) -> Iterator[Serv
     for sha in (SHA_1, SHA_2):
         github.add_file(REPO, ".preview.yml", preview_config(prefix=prefix, site=site), ref=sha)
         github.add_file(REPO, "deploy/web.yaml", web_deployment(), ref=sha)
+    # The namespace prefix, like every trust setting, comes from the default branch's config.
+    github.add_file(REPO, ".preview.yml", preview_config(prefix=prefix, site=site), ref=DEFAULT_BRANCH)
     made: list[Server] = []
 
     def make(**settings: Any) -> Server:
@@ -456,13 +459,15 @@ def test_resync_catches_up_a_push_and_a_close_it_missed(
     repo = f"acme/{kube.unique('resync')}"
     _, public = key_pair()
     github.install_app(app_id=APP_ID, public_key=public, installations={INSTALLATION_ID: [repo]})
-    github.add_pull(repo=repo, number=PR_NUMBER, head_sha=SHA_1)
+    default_branch = github.add_pull(repo=repo, number=PR_NUMBER, head_sha=SHA_1)["base"]["repo"]["default_branch"]
     for sha in (SHA_1, SHA_2):
         github.add_file(repo, ".preview.yml", preview_config(prefix=prefix, site=site), ref=sha)
         github.add_file(repo, "deploy/web.yaml", web_deployment(), ref=sha)
+    github.add_file(repo, ".preview.yml", preview_config(prefix=prefix, site=site), ref=default_branch)
     opened = pr_event("opened", sha=SHA_1)
     for part in (opened["repository"], opened["pull_request"]["base"]["repo"], opened["pull_request"]["head"]["repo"]):
         part["full_name"] = repo
+        part["default_branch"] = default_branch
     name = naming.namespace_name(prefix=prefix, repo=repo, number=PR_NUMBER)
     server.start()
     deliver(server, "pull_request", opened)

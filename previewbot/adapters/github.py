@@ -418,6 +418,7 @@ def _pull_request(repo: str, pull: GithubPullRequest) -> PullRequest:
         head_sha=pull.head.sha,
         head_ref=pull.head.ref,
         base_ref=pull.base.ref,
+        default_branch=pull.base.repo.default_branch,
         author=pull.user.login,
         # A fork deleted since the PR was opened leaves no head repo: it still counts as a fork.
         head_repo=head_repo.full_name if head_repo is not None else "",

@@ -93,7 +93,12 @@ class GitHubApp:
 
     def github(self, repo: str) -> GitHubApi:
         """The GitHub port for repo, with its installation's token."""
-        return GitHubApi(self.token(repo), api_url=self._api_url, seconds_between_writes=self._seconds_between_writes)
+        return GitHubApi(
+            self.token(repo),
+            api_url=self._api_url,
+            seconds_between_writes=self._seconds_between_writes,
+            login=self.bot_login(),  # the author of the App's comments: its sticky comment is found among them
+        )
 
     def _installation(self, repo: str) -> int:
         key = repo.lower()

@@ -21,6 +21,7 @@ from previewbot.core import teardown
 from previewbot.core.ports import Cluster, CommandRunner, UrlProbe
 from previewbot.core.previews import DeployRun, Outcome, Ports, Settings
 from previewbot.core.reporting import Outbox, Reporter, Sink
+from previewbot.core.trust import Trusted
 from previewbot.errors import UserError
 from previewbot.model import ON_DEMAND_TTL, Down, OnDemandIntent, Phase, PreviewReport, Up
 from previewbot.redact import redactor
@@ -92,6 +93,9 @@ class OnDemandPreviews:
             clock=self._clock,
             pr=preview,
             config=config,
+            # Whoever runs `previewbot up` from a checkout runs it with their own credentials: its config is trusted.
+            trusted=Trusted(config=config),
+            approved_by=None,
             reporter=reporter,
             namespace=namespace,
         ).run("up")

@@ -31,6 +31,10 @@ Progress = Callable[[str], None]
 class GitHub(Protocol):
     """What previewbot reads and writes on GitHub, for one installation/token."""
 
+    def login(self) -> str:
+        """previewbot's own login on GitHub: the author of every comment it writes."""
+        ...
+
     def pull_request(self, repo: str, number: int) -> PullRequest: ...
 
     def open_pull_requests(self, repo: str) -> Sequence[PullRequest]:

@@ -10,24 +10,17 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from previewbot import manifests, naming, policy, render
-from previewbot.config import (
-    Commands,
-    Forks,
-    PodSecurityLevel,
-    PreviewConfig,
-    SecretCopy,
-    load_config,
-    load_config_file,
-)
+from previewbot.config import Forks, PreviewConfig, SecretCopy, effective_config, load_config_file, trusted_default
 from previewbot.core import cap, gc, lifetime, retest
 from previewbot.core.ports import Cluster, CommandRunner, GitHub, UrlProbe
 from previewbot.core.reporting import Outbox, Reporter, sticky_reporter
 from previewbot.core.testing import run_tests
+from previewbot.core.trust import PERMISSION_RANK, Trusted, approved_sha, needed_permission, read_trusted
 from previewbot.errors import ApiError, Conflict, NotFound, PreviewbotError, UserError
 from previewbot.model import (
     Approve,
@@ -55,9 +48,6 @@ from previewbot.model import (
 from previewbot.redact import redactor
 
 log = logging.getLogger("previewbot")
-
-PERMISSION_RANK = {"none": 0, "read": 1, "triage": 2, "write": 3, "maintain": 4, "admin": 5}
-DEFAULT_ENVIRONMENT = PreviewConfig.model_fields["environment"].default
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,6 +112,7 @@ class Previews:
         self._cluster = cluster
         self._settings = settings
         self._clock = clock
+        self._answered: set[int] = set()  # the comments replied to: one reply each, however many commands
 
     def pull_request(self, repo: str, number: int) -> PullRequest:
         return self._github.pull_request(repo, number)
@@ -149,10 +140,8 @@ class Previews:
                 return self._command(ref, by=by, comment_id=comment_id, verb="status", run=self._status)
             case Approve():
                 return self.approve(intent)
-            case Reply(ref=ref, comment_id=comment_id, text=text, ok=ok):
-                self._github.react(ref.repo, comment_id, "eyes" if ok else "confused")
-                self._github.create_comment(ref.repo, ref.number, text)
-                return Outcome(status="ignored", message="replied")
+            case Reply():
+                return self._reply(intent)
             case Collect(repo=repo):
                 return self.collect(repo)
             case Ignore(reason=reason):
@@ -176,20 +165,25 @@ class Previews:
 
     # ------------------------------------------------------------ deploy
 
-    def deploy(self, pr: PullRequest, *, trigger: str, force: bool = False) -> Outcome:
-        """Bring the PR's preview to its head commit: namespace, objects, rollout, tests, reports."""
+    def deploy(self, pr: PullRequest, *, trigger: str, force: bool = False, approved_by: str | None = None) -> Outcome:
+        """Bring the PR's preview to its head commit: namespace, objects, rollout, tests, reports.
+
+        `approved_by` is set when a maintainer's approval of this very head is what runs the deploy.
+        """
         reporter = self._reporter(pr.ref, phase=Phase.PENDING, sha=pr.head_sha)
+        trusted = read_trusted(self._github, pr, config_path=self._settings.config_path)
+        name = naming.namespace_name(prefix=trusted.prefix, repo=pr.repo, number=pr.number)
+        existing = self._cluster.namespace(name)
+        if approved_by is None:
+            waiting = self._fork_gate(pr, forks=trusted.forks, approved=approved_sha(existing, pr), reporter=reporter)
+            if waiting is not None:
+                return waiting
         try:
             self._check_checkout(pr)
-            config = load_config_file(self._settings.workspace, self._settings.config_path)
+            own = load_config_file(self._settings.workspace, self._settings.config_path)
         except UserError as error:
-            return self._fail_early(reporter, pr, error)
-        trust = self._trust(pr)
-        waiting = self._fork_gate(pr, forks=trust.forks, reporter=reporter)
-        if waiting is not None:
-            return waiting
-        name = naming.namespace_name(prefix=config.namespace.prefix, repo=pr.repo, number=pr.number)
-        existing = self._cluster.namespace(name)
+            return self._fail_early(reporter, pr, error, context=trusted.status_context)
+        config = effective_config(own, trusted.config)
         if not force and existing is not None and self._already_done(existing, pr):
             log.info("%s is already deployed at %s: nothing to do", name, pr.head_sha[:7])
             return Outcome(
@@ -209,7 +203,9 @@ class Previews:
             return self._wait_for_a_slot(pr, name=name, admission=admission, reporter=reporter, config=config)
         if admission.evict is not None:
             self._evict(admission.evict, for_pr=pr)
-        return self._deployment(pr, config=config, trust=trust, reporter=reporter).run(trigger)
+        return self._deployment(pr, config=config, trusted=trusted, reporter=reporter, approved_by=approved_by).run(
+            trigger
+        )
 
     def _wait_for_a_slot(
         self, pr: PullRequest, *, name: str, admission: cap.Admission, reporter: Reporter, config: PreviewConfig
@@ -285,18 +281,27 @@ class Previews:
             "this one was the least recently active",
         )
 
-    def _deployment(self, pr: PullRequest, *, config: PreviewConfig, trust: Trust, reporter: Reporter) -> DeployRun:
+    def _deployment(
+        self,
+        pr: PullRequest,
+        *,
+        config: PreviewConfig,
+        trusted: Trusted,
+        reporter: Reporter,
+        approved_by: str | None = None,
+    ) -> DeployRun:
+        """A deploy run of the PR's head under config, the effective one: its trusted keys are the default branch's."""
         name = naming.namespace_name(prefix=config.namespace.prefix, repo=pr.repo, number=pr.number)
-        secrets = () if pr.from_fork else trust.secrets
+        secrets = () if pr.from_fork else tuple(config.namespace.secrets)
         return DeployRun(
             # A fork's code never runs on the runner, which holds the workflow's secrets, nor gets any.
             ports=replace(self._ports, runner=None) if pr.from_fork else self._ports,
             secrets=secrets,
             manifest_policy=policy.ManifestPolicy(
                 namespace=name,
-                pod_security=policy.stricter(trust.pod_security, trust.forks.pod_security)
+                pod_security=policy.stricter(config.namespace.pod_security, config.forks.pod_security)
                 if pr.from_fork
-                else trust.pod_security,
+                else config.namespace.pod_security,
                 fork=pr.from_fork,
                 isolated=config.namespace.network_policy == "isolate",
                 copied_secrets=frozenset(secret.copied_as for secret in secrets),
@@ -305,6 +310,8 @@ class Previews:
             clock=self._clock,
             pr=pr,
             config=config,
+            trusted=trusted,
+            approved_by=approved_by,
             reporter=reporter,
             namespace=name,
         )
@@ -333,7 +340,7 @@ class Previews:
             "head this run works on (a push after the checkout gets a run of its own)."
         )
 
-    def _fail_early(self, reporter: Reporter, pr: PullRequest, error: PreviewbotError) -> Outcome:
+    def _fail_early(self, reporter: Reporter, pr: PullRequest, error: PreviewbotError, *, context: str) -> Outcome:
         """Bad input: say what is wrong on the PR and in the log, and change nothing else."""
         message = redactor.redact(str(error))
         log.error("%s", message)
@@ -341,7 +348,7 @@ class Previews:
         reporter.commit_status(
             pr.head_sha,
             state=CommitState.FAILURE,
-            context=_deploy_context(None),
+            context=context,
             description=message.splitlines()[0],
             target_url=self._settings.run_url,
         )
@@ -350,7 +357,9 @@ class Previews:
     def report_failed_build(self, pr: PullRequest, *, failed: str) -> Outcome:
         """The build of the PR's images failed: say so on the PR, instead of deploying images that are not there."""
         error = UserError(f"The build of {pr.head_sha[:7]} did not succeed ({failed}), so it is not deployed.")
-        return self._sent(self._fail_early(self._reporter(pr.ref, phase=Phase.PENDING, sha=pr.head_sha), pr, error))
+        trusted = read_trusted(self._github, pr, config_path=self._settings.config_path)
+        reporter = self._reporter(pr.ref, phase=Phase.PENDING, sha=pr.head_sha)
+        return self._sent(self._fail_early(reporter, pr, error, context=trusted.status_context))
 
     def report_waiting_for_builds(self, pr: PullRequest, *, pending: str) -> Outcome:
         """The builds the deploy waits for (`deploy.after`) have not all succeeded yet: say which, on the PR."""
@@ -363,39 +372,21 @@ class Previews:
         self._outbox.flush(timeout=self._settings.report_wait)
         return outcome
 
-    def _trust(self, pr: PullRequest) -> Trust:
-        """Who may command previews, how forks are gated, which Secrets previews get: from the base branch.
+    def _fork_gate(self, pr: PullRequest, *, forks: Forks, approved: str | None, reporter: Reporter) -> Outcome | None:
+        """None when the PR may be previewed; else the Outcome that says it waits (or never will).
 
-        A PR can change its own .preview.yml; were these read from it, a fork could let itself in,
-        and any PR could ask for any Secret previewbot can read.
+        `approved` is the commit a maintainer approved, as recorded on the preview's namespace.
         """
-        text = self._github.file_text(pr.repo, self._settings.config_path, ref=pr.base_ref)
-        if text is None:
-            return Trust()
-        try:
-            config = load_config(text, path=f"{self._settings.config_path} on {pr.base_ref}")
-        except UserError as error:
-            log.warning("the base branch's config is not valid, so the safe defaults hold: %s", error)
-            return Trust()
-        return Trust(
-            commands=config.commands,
-            forks=config.forks,
-            secrets=tuple(config.namespace.secrets),
-            pod_security=config.namespace.pod_security,
-        )
-
-    def _fork_gate(self, pr: PullRequest, *, forks: Forks, reporter: Reporter) -> Outcome | None:
-        """None when the PR may be previewed; else the Outcome that says it waits (or never will)."""
         if not pr.from_fork or forks.policy == "allow":
             return None
         if forks.policy == "deny":
             note = "Previews are off for pull requests from forks in this repository."
             report = reporter.update(phase=Phase.PENDING, note=note)
             return Outcome(status=Phase.PENDING, message=note, report=report)
-        if reporter.state.get("approved_sha") == pr.head_sha:
+        if approved == pr.head_sha:
             return None
         note = render.render_fork_waiting(sha=pr.head_sha, label=forks.approve_label)
-        if reporter.state.get("approved_sha") and forks.approve_label and forks.approve_label in pr.labels:
+        if approved and forks.approve_label and forks.approve_label in pr.labels:
             # The label approved an earlier commit; taking it off lets a maintainer approve again by label.
             self._github.remove_label(pr.repo, pr.number, forks.approve_label)
         report = reporter.update(phase=Phase.PENDING, note=note)
@@ -407,28 +398,27 @@ class Previews:
     def destroy(self, intent: Destroy) -> Outcome:
         """Delete the PR's preview namespace (only if it is ours), retire its deployments, say so."""
         ref = intent.ref
+        pr: PullRequest | None = None
         if intent.comment_id is not None and intent.by is not None:
             pr = self._github.pull_request(ref.repo, ref.number)
             refusal = self._refuse_unless_allowed(pr, by=intent.by, comment_id=intent.comment_id, verb="destroy")
             if refusal is not None:
                 return refusal
-        owned = self._cluster.namespaces(label_selector=naming.owned_selector(repo=ref.repo, number=ref.number))
+        selected = self._cluster.namespaces(label_selector=naming.owned_selector(repo=ref.repo, number=ref.number))
+        # The selector said so, but safety does not rest on one check.
+        owned = [ns for ns in selected if naming.is_owned(ns, repo=ref.repo, number=ref.number)]
         for namespace in owned:
-            if not naming.is_owned(namespace, repo=ref.repo, number=ref.number):
-                continue  # the selector said so, but safety does not rest on one check
             log.info("deleting namespace %s", namespace.name)
             try:
                 self._cluster.delete_namespace(namespace.name)
             except NotFound:
                 log.info("namespace %s was already gone", namespace.name)
         reporter = self._reporter(ref, phase=Phase.DESTROYED)
-        environment = reporter.state.get("environment") or manifests.substitute(
-            DEFAULT_ENVIRONMENT, {"PR_NUMBER": str(ref.number)}
-        )
-        for deployment_id in self._github.deployments(ref.repo, environment=environment):
-            self._github.set_deployment_status(
-                ref.repo, deployment_id, state=DeploymentState.INACTIVE, description="Preview destroyed"
-            )
+        for environment in self._environments_of(ref, owned, pr):
+            for deployment_id in self._github.deployments(ref.repo, environment=environment):
+                self._github.set_deployment_status(
+                    ref.repo, deployment_id, state=DeploymentState.INACTIVE, description="Preview destroyed"
+                )
         note = {
             "merged": "Destroyed: the pull request was merged.",
             "closed": "Destroyed: the pull request was closed.",
@@ -439,7 +429,15 @@ class Previews:
         if reporter.comment_id is None and not owned:
             log.info("no preview of %s#%d to destroy", ref.repo, ref.number)
             return Outcome(status=Phase.DESTROYED, message="no preview")
-        report = reporter.update(note=note, head_sha=reporter.state.get("sha", ""))
+        head = next(
+            (
+                ns.annotations[naming.HEAD_SHA_ANNOTATION]
+                for ns in owned
+                if naming.HEAD_SHA_ANNOTATION in ns.annotations
+            ),
+            "",
+        )
+        report = reporter.update(note=note, head_sha=head)
         if intent.comment_id is not None:
             self._github.react(ref.repo, intent.comment_id, "+1")
         return Outcome(status=Phase.DESTROYED, message=note, report=report, follow_up=self._slot_freed(ref.repo))
@@ -455,6 +453,31 @@ class Previews:
             return ()  # gc takes its place in line away
         log.info("a preview slot is free: %s#%d, first in line, deploys next", repo, number)
         return (Deploy(pr=pr, trigger="slot"),)
+
+    def _environments_of(self, ref: PrRef, owned: list[NamespaceInfo], pr: PullRequest | None) -> set[str]:
+        """The Deployment environments a teardown retires: those previewbot recorded on the namespaces.
+
+        A preview with none recorded falls back to the default branch's `environment`: never one a
+        comment, a PR's config or any other text the PR controls names.
+        """
+        recorded = {
+            ns.annotations[naming.ENVIRONMENT_ANNOTATION]
+            for ns in owned
+            if ns.annotations.get(naming.ENVIRONMENT_ANNOTATION)
+        }
+        if recorded:
+            return recorded
+        try:
+            pr = pr or self._github.pull_request(ref.repo, ref.number)
+        except NotFound:
+            return {manifests.substitute(trusted_default("environment"), {"PR_NUMBER": str(ref.number)})}
+        trusted = read_trusted(self._github, pr, config_path=self._settings.config_path)
+        namespace = naming.namespace_name(prefix=trusted.prefix, repo=pr.repo, number=pr.number)
+        try:
+            return {_environment(pr, trusted, namespace=namespace, url=None)}
+        except UserError as error:
+            log.warning("no Deployment environment to retire: %s", error)
+            return set()
 
     def collect(self, repo: str) -> Outcome:
         """gc for one repo, as its scheduled run asks: previews whose PR closed unseen or whose time ran out go,
@@ -507,20 +530,30 @@ class Previews:
         has = self._github.permission(repo, user)
         return PERMISSION_RANK.get(has, 0) >= PERMISSION_RANK[needed], has
 
-    def _refuse_unless_allowed(self, pr: PullRequest, *, by: str, comment_id: int, verb: str) -> Outcome | None:
-        """React to the command at once; refuse (reply, reaction) when `by` may not run it."""
+    def _answer(self, ref: PrRef, comment_id: int, text: str) -> None:
+        """Reply to a comment, once: a comment gets one reply however many commands it holds."""
+        if comment_id in self._answered:
+            log.info("comment %d has its reply already", comment_id)
+            return
+        self._answered.add(comment_id)
+        self._github.create_comment(ref.repo, ref.number, text)
+
+    def _refuse_unless_allowed(self, pr: PullRequest, *, by: str, comment_id: int, verb: str | None) -> Outcome | None:
+        """React to the command at once; refuse (reply, reaction) when `by` may not run it.
+
+        This comes before any other reply: a commenter who may not command gets one refusal, nothing more.
+        """
         ref = pr.ref
-        needed = _needed_permission(verb, self._trust(pr))
+        trusted = read_trusted(self._github, pr, config_path=self._settings.config_path)
+        needed = needed_permission(verb, trusted.commands)
         allowed, has = self._permission(ref.repo, by, needed=needed)
         if allowed:
             self._github.react(ref.repo, comment_id, "eyes")
             return None
         log.warning("@%s (%s) may not run /preview %s (needs %s)", by, has, verb, needed)
         self._github.react(ref.repo, comment_id, "-1")
-        self._github.create_comment(
-            ref.repo, ref.number, render.render_refusal(user=by, verb=verb, needed=needed, has=has)
-        )
-        return Outcome(status="refused", message=f"@{by} has {has} permission; /preview {verb} needs {needed}")
+        self._answer(ref, comment_id, render.render_refusal(user=by, verb=verb, needed=needed, has=has))
+        return Outcome(status="refused", message=f"@{by} has {has} permission; /preview {verb or ''} needs {needed}")
 
     def _command(
         self, ref: PrRef, *, by: str, comment_id: int, verb: str, run: Callable[[PullRequest, int], Outcome]
@@ -529,10 +562,23 @@ class Previews:
         refusal = self._refuse_unless_allowed(pr, by=by, comment_id=comment_id, verb=verb)
         return refusal if refusal is not None else run(pr, comment_id)
 
+    def _reply(self, intent: Reply) -> Outcome:
+        """Help, or what was wrong with a comment's commands: only for those who may command."""
+        ref = intent.ref
+        pr = self._github.pull_request(ref.repo, ref.number)
+        verb = "help" if intent.ok else None  # a malformed command has no verb to name
+        refusal = self._refuse_unless_allowed(pr, by=intent.by, comment_id=intent.comment_id, verb=verb)
+        if refusal is not None:
+            return refusal
+        if not intent.ok:
+            self._github.react(ref.repo, intent.comment_id, "confused")
+        self._answer(ref, intent.comment_id, intent.text)
+        return Outcome(status="ignored", message="replied")
+
     def _redeploy(self, pr: PullRequest, comment_id: int) -> Outcome:
         ref = pr.ref
         if pr.state != "open":
-            self._github.create_comment(ref.repo, ref.number, "This pull request is closed: nothing to redeploy.")
+            self._answer(ref, comment_id, "This pull request is closed: nothing to redeploy.")
             return Outcome(status="ignored", message="closed PR")
         outcome = self.deploy(pr, trigger="redeploy", force=True)
         self._github.react(ref.repo, comment_id, "rocket" if outcome.status == Phase.READY else "confused")
@@ -541,11 +587,14 @@ class Previews:
     def _retest(self, pr: PullRequest, comment_id: int) -> Outcome:
         """Run the tests again against the ready preview of the PR's head; refuse with a reply otherwise."""
         ref = pr.ref
+        trusted = read_trusted(self._github, pr, config_path=self._settings.config_path)
         try:
             self._check_checkout(pr)
-            config = load_config_file(self._settings.workspace, self._settings.config_path)
+            own = load_config_file(self._settings.workspace, self._settings.config_path)
         except UserError as error:
-            return self._fail_early(self._reporter(ref, phase=Phase.FAILED, sha=pr.head_sha), pr, error)
+            reporter = self._reporter(ref, phase=Phase.FAILED, sha=pr.head_sha)
+            return self._fail_early(reporter, pr, error, context=trusted.status_context)
+        config = effective_config(own, trusted.config)
         name = naming.namespace_name(prefix=config.namespace.prefix, repo=pr.repo, number=pr.number)
         namespace = self._cluster.namespace(name)
         if namespace is not None and not naming.is_owned(namespace, repo=pr.repo, number=pr.number):
@@ -554,13 +603,14 @@ class Previews:
         if refused is not None:
             log.info("/preview retest on %s#%d refused: %s", ref.repo, ref.number, refused)
             self._github.react(ref.repo, comment_id, "confused")
-            self._github.create_comment(ref.repo, ref.number, refused)
+            self._answer(ref, comment_id, refused)
             return Outcome(status="refused", message=refused, namespace=name)
         reporter = self._reporter(ref, phase=Phase.TESTING, sha=pr.head_sha)
-        environment = reporter.state.get("environment")
+        assert namespace is not None  # retest.refusal refuses a preview that is not there
+        environment = namespace.annotations.get(naming.ENVIRONMENT_ANNOTATION)
         deployments = self._github.deployments(ref.repo, environment=environment) if environment else ()
         reporter.follow_deployment(next(iter(deployments), None))
-        outcome = self._deployment(pr, config=config, trust=self._trust(pr), reporter=reporter).retest()
+        outcome = self._deployment(pr, config=config, trusted=trusted, reporter=reporter).retest()
         self._github.react(ref.repo, comment_id, "rocket" if outcome.status == Phase.READY else "confused")
         return outcome
 
@@ -569,18 +619,22 @@ class Previews:
         owned = self._cluster.namespaces(label_selector=naming.owned_selector(repo=ref.repo, number=ref.number))
         live = [ns for ns in owned if not ns.terminating]
         report = _report_from_namespace(ref, live[0]) if live else None
-        self._github.create_comment(ref.repo, ref.number, render.render_status_reply(report))
+        self._answer(ref, comment_id, render.render_status_reply(report))
         return Outcome(status=report.phase if report else "ignored", report=report)
 
     def approve(self, intent: Approve) -> Outcome:
-        """A maintainer approves a fork PR's current head (comment or label), which deploys it."""
+        """A maintainer approves one commit of a fork's PR (comment or label); when it is the head, it deploys.
+
+        The approval names its commit, so a push after it approves nothing: the new head waits for
+        its own approval. It is recorded on the preview's namespace, which only previewbot writes.
+        """
         ref = intent.ref
         pr = self._github.pull_request(ref.repo, ref.number)
+        trusted = read_trusted(self._github, pr, config_path=self._settings.config_path)
         if intent.label is not None:
-            trust = self._trust(pr)
-            if intent.label != trust.forks.approve_label:
+            if intent.label != trusted.forks.approve_label:
                 return Outcome(status="ignored", message=f"label {intent.label!r} is not the approval label")
-            allowed, has = self._permission(ref.repo, intent.by, needed=_needed_permission("approve", trust))
+            allowed, has = self._permission(ref.repo, intent.by, needed=needed_permission("approve", trusted.commands))
             if not allowed:
                 log.warning("label %s added by @%s (%s) does not approve", intent.label, intent.by, has)
                 return Outcome(status="refused", message=f"@{intent.by} may not approve")
@@ -591,15 +645,46 @@ class Previews:
                 return refusal
         if not pr.from_fork:
             if intent.comment_id is not None:
-                self._github.create_comment(
-                    ref.repo, ref.number, "This pull request is not from a fork: it needs no approval."
-                )
+                self._answer(ref, intent.comment_id, "This pull request is not from a fork: it needs no approval.")
             return Outcome(status="ignored", message="not a fork")
-        reporter = self._reporter(ref, phase=Phase.PENDING, sha=pr.head_sha)
-        reporter.remember(approved_sha=pr.head_sha, approved_by=intent.by)
-        reporter.update(note=f"Approved by @{intent.by} for {pr.head_sha[:7]}.")
+        if intent.sha is None or not pr.head_sha.startswith(intent.sha.lower()):
+            return self._approval_not_of_head(intent, pr)
+        name = naming.namespace_name(prefix=trusted.prefix, repo=pr.repo, number=pr.number)
+        self._record_approval(name, pr, by=intent.by)
         log.info("@%s approved %s#%d at %s", intent.by, ref.repo, ref.number, pr.head_sha[:7])
-        return self.deploy(pr, trigger="approve", force=True)
+        return self.deploy(pr, trigger="approve", force=True, approved_by=intent.by)
+
+    def _approval_not_of_head(self, intent: Approve, pr: PullRequest) -> Outcome:
+        """An approval that names no commit, or one that is no longer the head: it deploys nothing."""
+        ref = pr.ref
+        named = f"{intent.sha[:7]}" if intent.sha else "no commit"
+        log.warning(
+            "@%s approved %s but the head of %s#%d is %s", intent.by, named, ref.repo, ref.number, pr.head_sha[:7]
+        )
+        if intent.comment_id is not None:
+            self._answer(ref, intent.comment_id, render.render_approve_again(sha=pr.head_sha, named=intent.sha))
+        else:
+            note = render.render_fork_waiting(sha=pr.head_sha, label=intent.label)
+            self._reporter(ref, phase=Phase.PENDING, sha=pr.head_sha).update(note=note)
+        return Outcome(status=Phase.PENDING, message=f"the approval names {named}, not the head {pr.head_sha[:7]}")
+
+    def _record_approval(self, name: str, pr: PullRequest, *, by: str) -> None:
+        """Write the approved commit on the preview's namespace, made now (pending) when there is none yet."""
+        approval = {naming.APPROVED_SHA_ANNOTATION: pr.head_sha, naming.APPROVED_BY_ANNOTATION: by}
+        existing = self._cluster.namespace(name)
+        if existing is None:
+            labels = naming.preview_labels(repo=pr.repo, number=pr.number)
+            annotations = {
+                **_created_annotations(pr, self._clock()),
+                naming.STATUS_ANNOTATION: Phase.PENDING,
+                **approval,
+            }
+            try:
+                self._cluster.create_namespace(name, labels=labels, annotations=annotations)
+            except Conflict:
+                log.info("namespace %s appeared meanwhile; the deploy records the approval", name)
+        elif naming.is_owned(existing, repo=pr.repo, number=pr.number) and not existing.terminating:
+            self._cluster.annotate_namespace(name, annotations=dict(approval))
 
     def buildable_commit(self, intent: Intent) -> str | None:
         """The commit a comment's command lets the workflow build before previewbot runs it, else None.
@@ -609,22 +694,25 @@ class Previews:
         and a fork's head is built only when this very command approves it (or forks are allowed).
         Writes nothing: the run that follows reacts, replies and reports.
         """
+        approved: str | None = None
         match intent:
             case Redeploy(ref=ref, by=by):
                 verb = "redeploy"
-            case Approve(ref=ref, by=by, label=None):
+            case Approve(ref=ref, by=by, sha=approved, label=None):
                 verb = "approve"
             case _:
                 return None
         pr = self._github.pull_request(ref.repo, ref.number)
-        trust = self._trust(pr)
-        allowed, _ = self._permission(ref.repo, by, needed=_needed_permission(verb, trust))
+        trusted = read_trusted(self._github, pr, config_path=self._settings.config_path)
+        allowed, _ = self._permission(ref.repo, by, needed=needed_permission(verb, trusted.commands))
         if not allowed or pr.state != "open":
             return None
         if not pr.from_fork:
             return None if verb == "approve" else pr.head_sha  # approving a PR of the repo deploys nothing
-        policy = trust.forks.policy
-        return pr.head_sha if policy == "allow" or (policy == "approve" and verb == "approve") else None
+        policy = trusted.forks.policy
+        # An approval approves the commit it names, and only while that commit is the head.
+        approves_head = verb == "approve" and approved is not None and pr.head_sha.startswith(approved)
+        return pr.head_sha if policy == "allow" or (policy == "approve" and approves_head) else None
 
 
 class DeployRun:
@@ -640,6 +728,8 @@ class DeployRun:
         clock: Callable[[], datetime],
         pr: Previewed,
         config: PreviewConfig,
+        trusted: Trusted,
+        approved_by: str | None,
         reporter: Reporter,
         namespace: str,
     ) -> None:
@@ -651,6 +741,8 @@ class DeployRun:
         self.clock = clock
         self.pr = pr
         self.config = config
+        self.trusted = trusted
+        self.approved_by = approved_by
         self.reporter = reporter
         self.namespace = namespace
         self.labels = naming.labels_of(pr)
@@ -664,8 +756,9 @@ class DeployRun:
         variables: dict[str, str] = {}
         try:
             variables = self._variables()
-            self.environment = manifests.deployment_environment(self.config, variables)
-            self.reporter.remember(environment=self.environment, sha=pr.head_sha)
+            self.environment = _environment(
+                pr, self.trusted, namespace=self.namespace, url=variables.get("PREVIEW_URL") or None
+            )
             self.reporter.update(
                 phase=Phase.DEPLOYING,
                 namespace=self.namespace,
@@ -673,7 +766,7 @@ class DeployRun:
                 error=None,
                 diagnoses=(),
                 tests=None,
-                note=None,
+                note=self.trusted.problem,
             )
             self._status(CommitState.PENDING, "Deploying the preview")
             self.reporter.start_deployment(
@@ -712,7 +805,9 @@ class DeployRun:
         log.info("testing %s at %s again in %s", pr.title, pr.head_sha[:7], self.namespace)
         try:
             variables = self._variables()
-            self.environment = manifests.deployment_environment(self.config, variables)
+            self.environment = _environment(
+                pr, self.trusted, namespace=self.namespace, url=variables.get("PREVIEW_URL") or None
+            )
             self.claimed = True
             self.reporter.update(
                 phase=Phase.TESTING,
@@ -764,7 +859,7 @@ class DeployRun:
                     raise UserError(f"namespace {name} was still terminating after {self.settings.namespace_wait:.0f}s")
                 existing = None
             if existing is None:
-                created = {naming.REPO_ANNOTATION: self.pr.repo, naming.CREATED_AT_ANNOTATION: naming.format_time(now)}
+                created = _created_annotations(self.pr, now)
                 try:
                     cluster.create_namespace(name, labels={**self.labels, **pod_security}, annotations=created)
                 except Conflict:
@@ -789,7 +884,11 @@ class DeployRun:
             **limits,
             naming.ROLLED_OUT_SHA_ANNOTATION: None,
             **self._github_ids(),
+            naming.ENVIRONMENT_ANNOTATION: self.environment,
         }
+        if self.approved_by is not None:
+            annotations[naming.APPROVED_SHA_ANNOTATION] = self.pr.head_sha
+            annotations[naming.APPROVED_BY_ANNOTATION] = self.approved_by
         # The level may have changed since the namespace was made (a fork's preview, a new config).
         cluster.annotate_namespace(name, annotations=annotations, labels=pod_security)
         self.claimed = True
@@ -963,21 +1062,17 @@ class DeployRun:
 # ---------------------------------------------------------------- helpers
 
 
-@dataclass(frozen=True, kw_only=True)
-class Trust:
-    """The settings that decide who may do what; the safe defaults hold when the base branch has none."""
+def _environment(pr: Previewed, trusted: Trusted, *, namespace: str, url: str | None) -> str:
+    """The Deployment environment: the default branch's template, filled in from the built-in variables
+    and the default branch's own `variables`, never from the PR's."""
+    extra = trusted.config.variables if trusted.config else {}
+    variables = manifests.preview_variables(pr=pr, namespace=namespace, url=url, extra=extra)
+    template = trusted.config.environment if trusted.config else str(trusted_default("environment"))
+    return manifests.substitute(template, variables)
 
-    commands: Commands = field(default_factory=Commands)
-    forks: Forks = field(default_factory=Forks)
-    secrets: tuple[SecretCopy, ...] = ()
-    pod_security: PodSecurityLevel = "baseline"
 
-
-def _needed_permission(verb: str, trust: Trust) -> str:
-    if verb == "approve":
-        # Approving runs a stranger's code on the cluster: never below write, whatever the config.
-        return max(trust.commands.permission, "write", key=PERMISSION_RANK.__getitem__)
-    return trust.commands.permission
+def _created_annotations(pr: Previewed, now: datetime) -> dict[str, str]:
+    return {naming.REPO_ANNOTATION: pr.repo, naming.CREATED_AT_ANNOTATION: naming.format_time(now)}
 
 
 def _deploy_context(config: PreviewConfig | None) -> str:

@@ -1,8 +1,9 @@
 """Progress and outcome of one run on the PR: the sticky comment, statuses, and the log with step timings.
 
-The sticky comment is found again by its marker (render.COMMENT_MARKER) and edited in place,
-so a PR carries exactly one, across runs and restarts. It also carries a small hidden state
-record (what GitHub must remember for previewbot, such as a fork approval) in a second marker.
+The sticky comment is found again by its marker (render.COMMENT_MARKER) among the comments
+previewbot itself wrote, and edited in place, so a PR carries exactly one, across runs and
+restarts. Anyone can write a comment that starts with the marker; only previewbot's own count.
+The comment carries nothing previewbot reads back: what decides trust lives on the namespace.
 
 The run never waits for GitHub: a Reporter hands each report to an Outbox, which sends them to a
 Sink (GitHubSink: the comment, the commit statuses, the Deployment) in order on a thread of its
@@ -13,9 +14,7 @@ which waits for the last report, but never longer than it is told.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import threading
 import time
 from collections import deque
@@ -27,34 +26,22 @@ from typing import Any, Protocol
 
 from previewbot import render
 from previewbot.core.ports import GitHub
-from previewbot.errors import NotFound, PreviewbotError
+from previewbot.errors import NotFound, PreviewbotError, TemporaryError
 from previewbot.model import Comment, CommitState, DeploymentState, Phase, PreviewReport, PrRef, StepTiming
 
 log = logging.getLogger("previewbot")
 
-_STATE = re.compile(r"<!-- previewbot:state (\{.*?\}) -->")
-
-
-def read_state(body: str) -> dict[str, Any]:
-    """The hidden state record of a sticky comment ({} when it has none or it is unreadable)."""
-    match = _STATE.search(body)
-    if not match:
-        return {}
-    try:
-        state = json.loads(match.group(1))
-    except json.JSONDecodeError:
-        return {}
-    return state if isinstance(state, dict) else {}
-
-
-def _state_line(state: dict[str, Any]) -> str:
-    # "--" cannot occur inside an HTML comment; JSON of our own short values never holds it.
-    return f"<!-- previewbot:state {json.dumps(state, sort_keys=True, separators=(',', ':'))} -->"
-
 
 def _find_sticky(github: GitHub, ref: PrRef) -> Comment | None:
+    """previewbot's own sticky comment: a stranger's comment that starts with the marker is not it."""
+    try:
+        me = github.login().casefold()
+    except TemporaryError as error:
+        # GitHub is out of reach for now, and so are the comment's updates: a run goes on without them.
+        log.warning("no preview comment to update: %s", error)
+        return None
     for comment in github.comments(ref.repo, ref.number):
-        if render.is_preview_comment(comment.body):
+        if comment.author.casefold() == me and render.is_preview_comment(comment.body):
             return comment
     return None
 
@@ -156,8 +143,8 @@ class Sink(Protocol):
     deployment_id: int | None
     """The GitHub Deployment the statuses go to; None until there is one, or when the sink is not GitHub."""
 
-    def show(self, report: PreviewReport, *, state: Mapping[str, Any]) -> None:
-        """Show the run's newest state (the sticky comment); state is the hidden record to keep with it."""
+    def show(self, report: PreviewReport) -> None:
+        """Show the run's newest state (the sticky comment)."""
         ...
 
     def commit_status(
@@ -185,8 +172,8 @@ class GitHubSink:
     comment_id: int | None = None
     deployment_id: int | None = None
 
-    def show(self, report: PreviewReport, *, state: Mapping[str, Any]) -> None:
-        body = render.render_comment(report, server_url=self.server_url, trailer=_state_line(dict(state)))
+    def show(self, report: PreviewReport) -> None:
+        body = render.render_comment(report, server_url=self.server_url)
         repo, number = self.ref.repo, self.ref.number
         if self.comment_id is not None:
             try:
@@ -242,7 +229,7 @@ class TerminalSink:
     comment_id: int | None = None
     deployment_id: int | None = None
 
-    def show(self, report: PreviewReport, *, state: Mapping[str, Any]) -> None:
+    def show(self, report: PreviewReport) -> None:
         if report.phase in (Phase.READY, Phase.FAILED):
             self.write(render.render_terminal(report))
 
@@ -275,13 +262,12 @@ def sticky_reporter(
     outbox: Outbox,
     clock: Callable[[], datetime],
 ) -> Reporter:
-    """The reporter of a run on a PR: its sticky comment found again, with its hidden state."""
+    """The reporter of a run on a PR: its sticky comment found again."""
     existing = _find_sticky(github, ref)
     return Reporter(
         sink=GitHubSink(github=github, ref=ref, server_url=server_url, comment_id=existing.id if existing else None),
         report=PreviewReport(ref=ref, phase=phase, head_sha=sha),
         outbox=outbox,
-        state=read_state(existing.body) if existing else None,
         clock=clock,
     )
 
@@ -295,8 +281,8 @@ class StepResult:
 class Reporter:
     """Keeps the PR's sticky comment and statuses current while a run goes on, and logs each step with its timing.
 
-    Every report is posted to the outbox and sent in the background; `report` and `state` are
-    always the newest, whether or not GitHub has been told yet.
+    Every report is posted to the outbox and sent in the background; `report` is always the
+    newest, whether or not GitHub has been told yet.
     """
 
     def __init__(
@@ -305,14 +291,11 @@ class Reporter:
         sink: Sink,
         report: PreviewReport,
         outbox: Outbox,
-        state: Mapping[str, Any] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        """state: the hidden record found with the report of an earlier run."""
         self._clock = clock
         self._outbox = outbox
         self.sink = sink
-        self.state: dict[str, Any] = dict(state or {})
         self.report = report
 
     @property
@@ -328,18 +311,14 @@ class Reporter:
     def update(self, **changes: Any) -> PreviewReport:
         """Change the report and show it on the PR."""
         self.report = replace(self.report, updated_at=self._clock(), **changes)
-        report, state = self.report, dict(self.state)
+        report = self.report
         # Keyed by preview: an outbox serves every PR a run or a server touches, and each has its own comment.
         self._outbox.post(
             f"update the preview report of {render.subject(report.ref)}",
-            lambda: self.sink.show(report, state=state),
+            lambda: self.sink.show(report),
             key=("comment", report.ref),
         )
         return self.report
-
-    def remember(self, **state: Any) -> None:
-        """Record values in the comment's hidden state (written with the next update)."""
-        self.state.update(state)
 
     def commit_status(
         self, sha: str, *, state: CommitState, context: str, description: str, target_url: str | None = None

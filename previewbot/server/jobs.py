@@ -2,7 +2,7 @@
 
 The token is the App's installation token for the repo; the checkout is `.preview.yml` and the
 files it names, read through the contents API at the PR's head into a temporary folder (trust
-settings the core reads from the base branch itself). A deploy that `deploy.after` makes wait for
+settings the core reads from the default branch itself). A deploy that `deploy.after` makes wait for
 builds starts when each has succeeded for the head; a failed one is reported on the PR instead.
 Each PR's job runs under the PR's Lease, so two replicas never work on one preview at once.
 """

@@ -3,7 +3,8 @@
 It speaks GitHub's response shapes and status codes closely enough that PyGithub drives it
 through its real HTTP stack: repos, pull requests and issues, issue comments (with the body
 limit), reactions, collaborator permissions, deployments and their statuses, commit statuses,
-the authenticated user and the rate limit. As a GitHub App's API it checks the App's JWT
+the authenticated user (refused to installation tokens, as GitHub does), GraphQL's viewer login
+and the rate limit. As a GitHub App's API it checks the App's JWT
 (RS256, issued by the App id, at most ten minutes long) and hands out installation tokens that
 expire, lists installations and their repositories, open pull requests, a commit's check runs
 and workflow runs, and folders through the contents API. Tests seed it, read back what was written, and
@@ -549,6 +550,11 @@ class GitHubEmulator:
                 {"repo": repo.lower(), "head_sha": sha, "name": name, "status": status, "conclusion": conclusion}
             )
 
+    def file_text(self, repo: str, path: str, *, ref: str) -> str | None:
+        """The text of a file committed on ref, None when there is none."""
+        with self._lock:
+            return self._files.get((repo.lower(), ref, path))
+
     def set_permission(self, repo: str, user: str, permission: str) -> None:
         """The user's role on repo: admin, maintain, write, triage, read or none."""
         if permission not in ROLES:
@@ -1032,6 +1038,9 @@ class GitHubEmulator:
     # ------------------------------------------------------------ routes
 
     def _get_user(self, match: re.Match[str], request: _Request) -> _Reply:
+        if self.user_type == "Bot":
+            # An installation token (a GitHub App's, or Actions' GITHUB_TOKEN) is no user.
+            raise _Refusal(403, "Resource not accessible by integration")
         return _Reply(200, self._user_json(self.login, self.user_type))
 
     def _graphql(self, match: re.Match[str], request: _Request) -> _Reply:
