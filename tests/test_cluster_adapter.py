@@ -380,6 +380,23 @@ def test_prune_deletes_only_labelled_objects_not_kept(
     )
 
 
+def test_prune_leaves_what_another_object_owns(
+    namespace: str, cluster: KubernetesCluster, core: kubernetes.client.CoreV1Api
+) -> None:
+    cluster.apply(namespace, [config_map("owner", {})])
+    uid = core.read_namespaced_config_map("owner", namespace).metadata.uid
+    made = config_map("made-by-owner", {})
+    made["metadata"]["ownerReferences"] = [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}]
+    core.create_namespaced_config_map(namespace, made)
+
+    pruned = cluster.prune(
+        namespace, label_selector=OWNED, kinds=[("v1", "ConfigMap")], keep={ref(config_map("owner", {}), namespace)}
+    )
+
+    assert pruned == []
+    assert core.read_namespaced_config_map("made-by-owner", namespace).metadata.deletion_timestamp is None
+
+
 def test_prune_matches_kept_objects_whatever_their_namespace_field(namespace: str, cluster: KubernetesCluster) -> None:
     cluster.apply(namespace, [config_map("kept", {})])
 
