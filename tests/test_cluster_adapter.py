@@ -682,6 +682,26 @@ def test_an_image_that_cannot_be_pulled_fails_the_rollout_early_and_is_diagnosed
     assert any(event.startswith(f"Warning Failed pod/{problem.pod}: ") for event in diagnosis.events)
 
 
+def test_stuck_workloads_among_many_are_found_with_one_pod_list_per_quiet_spell(
+    emulated_kube: KubeEnv, namespace: str, cluster: KubernetesCluster
+) -> None:
+    assert emulated_kube.server is not None
+    healthy = [deployment(f"web-{index}") for index in range(5)]
+    stuck = [deployment(f"stuck-{index}", image="registry.invalid/shop:1") for index in range(3)]
+    applied = cluster.apply(namespace, [*healthy, *stuck])
+    before = len(emulated_kube.server.requests)
+
+    result = cluster.wait_rollout(namespace, applied, timeout=WAIT)
+
+    assert sorted(d.workload.name for d in result.failed) == ["stuck-0", "stuck-1", "stuck-2"]
+    sent = [path for _, path in emulated_kube.server.requests[before:]]
+    watches = sum(1 for path in sent if "/deployments?" in path and "watch=true" in path)
+    pod_lists = [path for path in sent if path.split("?")[0].endswith("/pods") and "watch=" not in path]
+    # The namespace's pods once for each quiet watch at most; each stuck one's pods once, for its diagnosis.
+    assert sum(1 for path in pod_lists if "labelSelector=" not in path) <= watches
+    assert sum(1 for path in pod_lists if "labelSelector=" in path) == len(stuck)
+
+
 def test_a_crash_loop_fails_the_rollout_with_the_previous_run_s_log(namespace: str, cluster: KubernetesCluster) -> None:
     script = "echo starting the shop\necho cannot reach the database\nexit 3"
     applied = cluster.apply(namespace, [deployment("web", image=SHELL_IMAGE, script=script)])

@@ -453,6 +453,31 @@ def _selector_text(selector: Mapping[str, Any] | None) -> str:
     return ",".join(parts)
 
 
+def _selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """Whether a LabelSelector object selects an object with these labels, as the API server decides."""
+    if not selector:
+        return False  # a workload without a selector owns no pods
+    if any(labels.get(key) != value for key, value in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expression in selector.get("matchExpressions") or ():
+        key, values = expression["key"], expression.get("values") or ()
+        holds = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": labels.get(key) not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[expression["operator"]]
+        if not holds:
+            return False
+    return True
+
+
+def _pods_selected(pods: Sequence[Obj], workload: Obj | None) -> list[Obj]:
+    """Of the namespace's pods, the workload's, oldest first."""
+    selector = ((workload or {}).get("spec") or {}).get("selector")
+    return sorted((pod for pod in pods if _selects(selector, _metadata(pod).get("labels") or {})), key=_created)
+
+
 def _finished(pod: Obj) -> bool:
     return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
@@ -1138,7 +1163,7 @@ class KubernetesCluster:
         hopeless = _HopelessPods(hopeless=NEVER_STARTS | CRASHING, pull_grace=self._image_pull_grace)
         notes: dict[ObjectRef, str] = {}
 
-        def look(ref: ObjectRef, obj: Obj | None, *, closer: bool) -> None:
+        def look(ref: ObjectRef, obj: Obj | None, *, pods: list[Obj] | None) -> None:
             state = _rollout(ref.kind, obj)
             if progress and notes.get(ref) != state.note:
                 progress(f"{ref.kind.lower()}/{ref.name}: {state.note}")
@@ -1147,13 +1172,12 @@ class KubernetesCluster:
                 pending.remove(ref)
                 ready.append(ref)
                 return
-            # A rollout on its way keeps changing its workload; the pods are looked at once it has gone quiet.
             cause = state.failed or (
                 (
-                    hopeless.verdict(self._pods_of(namespace, obj))
+                    hopeless.verdict(_pods_selected(pods, obj))
                     or self._pods_refused(namespace, ref.kind, obj, since=began)
                 )
-                if closer
+                if pods is not None
                 else None
             )
             if cause:
@@ -1169,8 +1193,12 @@ class KubernetesCluster:
             for view in self._wakeups(
                 self._resource(first.api_version, first.kind), deadline=deadline, namespace=namespace
             ):
-                for ref in [ref for ref in pending if ref.kind == first.kind]:
-                    look(ref, view.objects.get(ref.name), closer=view.quiet)
+                watched = [ref for ref in pending if ref.kind == first.kind]
+                # A rollout on its way keeps changing its workload; once they have all gone quiet, the
+                # namespace's pods are listed, once for all of them, to tell a stuck one.
+                pods = self._list("v1", "Pod", namespace=namespace) if view.quiet and watched else None
+                for ref in watched:
+                    look(ref, view.objects.get(ref.name), pods=pods)
                 if not pending or pending[0].kind != first.kind:
                     break
             else:
