@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint check-workflows pytest bench schema rbac lock clean
+.PHONY: demo test lint check-workflows pytest bench bench-short schema rbac lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ EXAMPLE ?= hello
 demo: $(STAMP)
 	$(BIN)/previewbot plan examples/$(EXAMPLE)
 
-test: lint check-workflows pytest
+test: lint check-workflows pytest bench-short
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -34,8 +34,14 @@ check-workflows: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -n 2 --dist loadfile
 
+# previewbot side by side with the kubectl steps (a table, and JSON under .bench/), then its own parts.
 bench: $(STAMP)
+	$(BIN)/python -m benchmarks.compare
 	$(BIN)/pytest benchmarks --benchmark-only -p no:xdist
+
+# One small round, so that CI keeps the benchmark working; it never fails on a time.
+bench-short: $(STAMP)
+	$(BIN)/python -m benchmarks.compare --short
 
 schema: $(STAMP)
 	$(BIN)/previewbot schema > previewbot/schema/preview.schema.json
