@@ -18,7 +18,7 @@ from kubernetes import client as k8s
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from previewbot import naming
+from previewbot import naming, render
 from previewbot.adapters.github_app import GitHubApp
 from previewbot.adapters.http import HttpProbe
 from previewbot.adapters.kubernetes import connect
@@ -416,6 +416,24 @@ def test_a_late_delivery_of_an_older_push_deploys_nothing(server: Server, github
     assert deliver(server, "pull_request", pr_event("synchronize", sha=SHA_1)).status_code == 202
     assert server.queue.wait_idle(30)
     assert head_of_preview(core, prefix) is None
+
+
+def test_the_app_reports_in_its_own_comment_never_in_a_look_alike(
+    server: Server, github: Any, core: Any, prefix: str
+) -> None:
+    """Anyone can write the sticky comment's marker; only the App's bot, <slug>[bot], writes its comment."""
+    forged = github.add_comment(
+        REPO, PR_NUMBER, f"{render.COMMENT_MARKER}\nReady: https://phishing.example", user="mallory"
+    )
+    github.update_pull(REPO, PR_NUMBER, head_sha=SHA_1)
+    server.start()
+    assert deliver(server, "pull_request", pr_event("opened", sha=SHA_1)).status_code == 202
+    assert server.queue.wait_idle(90)
+    assert head_of_preview(core, prefix) == SHA_1
+    comments = {c.id: c for c in github.comments(REPO, PR_NUMBER)}
+    assert comments[forged].body.endswith("https://phishing.example"), "the look-alike is left as it was"
+    [own] = [c for c in comments.values() if c.user == "previewbot[bot]" and render.is_preview_comment(c.body)]
+    assert SHA_1[:7] in own.body
 
 
 def test_a_deploy_waits_for_the_build_it_names(server: Server, github: Any, core: Any, prefix: str, site: str) -> None:
