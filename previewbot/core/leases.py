@@ -18,6 +18,7 @@ from previewbot.model import PrRef
 log = logging.getLogger("previewbot")
 
 LEASE_SECONDS = 30  # how long a dead holder keeps others waiting
+WAIT_INTERVAL = 2.0  # seconds between two looks at a lease another run holds
 
 
 class LeaseUnavailable(PreviewbotError):
@@ -52,7 +53,8 @@ class PrLease:
         return self._name
 
     def __enter__(self) -> PrLease:
-        interval = self._seconds / 3
+        # A lease is often let go long before it would run out: look again soon, not a third of it later.
+        interval = min(self._seconds / 3, WAIT_INTERVAL)
         while not self._cluster.take_lease(self._namespace, self._name, holder=self._holder, seconds=self._seconds):
             log.info("lease %s is held by another run; waiting", self._name)
             if self._give_up.wait(interval):
