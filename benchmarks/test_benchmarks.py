@@ -139,6 +139,15 @@ def test_parse_a_long_comment(benchmark: Any) -> None:
     assert [c.verb for c in parsed if isinstance(c, commands.Command)] == ["redeploy"]
 
 
+def test_parse_the_largest_comment_of_unclosed_code_spans(benchmark: Any) -> None:
+    # GitHub's largest comment, a backtick on every line of one paragraph: spans that never close.
+    body = ("`a\n" * 21_845)[: render.COMMENT_LIMIT]
+
+    parsed = benchmark(commands.parse_comment, body)
+
+    assert parsed == []
+
+
 def test_deploy_ten_workloads_against_the_emulated_apis(benchmark: Any, github: Any, kube: Any, tmp_path: Path) -> None:
     checkout = Checkout(tmp_path / "repo")
     prefix = "b" + secrets.token_hex(3)
