@@ -113,6 +113,7 @@ class Previews:
         self._settings = settings
         self._clock = clock
         self._answered: set[int] = set()  # the comments replied to: one reply each, however many commands
+        self._trusted: dict[tuple[str, str], Trusted] = {}  # the default branch's settings, read once a run
 
     def pull_request(self, repo: str, number: int) -> PullRequest:
         return self._github.pull_request(repo, number)
@@ -149,6 +150,13 @@ class Previews:
                 return Outcome(status="ignored", message=reason)
         raise AssertionError(f"unhandled intent {intent!r}")
 
+    def _trusted_for(self, pr: PullRequest) -> Trusted:
+        """The settings of the PR's repo that decide trust, from its default branch."""
+        key = (pr.repo.lower(), pr.default_branch)
+        if key not in self._trusted:
+            self._trusted[key] = read_trusted(self._github, pr, config_path=self._settings.config_path)
+        return self._trusted[key]
+
     def _reporter(self, ref: PrRef, *, phase: Phase, sha: str = "") -> Reporter:
         """The PR's sticky comment, found again (with its state) and ready to be kept current."""
         # An earlier reporter's comment may still be on its way: the comment is read as last written.
@@ -171,7 +179,7 @@ class Previews:
         `approved_by` is set when a maintainer's approval of this very head is what runs the deploy.
         """
         reporter = self._reporter(pr.ref, phase=Phase.PENDING, sha=pr.head_sha)
-        trusted = read_trusted(self._github, pr, config_path=self._settings.config_path)
+        trusted = self._trusted_for(pr)
         name = naming.namespace_name(prefix=trusted.prefix, repo=pr.repo, number=pr.number)
         existing = self._cluster.namespace(name)
         if approved_by is None:
@@ -357,7 +365,7 @@ class Previews:
     def report_failed_build(self, pr: PullRequest, *, failed: str) -> Outcome:
         """The build of the PR's images failed: say so on the PR, instead of deploying images that are not there."""
         error = UserError(f"The build of {pr.head_sha[:7]} did not succeed ({failed}), so it is not deployed.")
-        trusted = read_trusted(self._github, pr, config_path=self._settings.config_path)
+        trusted = self._trusted_for(pr)
         reporter = self._reporter(pr.ref, phase=Phase.PENDING, sha=pr.head_sha)
         return self._sent(self._fail_early(reporter, pr, error, context=trusted.status_context))
 
@@ -471,7 +479,7 @@ class Previews:
             pr = pr or self._github.pull_request(ref.repo, ref.number)
         except NotFound:
             return {manifests.substitute(trusted_default("environment"), {"PR_NUMBER": str(ref.number)})}
-        trusted = read_trusted(self._github, pr, config_path=self._settings.config_path)
+        trusted = self._trusted_for(pr)
         namespace = naming.namespace_name(prefix=trusted.prefix, repo=pr.repo, number=pr.number)
         try:
             return {_environment(pr, trusted, namespace=namespace, url=None)}
@@ -544,7 +552,7 @@ class Previews:
         This comes before any other reply: a commenter who may not command gets one refusal, nothing more.
         """
         ref = pr.ref
-        trusted = read_trusted(self._github, pr, config_path=self._settings.config_path)
+        trusted = self._trusted_for(pr)
         needed = needed_permission(verb, trusted.commands)
         allowed, has = self._permission(ref.repo, by, needed=needed)
         if allowed:
@@ -587,7 +595,7 @@ class Previews:
     def _retest(self, pr: PullRequest, comment_id: int) -> Outcome:
         """Run the tests again against the ready preview of the PR's head; refuse with a reply otherwise."""
         ref = pr.ref
-        trusted = read_trusted(self._github, pr, config_path=self._settings.config_path)
+        trusted = self._trusted_for(pr)
         try:
             self._check_checkout(pr)
             own = load_config_file(self._settings.workspace, self._settings.config_path)
@@ -630,7 +638,7 @@ class Previews:
         """
         ref = intent.ref
         pr = self._github.pull_request(ref.repo, ref.number)
-        trusted = read_trusted(self._github, pr, config_path=self._settings.config_path)
+        trusted = self._trusted_for(pr)
         if intent.label is not None:
             if intent.label != trusted.forks.approve_label:
                 return Outcome(status="ignored", message=f"label {intent.label!r} is not the approval label")
@@ -703,7 +711,7 @@ class Previews:
             case _:
                 return None
         pr = self._github.pull_request(ref.repo, ref.number)
-        trusted = read_trusted(self._github, pr, config_path=self._settings.config_path)
+        trusted = self._trusted_for(pr)
         allowed, _ = self._permission(ref.repo, by, needed=needed_permission(verb, trusted.commands))
         if not allowed or pr.state != "open":
             return None
