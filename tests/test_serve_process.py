@@ -132,6 +132,7 @@ def test_sigterm_lets_the_running_deploy_end_releases_its_lease_and_exits(
     job_lines = [line for line in lines if line["delivery"] == delivery]
     assert any("deploying" in line["message"] for line in job_lines), "the core's lines name the delivery"
     assert {line["pr"] for line in job_lines} >= {f"{REPO}#{PR_NUMBER}".lower()}
+    assert any(line["step"] == "Apply manifests" for line in job_lines), "and the step they are in"
 
     held = coordination.read_namespaced_lease(lease, "default").spec
     assert not held.holder_identity, "the lease was given back"

@@ -14,6 +14,7 @@ which waits for the last report, but never longer than it is told.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -30,6 +31,9 @@ from previewbot.errors import NotFound, PreviewbotError, TemporaryError
 from previewbot.model import Comment, CommitState, DeploymentState, Phase, PreviewReport, PrRef, StepTiming
 
 log = logging.getLogger("previewbot")
+
+CURRENT_STEP: contextvars.ContextVar[str] = contextvars.ContextVar("previewbot_step", default="")
+"""The step the run on this thread is in, for front doors that put it on each log line."""
 
 
 def _find_sticky(github: GitHub, ref: PrRef) -> Comment | None:
@@ -373,6 +377,7 @@ class Reporter:
         begun = time.monotonic()
         running = StepTiming(name=name, started=started)
         done = tuple(s for s in self.report.steps if s.name != name)
+        current = CURRENT_STEP.set(name)
         log.info("▶ %s", name)
         self.update(phase=phase, running=name, steps=(*done, running))
         result = StepResult(ok=True)
@@ -382,6 +387,7 @@ class Reporter:
             result.ok = False
             raise
         finally:
+            CURRENT_STEP.reset(current)
             ok = result.ok
             seconds = time.monotonic() - begun
             log.info("%s %s (%.1fs)", "✔" if ok else "✘", name, seconds)

@@ -1,4 +1,4 @@
-"""The server's log lines: each says which delivery and which PR it is about, as text or as JSON.
+"""The server's log lines: each says which delivery, PR and step it is about, as text or as JSON.
 
 A job runs on a worker thread; `about(...)` marks that thread's lines until the job ends, and the
 webhook endpoint marks the lines of the request it answers. Records stay redacted: the redacting
@@ -13,6 +13,8 @@ import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
+
+from previewbot.core.reporting import CURRENT_STEP
 
 _DELIVERY: contextvars.ContextVar[str] = contextvars.ContextVar("delivery", default="")
 _SUBJECT: contextvars.ContextVar[str] = contextvars.ContextVar("subject", default="")  # "owner/name#N" or a repo
@@ -30,16 +32,17 @@ def about(*, delivery: str, subject: str) -> Iterator[None]:
 
 
 class ContextFilter(logging.Filter):
-    """Puts the delivery and the PR on each record (as `delivery` and `pr`)."""
+    """Puts the delivery, the PR and the core's step on each record (as `delivery`, `pr` and `step`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.delivery = _DELIVERY.get()
         record.pr = _SUBJECT.get()
+        record.step = CURRENT_STEP.get()
         return True
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object a line: time, level, logger, message, delivery, pr (and the traceback, if any)."""
+    """One JSON object a line: time, level, logger, message, delivery, pr, step (and the traceback, if any)."""
 
     def format(self, record: logging.LogRecord) -> str:
         line = {
@@ -49,6 +52,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "delivery": getattr(record, "delivery", ""),
             "pr": getattr(record, "pr", ""),
+            "step": getattr(record, "step", ""),
         }
         if record.exc_text:
             line["traceback"] = record.exc_text
@@ -60,7 +64,7 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
-        marks = [f"{key}={value}" for key in ("delivery", "pr") if (value := getattr(record, key, ""))]
+        marks = [f"{key}={value}" for key in ("delivery", "pr", "step") if (value := getattr(record, key, ""))]
         return f"{text} [{' '.join(marks)}]" if marks else text
 
 
