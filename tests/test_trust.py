@@ -198,6 +198,21 @@ def test_an_approval_of_a_fork_without_a_namespace_makes_one_to_hold_it(
     assert namespace.annotations[naming.STATUS_ANNOTATION] == Phase.PENDING
 
 
+def test_an_approval_does_not_open_a_gate_the_default_branch_keeps_shut(
+    bot: Bot, github: GitHubEmulator, core: Any, prefix: str, site: str
+) -> None:
+    deny = preview_config(prefix=prefix, site=site, more="forks:\n  policy: deny\n")
+    github.add_file(REPO, ".preview.yml", deny, ref=DEFAULT_BRANCH)
+    fork_pr(github, bot, sha=SHA_1)
+    _, approve = comment_event(github, f"/preview approve {SHA_1}", user="maintainer")
+
+    [outcome] = bot.on("issue_comment", approve)
+
+    assert outcome.status == Phase.PENDING
+    assert github.deployments(REPO) == []
+    assert namespace_phase(core, namespace_of(prefix)) is None
+
+
 # ---------------------------------------------------------------- trust from the default branch
 
 

@@ -182,10 +182,10 @@ class Previews:
         trusted = self._trusted_for(pr)
         name = naming.namespace_name(prefix=trusted.prefix, repo=pr.repo, number=pr.number)
         existing = self._cluster.namespace(name)
-        if approved_by is None:
-            waiting = self._fork_gate(pr, forks=trusted.forks, approved=approved_sha(existing, pr), reporter=reporter)
-            if waiting is not None:
-                return waiting
+        approved = pr.head_sha if approved_by is not None else approved_sha(existing, pr)
+        waiting = self._fork_gate(pr, forks=trusted.forks, approved=approved, reporter=reporter)
+        if waiting is not None:
+            return waiting
         try:
             self._check_checkout(pr)
             own = load_config_file(self._settings.workspace, self._settings.config_path)
@@ -657,8 +657,9 @@ class Previews:
             return Outcome(status="ignored", message="not a fork")
         if intent.sha is None or not pr.head_sha.startswith(intent.sha.lower()):
             return self._approval_not_of_head(intent, pr)
-        name = naming.namespace_name(prefix=trusted.prefix, repo=pr.repo, number=pr.number)
-        self._record_approval(name, pr, by=intent.by)
+        if trusted.forks.policy != "deny":  # under deny the gate turns the approval away
+            name = naming.namespace_name(prefix=trusted.prefix, repo=pr.repo, number=pr.number)
+            self._record_approval(name, pr, by=intent.by)
         log.info("@%s approved %s#%d at %s", intent.by, ref.repo, ref.number, pr.head_sha[:7])
         return self.deploy(pr, trigger="approve", force=True, approved_by=intent.by)
 
