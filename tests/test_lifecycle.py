@@ -395,6 +395,10 @@ def test_the_namespace_carries_pod_security_labels_at_the_default_branchs_level(
     base = pr_event("opened")["pull_request"]["base"]["ref"]
     strict = preview_config(prefix=prefix, site=site, namespace_more="  pod_security: restricted\n")
     github.add_file(REPO, ".preview.yml", strict, ref=base)
+    # The PR's own config cannot loosen it.
+    checkout.write(
+        ".preview.yml", preview_config(prefix=prefix, site=site, namespace_more="  pod_security: baseline\n")
+    )
     github.add_pull(pr_event("synchronize", sha=SHA_2)["pull_request"])
     [second] = bot.on("pull_request", pr_event("synchronize", sha=SHA_2))
 
