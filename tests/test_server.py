@@ -410,6 +410,24 @@ def test_a_repo_without_preview_config_is_left_alone(server: Server, github: Any
     assert github.statuses(REPO, "4" * 40) == []
 
 
+def test_a_redelivery_of_a_delivery_whose_job_failed_is_done_again(
+    server: Server, github: Any, core: Any, prefix: str
+) -> None:
+    github.update_pull(REPO, PR_NUMBER, head_sha=SHA_1)
+    github.fail_next("GET", rf"/repos/{REPO}/pulls/{PR_NUMBER}$", status=404, times=1)
+    server.start()
+    event = json.dumps(pr_event("opened", sha=SHA_1)).encode()
+    sent = headers("pull_request", event)
+    with InProcess(server.asgi) as client:
+        assert client.post("/webhook", content=event, headers=sent).status_code == 202
+        assert server.queue.wait_idle(30)
+        assert head_of_preview(core, prefix) is None
+        assert client.post("/webhook", content=event, headers=sent).status_code == 202, "redelivered: done again"
+        assert server.queue.wait_idle(90)
+        assert head_of_preview(core, prefix) == SHA_1
+        assert client.post("/webhook", content=event, headers=sent).status_code == 200, "done: not twice"
+
+
 def test_a_late_delivery_of_an_older_push_deploys_nothing(server: Server, github: Any, core: Any, prefix: str) -> None:
     github.update_pull(REPO, PR_NUMBER, head_sha=SHA_2)
     server.start()

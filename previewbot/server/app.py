@@ -25,7 +25,7 @@ from previewbot.core.ports import Cluster, UrlProbe
 from previewbot.errors import PreviewbotError
 from previewbot.server.jobs import AppGitHub, JobRunner
 from previewbot.server.metrics import CONTENT_TYPE, Metrics
-from previewbot.server.receiving import WebhookEndpoint
+from previewbot.server.receiving import Deliveries, WebhookEndpoint
 from previewbot.server.resync import resync_jobs
 from previewbot.server.working import WorkQueue
 
@@ -57,6 +57,7 @@ class Server:
         self._cluster = cluster
         self._settings = settings
         self._started = False
+        deliveries = Deliveries()
         runner = JobRunner(
             app=app,
             cluster=cluster,
@@ -67,10 +68,13 @@ class Server:
             lease_seconds=settings.lease_seconds,
             stopping=self.stopping,
             server_url=settings.server_url,
+            failed=deliveries.forget,
         )
         self.queue = WorkQueue(runner, workers=settings.workers, capacity=settings.queue_capacity, metrics=self.metrics)
         self._resyncer = threading.Thread(target=self._resync_loop, name="previewbot-resync", daemon=True)
-        webhook = WebhookEndpoint(secret=settings.webhook_secret, inbox=self.queue, metrics=self.metrics)
+        webhook = WebhookEndpoint(
+            secret=settings.webhook_secret, inbox=self.queue, metrics=self.metrics, deliveries=deliveries
+        )
         self.asgi = Starlette(
             routes=[
                 Route("/webhook", webhook.receive, methods=["POST"]),

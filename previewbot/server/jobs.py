@@ -13,7 +13,7 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +62,8 @@ class JobRunner:
     server_url: str = "https://github.com"
     config_path: str = ".preview.yml"
     outbox: Outbox | None = None
+    # Told the delivery of a job that failed: a redelivery of it (GitHub's "Redeliver") is done again.
+    failed: Callable[[str], None] = lambda _delivery: None
 
     def __call__(self, job: Job) -> None:
         with logs.about(delivery=job.delivery, subject=job.key):
@@ -79,6 +81,7 @@ class JobRunner:
         except PreviewbotError as error:
             self.metrics.jobs.labels(kind=type(work).__name__, outcome="error").inc()
             log.error("job of delivery %s for %s failed: %s", job.delivery, job.key, error)
+            self.failed(job.delivery)
             return
         finally:
             if self.app.rate_remaining is not None:

@@ -66,7 +66,8 @@ class Inbox(Protocol):
 
 
 class Deliveries:
-    """The ids of the deliveries accepted lately: a redelivery is acknowledged but not done again."""
+    """The ids of the deliveries accepted lately: a redelivery is acknowledged but not done again,
+    unless its job failed (a person redelivering it from GitHub asks for another try)."""
 
     def __init__(self, capacity: int = DELIVERIES_REMEMBERED) -> None:
         self._seen: OrderedDict[str, None] = OrderedDict()
