@@ -351,7 +351,7 @@ spec:
 
 
 def test_a_manifest_the_policy_refuses_is_named_on_the_pr_and_nothing_is_applied(
-    bot: Bot, github: Any, core: Any, apps: Any, checkout: Checkout, prefix: str
+    bot: Bot, github: Any, core: Any, apps: Any, checkout: Checkout, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     bot.on("pull_request", pr_event("opened", sha=SHA_1))
     checkout.write("deploy/escape.yaml", ESCAPE_POD)
@@ -365,6 +365,7 @@ def test_a_manifest_the_policy_refuses_is_named_on_the_pr_and_nothing_is_applied
     for field in ("spec.hostPID", "spec.containers[0].securityContext.privileged", "spec.volumes[0].hostPath"):
         assert f"deploy/escape.yaml, document 1 (Pod/escape): {field}: " in comment
         assert f"deploy/escape.yaml, document 1 (Pod/escape): {field}: " in outcome.message
+        assert f"deploy/escape.yaml, document 1 (Pod/escape): {field}: " in caplog.text
     assert "Pod Security baseline" in comment
     assert deploy_status(github, SHA_2) == "failure"
     name = namespace_of(prefix)
