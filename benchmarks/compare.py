@@ -44,7 +44,7 @@ from typing import Any
 import yaml
 
 from tests.emulators.github import GitHubEmulator, load_event
-from tests.emulators.kube import KubeApiServer
+from tests.emulators.kube import ADMIN, KubeApiServer
 from tests.emulators.kube_plugin import REAL_CLUSTER_ENV, write_kubeconfig
 from tests.emulators.kubelet import Kubelet
 
@@ -133,6 +133,9 @@ def apis(workdir: Path) -> Iterator[Apis]:
             env = Apis(kubeconfig=Path(real), github=github, kube=None, emulated=False)
         else:
             kube = KubeApiServer().start()
+            # kubectl sends no credentials over plain HTTP: here, as on the insecure port API servers
+            # once had, a request without any acts as the admin.
+            kube.users[""] = ADMIN
             stack.callback(kube.stop)
             kubelet = Kubelet(kube).start()
             stack.callback(kubelet.stop)
