@@ -198,6 +198,18 @@ def test_an_approval_of_a_fork_without_a_namespace_makes_one_to_hold_it(
     assert namespace.annotations[naming.STATUS_ANNOTATION] == Phase.PENDING
 
 
+def test_an_approval_of_a_closed_pr_deploys_nothing(bot: Bot, github: GitHubEmulator) -> None:
+    fork_pr(github, bot, sha=SHA_1)
+    github.update_pull(REPO, PR_NUMBER, state="closed")
+    _, approve = comment_event(github, f"/preview approve {SHA_1}", user="maintainer")
+
+    [outcome] = bot.on("issue_comment", approve)
+
+    assert outcome.status == "ignored"
+    assert github.deployments(REPO) == []
+    assert replies(github) == ["This pull request is closed: there is nothing to approve."]
+
+
 def test_an_approval_does_not_open_a_gate_the_default_branch_keeps_shut(
     bot: Bot, github: GitHubEmulator, core: Any, prefix: str, site: str
 ) -> None:

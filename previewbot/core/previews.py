@@ -655,6 +655,10 @@ class Previews:
             if intent.comment_id is not None:
                 self._answer(ref, intent.comment_id, "This pull request is not from a fork: it needs no approval.")
             return Outcome(status="ignored", message="not a fork")
+        if pr.state != "open":
+            if intent.comment_id is not None:
+                self._answer(ref, intent.comment_id, "This pull request is closed: there is nothing to approve.")
+            return Outcome(status="ignored", message="closed PR")
         if intent.sha is None or not pr.head_sha.startswith(intent.sha.lower()):
             return self._approval_not_of_head(intent, pr)
         if trusted.forks.policy != "deny":  # under deny the gate turns the approval away
