@@ -10,7 +10,7 @@ import hashlib
 import re
 from datetime import UTC, datetime
 
-from previewbot.model import NamespaceInfo, OnDemand, Previewed
+from previewbot.model import NamespaceInfo, OnDemand, OnDemandRef, Previewed, PrRef
 
 DOMAIN = "previewbot.dev"
 FIELD_MANAGER = "previewbot"
@@ -42,6 +42,7 @@ TTL_ANNOTATION = f"{DOMAIN}/ttl-seconds"  # the limits the deploy's config set, 
 SLEEP_AFTER_ANNOTATION = f"{DOMAIN}/sleep-after-seconds"
 KEEP_ANNOTATION = f"{DOMAIN}/keep"  # "true" after `/preview keep`
 KEEP_LABEL_ANNOTATION = f"{DOMAIN}/keep-label"  # the PR label that pins it, from the trusted config
+WANTED_SHA_ANNOTATION = f"{DOMAIN}/wanted-sha"  # the commit the newest run came to deploy
 QUEUED_AT_ANNOTATION = f"{DOMAIN}/queued-at"  # while waiting for a slot under max_previews
 MAX_PREVIEWS_ANNOTATION = f"{DOMAIN}/max-previews"  # the cap a waiting preview waits under
 SLEEPING_ANNOTATION = f"{DOMAIN}/sleeping"  # while asleep: the replicas to wake each workload to, as JSON
@@ -104,10 +105,10 @@ def namespace_name(*, prefix: str, repo: str, number: int) -> str:
     return dns_label(f"{prefix}-{name}" if prefix else name, limit=MAX_NAME - len(tail)) + tail
 
 
-def lease_name(*, repo: str, number: int) -> str:
-    """The name of the Lease that keeps two runs off one PR's preview at once."""
-    tail = f"-pr-{number}"
-    return dns_label(f"previewbot-{repo.replace('/', '-')}", limit=MAX_NAME - len(tail)) + tail
+def lease_name(ref: PrRef | OnDemandRef) -> str:
+    """The name of the Lease that keeps two runs off one preview at once."""
+    tail = f"-pr-{ref.number}" if isinstance(ref, PrRef) else f"-{ref.name}"
+    return dns_label(f"previewbot-{ref.repo.replace('/', '-')}", limit=MAX_NAME - len(tail)) + tail
 
 
 def on_demand_name(text: str) -> str:

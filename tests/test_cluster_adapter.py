@@ -358,6 +358,35 @@ def test_a_rollout_is_watched_not_polled(emulated_kube: KubeEnv, namespace: str)
     assert requests in ([f"/apis/apps/v1/namespaces/{namespace}/deployments"] * n for n in (1, 2, 3))
 
 
+def test_a_rollout_after_a_deadline_that_passed_is_waited_for_afresh(
+    namespace: str, cluster: KubernetesCluster, apps: kubernetes.client.AppsV1Api
+) -> None:
+    stuck = deployment("late", image="registry.invalid/acme/web:1")
+    stuck["spec"]["progressDeadlineSeconds"] = 1
+    cluster.apply(namespace, [stuck])
+
+    def deadline_passed() -> bool:
+        status = apps.read_namespaced_deployment("late", namespace).status
+        return any(c.reason == "ProgressDeadlineExceeded" for c in status.conditions or ())
+
+    assert _eventually(deadline_passed)
+    [fixed] = cluster.apply(namespace, [deployment("late")])
+
+    # Until the controller sees the new spec, the old deadline still shows: it must not end this wait.
+    result = cluster.wait_rollout(namespace, [fixed], timeout=WAIT)
+
+    assert result.ok, result.failed
+
+
+def _eventually(check: Any, timeout: float = WAIT) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def test_prune_deletes_only_labelled_objects_not_kept(
     namespace: str, cluster: KubernetesCluster, core: kubernetes.client.CoreV1Api
 ) -> None:

@@ -21,6 +21,7 @@ import pytest
 from kubernetes import client
 
 from previewbot import naming
+from previewbot.model import PrRef
 from tests.app_keys import APP_ID, INSTALLATION_ID, key_pair
 from tests.harness import DEFAULT_BRANCH, PR_NUMBER, REPO, payload, pr_event, preview_config, web_deployment
 
@@ -117,7 +118,7 @@ def test_sigterm_lets_the_running_deploy_end_releases_its_lease_and_exits(
     delivery = str(uuid.uuid4())
     assert post(url, "pull_request", pr_event("opened", sha=SHA), delivery=delivery).status_code == 202
     coordination = client.CoordinationV1Api(kube.api_client())
-    lease = naming.lease_name(repo=REPO, number=PR_NUMBER)
+    lease = naming.lease_name(PrRef(repo=REPO, number=PR_NUMBER))
     deadline = time.monotonic() + 30
     while not any(item.metadata.name == lease for item in coordination.list_namespaced_lease("default").items):
         assert time.monotonic() < deadline, "the job never took the PR's lease"

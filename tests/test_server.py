@@ -298,7 +298,7 @@ def make_server(github: Any, kube: Any, prefix: str, site: str) -> Iterator[Serv
     for server in made:
         server.stop()
     coordination = k8s.CoordinationV1Api(kube.api_client())
-    lease = naming.lease_name(repo=REPO, number=PR_NUMBER)
+    lease = naming.lease_name(PrRef(repo=REPO, number=PR_NUMBER))
     if any(item.metadata.name == lease for item in coordination.list_namespaced_lease("default").items):
         coordination.delete_namespaced_lease(lease, "default")
     if not kube.emulated:
@@ -562,7 +562,7 @@ def test_two_replicas_never_deploy_one_pr_at_once(
 def test_a_dead_replica_s_lease_is_taken_over(
     make_server: ServerFactory, github: Any, kube: Any, core: Any, prefix: str
 ) -> None:
-    lease = naming.lease_name(repo=REPO, number=PR_NUMBER)
+    lease = naming.lease_name(PrRef(repo=REPO, number=PR_NUMBER))
     assert connect(kubeconfig=str(kube.kubeconfig)).take_lease("default", lease, holder="dead-replica", seconds=2)
     github.update_pull(REPO, PR_NUMBER, head_sha=SHA_1)
     server = make_server(lease_seconds=3)

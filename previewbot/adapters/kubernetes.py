@@ -482,6 +482,15 @@ def _finished(pod: Obj) -> bool:
     return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
 
+POD_TEMPLATE_HASH = "pod-template-hash"
+"""The label a Deployment's controller gives each ReplicaSet and its pods, telling its revisions apart."""
+
+
+def _revision(replica_set: Obj) -> int:
+    revision = (_metadata(replica_set).get("annotations") or {}).get("deployment.kubernetes.io/revision", "")
+    return int(revision) if revision.isdigit() else 0
+
+
 def _is_owned_by(obj: Obj, owner_uid: str) -> bool:
     return any(owner.get("uid") == owner_uid for owner in _metadata(obj).get("ownerReferences") or ())
 
@@ -517,7 +526,9 @@ def _deployment_rollout(obj: Obj) -> _Rollout:
     if replica_failure.get("status") == "True" and _generation_seen(obj):
         return _Rollout(False, note, failed=_pods_refused(replica_failure.get("message") or "FailedCreate"))
     progressing = conditions.get("Progressing", {})
-    if progressing.get("reason") == "ProgressDeadlineExceeded":
+    # As kubectl does, the deadline counts only once the controller has seen the current spec: a
+    # condition left from before an apply says nothing of the rollout the apply began.
+    if progressing.get("reason") == "ProgressDeadlineExceeded" and _generation_seen(obj):
         return _Rollout(False, note, failed=progressing.get("message") or "progress deadline exceeded")
     done = (
         _generation_seen(obj)
@@ -897,12 +908,13 @@ class KubernetesCluster:
         namespace: str | None = None,
         label_selector: str = "",
         field_selector: str = "",
+        stop: threading.Event | None = None,
     ) -> Iterator[_View]:
         """The objects of kind that match, as listed at once and then after each change a watch shows.
 
         The view also wakes quiet after recheck_interval without a change, so the caller can look
-        closer (at pods, say); it stops at the deadline. One list, then one watch request per
-        recheck_interval: no polling.
+        closer (at pods, say); it stops at the deadline, or within recheck_interval of `stop` being
+        set. One list, then one watch request per recheck_interval: no polling.
         """
         view = _View()
         resource_version: str | None = None
@@ -914,7 +926,7 @@ class KubernetesCluster:
                 view.quiet = False
                 yield view
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or (stop is not None and stop.is_set()):
                 return
             quiet = min(remaining, self._recheck_interval)
             try:
@@ -1152,6 +1164,7 @@ class KubernetesCluster:
         *,
         timeout: float,
         progress: Progress | None = None,
+        stop: threading.Event | None = None,
     ) -> RolloutResult:
         """Anything but a Deployment, StatefulSet, DaemonSet or Job has nothing to wait for: it is ready."""
         started = time.monotonic()
@@ -1174,7 +1187,7 @@ class KubernetesCluster:
                 return
             cause = state.failed or (
                 (
-                    hopeless.verdict(_pods_selected(pods, obj))
+                    hopeless.verdict(self._rolling_pods(namespace, ref.kind, obj, _pods_selected(pods, obj)))
                     or self._pods_refused(namespace, ref.kind, obj, since=began)
                 )
                 if pods is not None
@@ -1191,7 +1204,7 @@ class KubernetesCluster:
         while pending:
             first = pending[0]
             for view in self._wakeups(
-                self._resource(first.api_version, first.kind), deadline=deadline, namespace=namespace
+                self._resource(first.api_version, first.kind), deadline=deadline, namespace=namespace, stop=stop
             ):
                 watched = [ref for ref in pending if ref.kind == first.kind]
                 # A rollout on its way keeps changing its workload; once they have all gone quiet, the
@@ -1270,13 +1283,31 @@ class KubernetesCluster:
         )
 
     def _replica_sets_of(self, namespace: str, deployment: Obj) -> list[str]:
+        return [_metadata(rs)["name"] for rs in self._owned_replica_sets(namespace, deployment)]
+
+    def _owned_replica_sets(self, namespace: str, deployment: Obj) -> list[Obj]:
         selector = _selector_text((deployment.get("spec") or {}).get("selector"))
         uid = _metadata(deployment).get("uid", "")
         return [
-            _metadata(rs)["name"]
+            rs
             for rs in self._list("apps/v1", "ReplicaSet", namespace=namespace, label_selector=selector)
             if _is_owned_by(rs, uid)
         ]
+
+    def _rolling_pods(self, namespace: str, kind: str, workload: Obj | None, pods: list[Obj]) -> list[Obj]:
+        """Of a workload's pods, those its rollout waits for: a Deployment's of its newest ReplicaSet only.
+
+        The pods of the ReplicaSet before (an image that could not be pulled, say) are on their way
+        out: judging the rollout by them would fail the very push that mends them.
+        """
+        if kind != "Deployment" or workload is None or not pods:
+            return pods
+        replica_sets = self._owned_replica_sets(namespace, workload)
+        if not replica_sets:
+            return []
+        newest = max(replica_sets, key=_revision)
+        template_hash = (_metadata(newest).get("labels") or {}).get(POD_TEMPLATE_HASH)
+        return [pod for pod in pods if (_metadata(pod).get("labels") or {}).get(POD_TEMPLATE_HASH) == template_hash]
 
     def _warnings(self, namespace: str, involved: set[tuple[str, str]]) -> tuple[str, ...]:
         about = [
@@ -1321,6 +1352,7 @@ class KubernetesCluster:
         *,
         timeout: float,
         progress: Progress | None = None,
+        stop: threading.Event | None = None,
     ) -> JobOutcome:
         """A pod that cannot start (image, config) ends the run early, with a diagnosis.
 
@@ -1341,7 +1373,7 @@ class KubernetesCluster:
             progress(f"job/{ref.name}: started")
         never_ran = _HopelessPods(hopeless=NEVER_STARTS, pull_grace=self._image_pull_grace)
         current: Obj | None = None
-        for current, pods in self._job_wakeups(namespace, created, deadline=deadline):
+        for current, pods in self._job_wakeups(namespace, created, deadline=deadline, stop=stop):
             if stuck := never_ran.verdict(pods):
                 return self._job_never_ran(namespace, ref, cause=str(stuck))
             if not pods and (refused := self._pods_refused(namespace, ref.kind, current, since=None)):
@@ -1358,11 +1390,14 @@ class KubernetesCluster:
                 return JobOutcome(succeeded=state.done, log=output, log_unreadable=unreadable)
         output, unreadable = self._job_log(namespace, current)
         self._delete(namespace, ref)
+        stopped = stop is not None and stop.is_set()
         if progress:
-            progress(f"job/{ref.name}: timed out after {timeout:g}s")
-        return JobOutcome(succeeded=False, timed_out=True, log=output, log_unreadable=unreadable)
+            progress(f"job/{ref.name}: {'stopped' if stopped else f'timed out after {timeout:g}s'}")
+        return JobOutcome(succeeded=False, timed_out=not stopped, log=output, log_unreadable=unreadable)
 
-    def _job_wakeups(self, namespace: str, job: Obj, *, deadline: float) -> Iterator[tuple[Obj | None, list[Obj]]]:
+    def _job_wakeups(
+        self, namespace: str, job: Obj, *, deadline: float, stop: threading.Event | None
+    ) -> Iterator[tuple[Obj | None, list[Obj]]]:
         """The Job and its pods, at once and after each change, until the deadline.
 
         While a pod of the Job is on its way its changes come first, so the pods are watched;
@@ -1377,7 +1412,7 @@ class KubernetesCluster:
         pods_on_their_way = True
         while True:
             for _ in self._wakeups(
-                deadline=deadline, namespace=namespace, **(watch_pods if pods_on_their_way else watch_job)
+                deadline=deadline, namespace=namespace, stop=stop, **(watch_pods if pods_on_their_way else watch_job)
             ):
                 current = self._get(namespace, ref)
                 pods = self._pods_of(namespace, current)

@@ -13,7 +13,7 @@ from types import TracebackType
 from previewbot import naming
 from previewbot.core.ports import Cluster
 from previewbot.errors import PreviewbotError
-from previewbot.model import PrRef
+from previewbot.model import OnDemandRef, PrRef
 
 log = logging.getLogger("previewbot")
 
@@ -33,20 +33,21 @@ class PrLease:
         cluster: Cluster,
         *,
         namespace: str,
-        ref: PrRef,
+        ref: PrRef | OnDemandRef,
         holder: str,
         seconds: int = LEASE_SECONDS,
         give_up: threading.Event | None = None,
     ) -> None:
         self._cluster = cluster
         self._namespace = namespace
-        self._name = naming.lease_name(repo=ref.repo, number=ref.number)
+        self._name = naming.lease_name(ref)
         self._holder = holder
         self._seconds = seconds
         self._give_up = give_up or threading.Event()
         self._done = threading.Event()
         self._renewer: threading.Thread | None = None
         self.lost = False  # set when a renewal failed: another may hold it now
+        self.waited = False  # whether another holder kept it from us for a while
 
     @property
     def name(self) -> str:
@@ -57,6 +58,7 @@ class PrLease:
         interval = min(self._seconds / 3, WAIT_INTERVAL)
         while not self._cluster.take_lease(self._namespace, self._name, holder=self._holder, seconds=self._seconds):
             log.info("lease %s is held by another run; waiting", self._name)
+            self.waited = True
             if self._give_up.wait(interval):
                 raise LeaseUnavailable(f"gave up waiting for lease {self._name}")
         self._renewer = threading.Thread(target=self._renew, name=f"lease-{self._name}", daemon=True)

@@ -9,6 +9,7 @@ Every method raises only errors from previewbot.errors.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -165,8 +166,9 @@ class Cluster(Protocol):
         *,
         timeout: float,
         progress: Progress | None = None,
+        stop: threading.Event | None = None,
     ) -> RolloutResult:
-        """Watch Deployments, StatefulSets, DaemonSets (and Jobs to completion) until each is ready.
+        """Watch Deployments, StatefulSets, DaemonSets (and Jobs to completion) until each is ready, or `stop` is set.
 
         The rules are kubectl rollout status's. Those not ready by the timeout, or failing
         sooner for a reason that will not heal by waiting (ErrImagePull for long, CrashLoopBackOff,
@@ -183,8 +185,12 @@ class Cluster(Protocol):
         *,
         timeout: float,
         progress: Progress | None = None,
+        stop: threading.Event | None = None,
     ) -> JobOutcome:
-        """Create the Job (replacing one of the same name), watch it to the end, collect its pod's log."""
+        """Create the Job (replacing one of the same name), watch it to the end, collect its pod's log.
+
+        Setting `stop` ends the watch early and deletes the Job: a newer commit has taken over.
+        """
         ...
 
     def delete_jobs(self, namespace: str, *, label_selector: str, keep: str | None = None) -> list[str]:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +20,7 @@ from pathlib import Path
 from previewbot import manifests, naming, policy, render
 from previewbot.config import Forks, PreviewConfig, SecretCopy, effective_config, load_config_file, trusted_default
 from previewbot.core import cap, gc, lifetime, retest
+from previewbot.core.leases import PrLease
 from previewbot.core.ports import Cluster, CommandRunner, GitHub, UrlProbe
 from previewbot.core.reporting import Outbox, Reporter, sticky_reporter
 from previewbot.core.testing import run_tests
@@ -48,6 +52,9 @@ from previewbot.model import (
 from previewbot.redact import redactor
 
 log = logging.getLogger("previewbot")
+
+TURN_CHECK_SECONDS = 1.0
+"""How often a run looks whether a newer commit wants the preview: the most a superseded run works on."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -302,6 +309,7 @@ class Previews:
         name = naming.namespace_name(prefix=config.namespace.prefix, repo=pr.repo, number=pr.number)
         secrets = () if pr.from_fork else tuple(config.namespace.secrets)
         return DeployRun(
+            head_moved=self._head_moved(pr),
             # A fork's code never runs on the runner, which holds the workflow's secrets, nor gets any.
             ports=replace(self._ports, runner=None) if pr.from_fork else self._ports,
             secrets=secrets,
@@ -323,6 +331,15 @@ class Previews:
             reporter=reporter,
             namespace=name,
         )
+
+    def _head_moved(self, pr: PullRequest) -> Callable[[], str | None]:
+        def check() -> str | None:
+            head = self._github.pull_request(pr.repo, pr.number)
+            if head.state != "open":
+                return "the PR closed"
+            return f"the PR's head is {head.head_sha[:7]} now" if head.head_sha != pr.head_sha else None
+
+        return check
 
     def _already_done(self, namespace: NamespaceInfo, pr: PullRequest) -> bool:
         """True when this very commit is already deployed and ready: a redelivered event changes nothing.
@@ -745,8 +762,12 @@ class DeployRun:
         approved_by: str | None,
         reporter: Reporter,
         namespace: str,
+        head_moved: Callable[[], str | None] | None = None,
     ) -> None:
+        """head_moved says why the run's commit is no longer its PR's head (a push, a close), else None;
+        an on-demand preview has none: the newest run for it wins."""
         self.cluster = ports.cluster
+        self.head_moved = head_moved
         self.ports = ports
         self.secrets = secrets
         self.policy = manifest_policy
@@ -761,6 +782,8 @@ class DeployRun:
         self.labels = naming.labels_of(pr)
         self.environment = ""  # filled in from the preview's variables when the run begins
         self.claimed = False  # whether the namespace names this run's commit as its head yet
+        self.stop = threading.Event()  # set when a newer commit or the PR's close takes the preview over
+        self.holder = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"  # this run, as the Lease names it
         self.expires_at: datetime | None = None  # when the preview goes unless there is activity, once claimed
 
     def run(self, trigger: str) -> Outcome:
@@ -791,25 +814,35 @@ class DeployRun:
             )
             # Refused manifests leave everything as it was: not even the namespace is made.
             rendered = self._rendered(variables)
-            with self.reporter.step("Namespace"):
-                self._ensure_namespace()
-            with self.reporter.step("Apply manifests") as step:
-                self._apply(rendered, warn=step.details.append)
-            with self.reporter.step("Wait for rollout") as step:
-                rollout = self.cluster.wait_rollout(
-                    self.namespace,
-                    rendered.workloads,
-                    timeout=self.config.readiness.timeout,
-                    progress=self.reporter.progress,
-                )
-                step.ok = rollout.ok
-            if not rollout.ok:
-                names = ", ".join(str(d.workload) for d in rollout.failed)
-                return self._finish(Phase.FAILED, f"Not ready: {names}", diagnoses=rollout.failed, variables=variables)
-            tests = self._tests(variables) if self.config.tests is not None else None
+            with contextlib.ExitStack() as turn:
+                with self.reporter.step("Namespace"):
+                    self._ensure_namespace()
+                    turn.enter_context(self._turn())
+                if self._superseded():
+                    return self._superseded_outcome()
+                self._claim()
+                with self.reporter.step("Apply manifests") as step:
+                    self._apply(rendered, warn=step.details.append)
+                with self.reporter.step("Wait for rollout") as step:
+                    rollout = self.cluster.wait_rollout(
+                        self.namespace,
+                        rendered.workloads,
+                        timeout=self.config.readiness.timeout,
+                        progress=self.reporter.progress,
+                        stop=self.stop,
+                    )
+                    step.ok = rollout.ok
+                if self._superseded():
+                    return self._superseded_outcome()
+                if not rollout.ok:
+                    names = ", ".join(str(d.workload) for d in rollout.failed)
+                    return self._finish(
+                        Phase.FAILED, f"Not ready: {names}", diagnoses=rollout.failed, variables=variables
+                    )
+                tests = self._tests(variables) if self.config.tests is not None else None
+                return self._conclude(tests, variables)
         except Exception as error:  # whatever went wrong, the preview ends failed with every status final
             return self._superseded_outcome() if self._superseded() else self._finish_with_error(error)
-        return self._conclude(tests, variables)
 
     def retest(self) -> Outcome:
         """Run only the tests again, against the workloads this commit's deploy made ready; nothing is applied."""
@@ -843,7 +876,10 @@ class DeployRun:
         return self._finish(Phase.READY, "Preview is ready", tests=tests, variables=variables)
 
     def _superseded_outcome(self) -> Outcome:
-        log.info("a newer commit took over %s; leaving the report to it", self.namespace)
+        log.info("a newer commit (or the PR's close) took over %s; leaving the report to it", self.namespace)
+        description = "Superseded: a newer commit took over"
+        self.reporter.deployment_status(DeploymentState.INACTIVE, description, log_url=self.settings.run_url)
+        self._status(CommitState.ERROR, description)
         return Outcome(status="superseded", namespace=self.namespace)
 
     # ---------------------------------------------------------------- steps
@@ -854,6 +890,7 @@ class DeployRun:
         return manifests.preview_variables(pr=self.pr, namespace=self.namespace, url=url, extra=self.config.variables)
 
     def _ensure_namespace(self) -> None:
+        """The preview's namespace, made when missing (after an earlier one finished terminating)."""
         cluster, name = self.cluster, self.namespace
         now = self.clock()
         pod_security = policy.namespace_labels(self.policy.pod_security)
@@ -881,6 +918,13 @@ class DeployRun:
         # Everything previewbot does inside the namespace, it may do through this binding only.
         access_labels = {naming.MANAGED_BY_LABEL: naming.MANAGED_BY_VALUE, naming.COMPONENT_LABEL: "access"}
         cluster.bind_preview_role(name, labels=access_labels)
+
+    def _claim(self) -> None:
+        """Name this run's commit as the preview's head: from here on the preview is this commit's."""
+        cluster, name = self.cluster, self.namespace
+        now = self.clock()
+        pod_security = policy.namespace_labels(self.policy.pod_security)
+        existing = cluster.namespace(name)
         if existing is not None and (replicas := lifetime.asleep(existing)) is not None:
             # A push wakes a sleeping preview: the rollout wait that follows sees it ready again.
             cluster.scale(name, replicas)
@@ -980,6 +1024,7 @@ class DeployRun:
                 labels=self.labels,
                 progress=self.reporter.progress,
                 pod_security=self.policy.pod_security,
+                stop=self.stop,
             )
             step.ok = tests.passed
         if self._superseded():
@@ -993,14 +1038,82 @@ class DeployRun:
         return tests
 
     def _superseded(self) -> bool:
-        """True when a run for a newer commit has taken the preview over since this one claimed it."""
+        """True when a newer commit, or the PR's close, has taken the preview over from this run."""
+        if self.stop.is_set():
+            return True
         if not self.claimed:
             return False
         try:
             current = self.cluster.namespace(self.namespace)
         except PreviewbotError:
             return False
-        return current is not None and current.annotations.get(naming.HEAD_SHA_ANNOTATION) != self.pr.head_sha
+        # A namespace gone or going under a run that claimed it was destroyed by a close or a command.
+        return (
+            current is None
+            or current.terminating
+            or current.annotations.get(naming.HEAD_SHA_ANNOTATION) != self.pr.head_sha
+        )
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        """This run's turn at the preview: one run at a time, and a newer one ends an older one's turn.
+
+        The run writes down the commit it wants, then waits for the PR's Lease in the namespace.
+        Meanwhile, and while it works, it keeps an eye on the namespace: when another run wants
+        another commit and GitHub says the PR's head is no longer this run's (or the PR closed),
+        or the namespace is being deleted, `stop` is set, which ends the wait for the Lease, the
+        rollout wait or the test Job at once. Objects already applied are left as they are: the
+        next run applies over them. A run that had to wait for its turn asks GitHub once more
+        before it begins, since pushes may have come while it waited.
+        """
+        self.cluster.annotate_namespace(self.namespace, annotations={naming.WANTED_SHA_ANNOTATION: self.pr.head_sha})
+        done = threading.Event()
+        watcher = threading.Thread(target=self._watch_for_newer, args=(done,), name="previewbot-turn", daemon=True)
+        watcher.start()
+        try:
+            with PrLease(
+                self.cluster, namespace=self.namespace, ref=self.pr.ref, holder=self.holder, give_up=self.stop
+            ) as lease:
+                if lease.waited:
+                    self._stop_unless_still_wanted(ask_github=True)
+                yield
+        finally:
+            done.set()
+            watcher.join()
+
+    def _watch_for_newer(self, done: threading.Event) -> None:
+        while not done.wait(TURN_CHECK_SECONDS) and not self.stop.is_set():
+            try:
+                self._stop_unless_still_wanted(ask_github=False)
+            except PreviewbotError as error:
+                log.warning("could not check whether a newer commit took over: %s", error)
+
+    def _stop_unless_still_wanted(self, *, ask_github: bool) -> None:
+        """Set `stop` when the preview is going, or GitHub's head of the PR is not this run's commit.
+
+        GitHub is asked only when told to or when another run wants another commit. When that
+        other run's commit is the older one (its run came late), this run, whose commit is the
+        head, writes its own down again, so that the late one stands down.
+        """
+        current = self.cluster.namespace(self.namespace)
+        wanted = current.annotations.get(naming.WANTED_SHA_ANNOTATION) if current else None
+        mine = self.pr.head_sha
+        moved: str | None
+        if current is None or current.terminating:
+            moved = "the preview is being deleted"
+        elif wanted in (None, mine) and not ask_github:
+            return
+        elif self.head_moved is None:
+            moved = f"a newer run wants {wanted[:7]}" if wanted and wanted != mine else None
+        else:
+            moved = self.head_moved()
+            if moved is None and wanted != mine:
+                self.cluster.annotate_namespace(self.namespace, annotations={naming.WANTED_SHA_ANNOTATION: mine})
+        if moved is None:
+            return
+        reason = moved
+        log.info("stopping the deploy of %s: %s", self.pr.head_sha[:7], reason)
+        self.stop.set()
 
     # ---------------------------------------------------------------- endings
 

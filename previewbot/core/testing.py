@@ -12,6 +12,7 @@ from the pod's log. The test image needs a POSIX shell and `cat`.
 from __future__ import annotations
 
 import shlex
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -161,8 +162,12 @@ def run_tests(
     labels: Mapping[str, str],
     progress: Progress | None = None,
     pod_security: PodSecurityLevel = "baseline",
+    stop: threading.Event | None = None,
 ) -> TestRun:
-    """Smoke-check the URL, then run the configured tests; never raises for a test outcome."""
+    """Smoke-check the URL, then run the configured tests; never raises for a test outcome.
+
+    Setting `stop` ends a test Job early (a newer commit took over); its outcome then means nothing.
+    """
     tests = config.tests
     assert tests is not None
     began = time.monotonic()
@@ -185,6 +190,7 @@ def run_tests(
             progress=progress,
             began=began,
             pod_security=pod_security,
+            stop=stop,
         )
     return TestRun(
         passed=False,
@@ -233,6 +239,7 @@ def _run_job(
     progress: Progress | None,
     began: float,
     pod_security: PodSecurityLevel,
+    stop: threading.Event | None,
 ) -> TestRun:
     tests = config.tests
     assert tests is not None
@@ -246,7 +253,7 @@ def _run_job(
         label_selector=f"{naming.COMPONENT_LABEL}=tests,{naming.MANAGED_BY_LABEL}={naming.MANAGED_BY_VALUE}",
         keep=job["metadata"]["name"],
     )
-    outcome = cluster.run_job(namespace, job, timeout=tests.timeout, progress=progress)
+    outcome = cluster.run_job(namespace, job, timeout=tests.timeout, progress=progress, stop=stop)
     seconds = time.monotonic() - began
     if outcome.diagnosis is not None:
         never_ran = f"the test pod never ran: {outcome.diagnosis.summary}"

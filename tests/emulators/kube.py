@@ -490,7 +490,7 @@ def validate(rtype: ResourceType, obj: Obj) -> None:
         raise invalid(rtype, name, problems)
 
 
-_MICRO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+_MICRO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(?:Z|[+-]\d\d:\d\d)")
 
 
 def _lease_problems(spec: Obj) -> list[str]:
