@@ -204,6 +204,7 @@ def test_a_push_mid_run_supersedes_the_old_tests(
     bot: Bot, github: Any, checkout: Checkout, prefix: str, site: str
 ) -> None:
     checkout.write(".preview.yml", job_config(prefix, site, "echo slow; sleep 3600", timeout="120s"))
+    github.update_pull(REPO, PR_NUMBER, head_sha=SHA_1)
     first: list[Any] = []
     slow = threading.Thread(target=lambda: first.extend(bot.on("pull_request", pr_event("opened", sha=SHA_1))))
     slow.start()
@@ -212,6 +213,7 @@ def test_a_push_mid_run_supersedes_the_old_tests(
         time.sleep(0.05)
 
     checkout.write(".preview.yml", job_config(prefix, site, writes_report(PASSING_REPORT)))
+    github.update_pull(REPO, PR_NUMBER, head_sha=SHA_2)  # the push, as GitHub then shows the PR
     [second] = bot.on("pull_request", pr_event("synchronize", sha=SHA_2))
     slow.join(timeout=120)
 
