@@ -217,9 +217,9 @@ def is_owned(namespace: NamespaceInfo, *, repo: str, number: int | None = None) 
     return labelled and namespace.annotations.get(REPO_ANNOTATION, "").lower() == repo.lower()
 
 
-def format_time(moment: datetime) -> str:
-    """A moment as previewbot writes it in annotations: UTC, to the second, `Z`-suffixed."""
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+def format_time(moment: datetime, *, precise: bool = False) -> str:
+    """A moment as previewbot writes it in annotations: UTC, to the second (or microsecond), `Z`-suffixed."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds" if precise else "seconds").replace("+00:00", "Z")
 
 
 def parse_time(text: str | None) -> datetime | None:

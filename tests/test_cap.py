@@ -71,6 +71,8 @@ def test_a_pr_over_the_cap_waits_in_line_and_deploys_when_a_slot_frees(
     assert status.state == "pending"
 
     [gone] = bot.on("pull_request", closed(github, 2))
+    [not_yet] = bot.on("pull_request", opened(github, 4))  # a push of the second in line: the first goes first
+    assert not_yet.message == "queued, number 2 in line"
 
     [next_up] = gone.follow_up
     assert isinstance(next_up, Deploy)

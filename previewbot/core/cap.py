@@ -47,14 +47,17 @@ def is_live(namespace: NamespaceInfo) -> bool:
     return not notes.get(naming.QUEUED_AT_ANNOTATION) and lifetime.asleep(namespace) is None
 
 
-def admit(
-    previews: Sequence[NamespaceInfo], *, name: str, limit: int | None, policy: Policy, now: datetime
-) -> Admission:
+def admit(previews: Sequence[NamespaceInfo], *, name: str, limit: int | None, policy: Policy) -> Admission:
     """Whether the preview namespace `name` may deploy among the repo's previews, under the cap."""
     others = [ns for ns in previews if ns.name != name]
     live = [ns for ns in others if is_live(ns)]
     own = next((ns for ns in previews if ns.name == name), None)
-    if limit is None or len(live) < limit or (own is not None and is_live(own)):
+    place_of_own = _place(own) if own is not None else None
+    # Those who joined the line before this PR have the first claim on a free slot.
+    ahead = [
+        ns for ns in others if (place := _place(ns)) is not None and (place_of_own is None or place < place_of_own)
+    ]
+    if limit is None or len(live) + len(ahead) < limit or (own is not None and is_live(own)):
         return Admission(admitted=True, live=len(live), limit=limit)
     if policy is Policy.EVICT_OLDEST_IDLE:
         idle = [ns for ns in live if not lifetime.is_kept(ns)]
@@ -63,8 +66,6 @@ def admit(
             return Admission(admitted=True, live=len(live), limit=limit, evict=oldest)
     if policy is Policy.REFUSE:
         return Admission(admitted=False, live=len(live), limit=limit)
-    joined = _queued_at(own) if own is not None else None
-    ahead = [ns for ns in others if (queued := _queued_at(ns)) is not None and queued < (joined or now)]
     return Admission(admitted=False, live=len(live), limit=limit, place=len(ahead) + 1)
 
 
@@ -73,21 +74,23 @@ def next_in_line(previews: Sequence[NamespaceInfo]) -> NamespaceInfo | None:
 
     Each waiting preview wrote down the cap it waits under, so no repo's config needs reading here.
     """
-    waiting = sorted((ns for ns in previews if _queued_at(ns) is not None), key=lambda ns: _queued_at(ns) or _LONG_AGO)
-    if not waiting:
+    places = {ns.name: place for ns in previews if (place := _place(ns)) is not None}
+    if not places:
         return None
-    first = waiting[0]
+    first = next(ns for ns in previews if ns.name == min(places, key=places.__getitem__))
     limit = first.annotations.get(naming.MAX_PREVIEWS_ANNOTATION, "")
     live = sum(1 for ns in previews if is_live(ns))
     return first if not limit.isdigit() or live < int(limit) else None
 
 
-_LONG_AGO = datetime.min.replace(tzinfo=UTC)
-
-
-def _queued_at(namespace: NamespaceInfo | None) -> datetime | None:
-    return naming.parse_time(namespace.annotations.get(naming.QUEUED_AT_ANNOTATION)) if namespace else None
+def _place(namespace: NamespaceInfo) -> tuple[datetime, str] | None:
+    """Where a waiting preview stands in line: by when it joined, then by name (of two that joined together)."""
+    joined = naming.parse_time(namespace.annotations.get(naming.QUEUED_AT_ANNOTATION))
+    return (joined, namespace.name) if joined is not None else None
 
 
 def _last_activity(namespace: NamespaceInfo) -> datetime:
     return naming.parse_time(namespace.annotations.get(naming.LAST_ACTIVITY_ANNOTATION)) or _LONG_AGO
+
+
+_LONG_AGO = datetime.min.replace(tzinfo=UTC)

@@ -212,7 +212,6 @@ class Previews:
             name=name,
             limit=config.max_previews,
             policy=cap.Policy(config.when_full),
-            now=self._clock(),
         )
         if not admission.admitted:
             return self._wait_for_a_slot(pr, name=name, admission=admission, reporter=reporter, config=config)
@@ -275,7 +274,7 @@ class Previews:
         self._cluster.annotate_namespace(
             name,
             annotations={
-                naming.QUEUED_AT_ANNOTATION: naming.format_time(self._clock()),
+                naming.QUEUED_AT_ANNOTATION: naming.format_time(self._clock(), precise=True),
                 naming.STATUS_ANNOTATION: Phase.PENDING,
                 naming.MAX_PREVIEWS_ANNOTATION: str(limit) if limit else None,
             },
