@@ -465,11 +465,13 @@ TRUSTED_KEYS = (
     "max_previews",
     "when_full",
     "keep_label",
+    "ttl",
+    "sleep_after",
 )
 """The keys that decide trust, guardrails and names: who may command, the fork gate and its Pod Security
 level, the Secrets, quota, limits, network policy, Pod Security level and namespace prefix, the Deployment
-environment, the commit status contexts, and the cap on live previews. They come from the default branch's
-config only: a pull request can change its own .preview.yml."""
+environment, the commit status contexts, the cap on live previews, and how long an idle one lives. They
+come from the default branch's config only: a pull request can change its own .preview.yml."""
 
 
 def effective_config(own: PreviewConfig, trusted: PreviewConfig | None) -> PreviewConfig:

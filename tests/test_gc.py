@@ -228,7 +228,9 @@ def test_gc_tells_the_pr_and_retires_its_deployments(
 def test_an_idle_preview_sleeps_and_a_push_wakes_it(
     bot: Bot, github: Any, apps: Any, core: Any, checkout: Checkout, prefix: str, site: str
 ) -> None:
-    checkout.write(".preview.yml", preview_config(prefix=prefix, site=site, more="sleep_after: 4h\nttl: 2d\n"))
+    config = preview_config(prefix=prefix, site=site, more="sleep_after: 4h\nttl: 2d\n")
+    checkout.write(".preview.yml", config)
+    github.add_file(REPO, ".preview.yml", config, ref="master")  # time limits are the default branch's to set
     checkout.write("deploy/web.yaml", web_deployment())
     [ready] = bot.on("pull_request", pr_event("opened", sha="1" * 40))
     assert ready.status == Phase.READY
