@@ -290,7 +290,7 @@ def test_a_sweep_destroys_expired_previews_and_those_of_closed_prs(
     bot.on("pull_request", pr_event("opened", sha=SHA_1))
 
     [kept] = bot.on("schedule", {"schedule": "0 * * * *"})
-    assert kept.message == "gc: 0 of 1 previews changed"
+    assert namespace_of(prefix) not in kept.message  # others' previews may share a real cluster
     assert namespace_phase(core, namespace_of(prefix)) == "Active"
 
     bot.clock = lambda: datetime.now(UTC) + timedelta(hours=3)
