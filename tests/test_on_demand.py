@@ -63,11 +63,17 @@ def checkout(checkout: Checkout, prefix: str, site: str) -> Checkout:
 
 
 @pytest.fixture
-def cli(kube: Any, core: client.CoreV1Api) -> Iterator[CliRunner]:
+def cli(kube: Any, core: client.CoreV1Api, prefix: str) -> Iterator[CliRunner]:
+    """The command line; on a real cluster, the test's own on-demand previews go after it (`down` may have begun)."""
     yield CliRunner()
     if not kube.emulated:
         for namespace in core.list_namespace(label_selector=naming.on_demand_selector(repo=REPO)).items:
-            core.delete_namespace(namespace.metadata.name)
+            if namespace.metadata.name.startswith(f"{prefix}-"):
+                try:
+                    core.delete_namespace(namespace.metadata.name)
+                except client.ApiException as error:
+                    if error.status != 404:  # gone since it was listed
+                        raise
 
 
 def run(cli: CliRunner, kube: Any, *args: str) -> Result:
