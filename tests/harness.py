@@ -71,6 +71,23 @@ def pr_event(action: str, *, sha: str | None = None, merged: bool = False, fork:
     return event
 
 
+def pull_event(
+    github: Any, action: str, *, repo: str, number: int, sha: str = "", fork: str | None = None
+) -> dict[str, Any]:
+    """A pull_request event about PR `number` of `repo`, as the emulated GitHub has the PR after it.
+
+    "opened" adds the PR (from `fork` when given), at head sha; "closed" closes it. GitHub's example
+    payload, with the PR and the repository the emulated API serves.
+    """
+    if action == "opened":
+        pull = github.add_pull(repo=repo, number=number, head_sha=sha, head_repo=fork)
+    else:
+        pull = github.update_pull(repo, number, state="closed")
+    event = pr_event(action)
+    event.update(number=number, pull_request=pull, repository=pull["base"]["repo"])
+    return event
+
+
 def comment_event(
     github: Any, body: str, *, user: str = "Codertocat", user_type: str = "User"
 ) -> tuple[int, dict[str, Any]]:

@@ -37,6 +37,7 @@ from tests.harness import (
     payload,
     pr_event,
     preview_config,
+    pull_event,
     web_deployment,
 )
 from tests.test_byod import FIXTURES
@@ -520,6 +521,46 @@ def test_resync_catches_up_a_push_and_a_close_it_missed(
     assert server.queue.wait_idle(90)
     assert namespace_phase(core, name) in (None, "Terminating")
     assert b"previewbot_active_previews 1.0" in server.metrics.exposition()  # as the last resync found them
+
+
+def test_a_slot_freed_by_a_close_deploys_the_pr_first_in_line_with_no_delivery_for_it(
+    server: Server, github: Any, kube: Any, core: Any, prefix: str, site: str
+) -> None:
+    # A repo of this test's own: the cap counts every live preview of the repo on a shared cluster.
+    repo = f"acme/{kube.unique('slots')}"
+    _, public = key_pair()
+    github.install_app(app_id=APP_ID, public_key=public, installations={INSTALLATION_ID: [repo]})
+    live, waiting = 2, 3
+    opened = pull_event(github, "opened", repo=repo, number=live, sha=SHA_1)
+    next_in_line = pull_event(github, "opened", repo=repo, number=waiting, sha=SHA_2)
+    for sha in (SHA_1, SHA_2):
+        github.add_file(repo, ".preview.yml", preview_config(prefix=prefix, site=site), ref=sha)
+        github.add_file(repo, "deploy/web.yaml", web_deployment(), ref=sha)
+    capped = preview_config(prefix=prefix, site=site, more="max_previews: 1\nwhen_full: queue\n")
+    github.add_file(repo, ".preview.yml", capped, ref=opened["repository"]["default_branch"])
+    name = {number: naming.namespace_name(prefix=prefix, repo=repo, number=number) for number in (live, waiting)}
+    server.start()
+    try:
+        for event in (opened, next_in_line):
+            assert deliver(server, "pull_request", event).status_code == 202
+            assert server.queue.wait_idle(90)
+        assert naming.QUEUED_AT_ANNOTATION in core.read_namespace(name[waiting]).metadata.annotations
+
+        assert deliver(server, "pull_request", pull_event(github, "closed", repo=repo, number=live)).status_code == 202
+        assert server.queue.wait_idle(120)
+
+        assert namespace_phase(core, name[live]) in (None, "Terminating")
+        deployed = core.read_namespace(name[waiting]).metadata.annotations
+        assert (deployed[naming.HEAD_SHA_ANNOTATION], deployed[naming.STATUS_ANNOTATION]) == (SHA_2, "ready")
+        assert naming.QUEUED_AT_ANNOTATION not in deployed
+        [comment] = [c.body for c in github.comments(repo, waiting) if render.is_preview_comment(c.body)]
+        assert "Preview ready" in comment
+    finally:
+        coordination = k8s.CoordinationV1Api(kube.api_client())
+        for number in (live, waiting):
+            lease = naming.lease_name(PrRef(repo=repo, number=number))
+            if any(item.metadata.name == lease for item in coordination.list_namespaced_lease("default").items):
+                coordination.delete_namespaced_lease(lease, "default")
 
 
 def test_probes(server: Server) -> None:

@@ -79,7 +79,7 @@ class Outcome:
     url: str | None = None
     namespace: str | None = None
     report: PreviewReport | None = None
-    follow_up: tuple[Intent, ...] = ()  # what should run next, e.g. the deploy of a PR that waited for a slot
+    follow_up: tuple[Deploy, ...] = ()  # what should run next: the deploy of a PR that waited for a slot
 
     @property
     def failed(self) -> bool:
@@ -466,7 +466,7 @@ class Previews:
             self._github.react(ref.repo, intent.comment_id, "+1")
         return Outcome(status=Phase.DESTROYED, message=note, report=report, follow_up=self._slot_freed(ref.repo))
 
-    def _slot_freed(self, repo: str) -> tuple[Intent, ...]:
+    def _slot_freed(self, repo: str) -> tuple[Deploy, ...]:
         """A preview went or slept: the deploy of the PR first in line for its slot, if one waits."""
         waiting = cap.next_in_line(cap.previews_of(self._cluster, repo))
         number = gc.pr_number(waiting) if waiting is not None else None

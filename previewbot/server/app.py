@@ -63,6 +63,7 @@ class Server:
             cluster=cluster,
             probe=probe,
             metrics=self.metrics,
+            follow_up=lambda jobs: self.queue.submit(jobs),  # the queue is made next, with this runner
             lease_namespace=settings.lease_namespace,
             holder=settings.holder,
             lease_seconds=settings.lease_seconds,
