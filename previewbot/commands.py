@@ -31,11 +31,13 @@ VERBS: Mapping[str, str] = MappingProxyType(
         "status": "Reply with the preview's current state and URL.",
         "help": "List these commands.",
         "approve": "Let a pull request from a fork be previewed at the commit named (maintainers).",
+        "keep": "Keep this preview: it neither expires nor sleeps; `off` lets its time limits count again.",
+        "wake": "Wake a sleeping preview: its workloads are scaled back and waited for.",
     }
 )
 """Every verb `/preview` takes, with the line of help that describes it."""
 
-ARGUMENTS: Mapping[str, str] = MappingProxyType({"approve": "<sha>"})
+ARGUMENTS: Mapping[str, str] = MappingProxyType({"approve": "<sha>", "keep": "[off]"})
 """What the verbs that take an argument take, as help shows it; the other verbs take nothing."""
 
 COMMIT = re.compile(r"^[0-9a-fA-F]{7,40}$")
@@ -132,13 +134,19 @@ def _read_command(words: list[str], *, line: int, text: str) -> Command | Comman
     verb = words[0].lower()
     if verb not in VERBS:
         return CommandError(line=line, text=text, problem=f"that is not a verb `{PREFIX}` knows; {valid}")
-    if verb in ARGUMENTS:
+    if verb == "approve":
         if len(words) > 2 or not all(COMMIT.match(word) for word in words[1:]):
             return CommandError(
                 line=line,
                 text=text,
                 problem=f"`{usage(verb)}` takes the commit's SHA (7 to 40 hex characters), such as "
                 f"`{PREFIX} {verb} 1a2b3c4`.",
+            )
+        return Command(verb=verb, args=tuple(word.lower() for word in words[1:]), line=line)
+    if verb == "keep":
+        if len(words) > 2 or any(word.lower() != "off" for word in words[1:]):
+            return CommandError(
+                line=line, text=text, problem=f"`{usage(verb)}` takes nothing, or `off`: `{PREFIX} keep off`."
             )
         return Command(verb=verb, args=tuple(word.lower() for word in words[1:]), line=line)
     if len(words) > 1:

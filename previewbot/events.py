@@ -22,12 +22,14 @@ from previewbot.model import (
     Destroy,
     Ignore,
     Intent,
+    Keep,
     PrRef,
     PullRequest,
     Redeploy,
     Reply,
     Retest,
     Status,
+    Wake,
 )
 
 _DEPLOY_ACTIONS = frozenset({"opened", "reopened", "synchronize"})
@@ -187,6 +189,8 @@ _VERB_INTENTS: Mapping[str, Callable[[PrRef, str, int, tuple[str, ...]], Intent]
         ref=ref, by=by, sha=args[0] if args else None, comment_id=comment_id
     ),
     "help": lambda ref, by, comment_id, _args: Reply(ref=ref, comment_id=comment_id, by=by, text=help_text()),
+    "keep": lambda ref, by, comment_id, args: Keep(ref=ref, by=by, comment_id=comment_id, on=args != ("off",)),
+    "wake": lambda ref, by, comment_id, _args: Wake(ref=ref, by=by, comment_id=comment_id),
 }
 
 

@@ -119,6 +119,25 @@ class Retest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Keep:
+    """Pin the PR's preview (no expiry, no sleep), or unpin it, asked for in a comment."""
+
+    ref: PrRef
+    by: str
+    comment_id: int
+    on: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Wake:
+    """Scale a sleeping preview back and wait until it is ready, asked for in a comment."""
+
+    ref: PrRef
+    by: str
+    comment_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Approve:
     """A maintainer approves one commit of a fork's PR for a preview (comment or label).
 
@@ -167,7 +186,7 @@ class Ignore:
     reason: str
 
 
-Intent = Deploy | Destroy | Redeploy | Retest | Approve | Status | Reply | Collect | Ignore
+Intent = Deploy | Destroy | Redeploy | Retest | Keep | Wake | Approve | Status | Reply | Collect | Ignore
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -45,6 +45,7 @@ KEEP_LABEL_ANNOTATION = f"{DOMAIN}/keep-label"  # the PR label that pins it, fro
 WANTED_SHA_ANNOTATION = f"{DOMAIN}/wanted-sha"  # the commit the newest run came to deploy
 QUEUED_AT_ANNOTATION = f"{DOMAIN}/queued-at"  # while waiting for a slot under max_previews
 MAX_PREVIEWS_ANNOTATION = f"{DOMAIN}/max-previews"  # the cap a waiting preview waits under
+READINESS_TIMEOUT_ANNOTATION = f"{DOMAIN}/readiness-timeout-seconds"  # how long a wake waits for readiness
 SLEEPING_ANNOTATION = f"{DOMAIN}/sleeping"  # while asleep: the replicas to wake each workload to, as JSON
 APPROVED_SHA_ANNOTATION = f"{DOMAIN}/approved-sha"  # the fork commit a maintainer approved
 APPROVED_BY_ANNOTATION = f"{DOMAIN}/approved-by"

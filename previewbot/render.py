@@ -50,7 +50,14 @@ LINE_LIMIT = 1000
 TEXT_LIMIT = 10000
 """Longest free text (an error, a container's message) shown before it is cut."""
 
-COMMANDS = ("/preview redeploy", "/preview retest", "/preview destroy", "/preview status", "/preview help")
+COMMANDS = (
+    "/preview redeploy",
+    "/preview retest",
+    "/preview destroy",
+    "/preview keep",
+    "/preview status",
+    "/preview help",
+)
 
 _PHASE_EMOJI = {
     Phase.PENDING: "⏳",
@@ -117,6 +124,10 @@ def render_status_reply(report: PreviewReport | None) -> str:
     if report.updated_at:
         facts.append(f"(updated {_when(report.updated_at)})")
     reply = " ".join(facts) + "."
+    if report.kept:
+        reply += " It is kept: it neither expires nor sleeps."
+    elif report.expires_at and report.phase is not Phase.DESTROYED:
+        reply += f" It expires {_when(report.expires_at)} unless there is activity before."
     if report.note:
         reply += "\n\n" + redactor.redact(report.note).strip()
     return reply
@@ -387,7 +398,7 @@ def _collapsed_lines(title: str, *, noun: str) -> Callable[[Sequence[str], int],
 
 
 def _commands_hint(phase: Phase) -> str:
-    commands = COMMANDS[:1] if phase is Phase.DESTROYED else COMMANDS
+    commands = {Phase.DESTROYED: COMMANDS[:1], Phase.SLEEPING: ("/preview wake", *COMMANDS[2:])}.get(phase, COMMANDS)
     return "<sub>Commands: " + " · ".join(f"`{command}`" for command in commands) + "</sub>"
 
 

@@ -166,6 +166,23 @@ def test_an_approval_of_something_else_than_a_commit_is_malformed(body: str) -> 
 
 
 @pytest.mark.parametrize(
+    ("body", "args"),
+    [
+        pytest.param("/preview keep", (), id="keep"),
+        pytest.param("/preview keep OFF", ("off",), id="keep-off-any-case"),
+    ],
+)
+def test_keep_takes_nothing_or_off(body: str, args: tuple[str, ...]) -> None:
+    assert parse_comment(body) == [Command(verb="keep", args=args, line=1)]
+
+
+@pytest.mark.parametrize("body", ["/preview keep forever", "/preview keep off now", "/preview wake up"])
+def test_keep_with_anything_but_off_and_wake_with_anything_are_malformed(body: str) -> None:
+    [error] = parse_comment(body)
+    assert isinstance(error, CommandError)
+
+
+@pytest.mark.parametrize(
     "body",
     [
         pytest.param("<pre>\n/preview destroy\n</pre>", id="pre-block"),

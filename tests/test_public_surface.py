@@ -59,7 +59,7 @@ def test_action_inputs_and_outputs() -> None:
 
 
 def test_comment_verbs() -> None:
-    assert sorted(VERBS) == ["approve", "destroy", "help", "redeploy", "retest", "status"]
+    assert sorted(VERBS) == ["approve", "destroy", "help", "keep", "redeploy", "retest", "status", "wake"]
 
 
 def test_config_top_level_keys() -> None:

@@ -37,7 +37,14 @@ from previewbot.render import (
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 NOW = datetime(2026, 11, 22, 4, 0, 5, tzinfo=UTC)
-ALL_COMMANDS = ("/preview redeploy", "/preview retest", "/preview destroy", "/preview status", "/preview help")
+ALL_COMMANDS = (
+    "/preview redeploy",
+    "/preview retest",
+    "/preview destroy",
+    "/preview keep",
+    "/preview status",
+    "/preview help",
+)
 WEB = ObjectRef(api_version="apps/v1", kind="Deployment", name="web")
 
 
@@ -137,6 +144,11 @@ def utf16_length(text: str) -> int:
         ),
         ({"phase": Phase.READY}, "### ✅ Preview ready", ALL_COMMANDS),
         ({"phase": Phase.FAILED, "error": "boom"}, "### ❌ Preview failed", ALL_COMMANDS),
+        (
+            {"phase": Phase.SLEEPING, "note": "Asleep after no activity since 2026-06-01T12:00:00Z."},
+            "### 💤 Preview asleep",
+            ("/preview wake", "/preview destroy", "/preview keep", "/preview status", "/preview help"),
+        ),
         (
             {"phase": Phase.DESTROYED, "note": "Destroyed: the PR was merged."},
             "### 🗑️ Preview destroyed",

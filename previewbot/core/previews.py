@@ -8,6 +8,7 @@ Only namespaces labelled as this repo's preview of this PR are ever changed or d
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import socket
 import threading
@@ -35,6 +36,7 @@ from previewbot.model import (
     Destroy,
     Ignore,
     Intent,
+    Keep,
     NamespaceInfo,
     Phase,
     Previewed,
@@ -47,12 +49,15 @@ from previewbot.model import (
     Status,
     TestOutcome,
     TestRun,
+    Wake,
     WorkloadDiagnosis,
 )
 from previewbot.redact import redactor
 
 log = logging.getLogger("previewbot")
 
+WAKE_TIMEOUT = 300.0
+"""How long a wake waits for the workloads when the deploy left no readiness timeout on the namespace."""
 TURN_CHECK_SECONDS = 1.0
 """How often a run looks whether a newer commit wants the preview: the most a superseded run works on."""
 
@@ -146,6 +151,13 @@ class Previews:
                 return self._command(ref, by=by, comment_id=comment_id, verb="retest", run=self._retest)
             case Status(ref=ref, by=by, comment_id=comment_id):
                 return self._command(ref, by=by, comment_id=comment_id, verb="status", run=self._status)
+            case Keep(ref=ref, by=by, comment_id=comment_id, on=on):
+                keep = functools.partial(self._keep, on=on, by=by)
+                return self._command(ref, by=by, comment_id=comment_id, verb="keep", run=keep)
+            case Wake(ref=ref, by=by, comment_id=comment_id):
+                return self._command(
+                    ref, by=by, comment_id=comment_id, verb="wake", run=functools.partial(self._wake, by=by)
+                )
             case Approve():
                 return self.approve(intent)
             case Reply():
@@ -584,7 +596,87 @@ class Previews:
     ) -> Outcome:
         pr = self._github.pull_request(ref.repo, ref.number)
         refusal = self._refuse_unless_allowed(pr, by=by, comment_id=comment_id, verb=verb)
-        return refusal if refusal is not None else run(pr, comment_id)
+        if refusal is not None:
+            return refusal
+        preview = self._preview_of(ref)
+        if preview is not None:
+            lifetime.touch(self._cluster, preview, now=self._clock())  # a command is activity: limits count anew
+        return run(pr, comment_id)
+
+    def _preview_of(self, ref: PrRef) -> NamespaceInfo | None:
+        """The PR's preview namespace, when there is one that is previewbot's and not going away."""
+        owned = self._cluster.namespaces(label_selector=naming.owned_selector(repo=ref.repo, number=ref.number))
+        return next(
+            (ns for ns in owned if not ns.terminating and naming.is_owned(ns, repo=ref.repo, number=ref.number)),
+            None,
+        )
+
+    def _keep(self, pr: PullRequest, comment_id: int, *, on: bool, by: str) -> Outcome:
+        """Pin the preview (no expiry, no sleep), or let its time limits count again."""
+        ref = pr.ref
+        preview = self._preview_of(ref)
+        if preview is None:
+            self._answer(ref, comment_id, "There is no preview of this pull request to keep.")
+            return Outcome(status="ignored", message="no preview")
+        lifetime.keep(self._cluster, preview, on=on)
+        preview = self._cluster.namespace(preview.name) or preview
+        report = replace(
+            _report_from_namespace(ref, preview),
+            note=f"Kept by @{by}: it neither expires nor sleeps until `/preview keep off`."
+            if on
+            else f"@{by} let it go again: its time limits count from now.",
+        )
+        reporter = self._reporter(ref, phase=report.phase, sha=report.head_sha)
+        reporter.report = report
+        shown = reporter.update()
+        self._github.react(ref.repo, comment_id, "+1")
+        return Outcome(
+            status=shown.phase, message="kept" if on else "no longer kept", namespace=preview.name, report=shown
+        )
+
+    def _wake(self, pr: PullRequest, comment_id: int, *, by: str) -> Outcome:
+        """Scale a sleeping preview back (under the cap, like any preview that goes live) and wait for it."""
+        ref = pr.ref
+        preview = self._preview_of(ref)
+        if preview is None or lifetime.asleep(preview) is None:
+            self._answer(ref, comment_id, "This pull request's preview is not asleep: there is nothing to wake.")
+            return Outcome(status="ignored", message="not asleep")
+        trusted = self._trusted_for(pr).config
+        admission = cap.admit(
+            cap.previews_of(self._cluster, ref.repo),
+            name=preview.name,
+            limit=trusted.max_previews if trusted else None,
+            policy=cap.Policy(trusted.when_full if trusted else "queue"),
+        )
+        if not admission.admitted:
+            text = (
+                f"This repository has {admission.live} live previews, the most `max_previews` allows: this one "
+                "stays asleep until a slot frees."
+            )
+            self._answer(ref, comment_id, text)
+            return Outcome(status="refused", message=text, namespace=preview.name)
+        if admission.evict is not None:
+            self._evict(admission.evict, for_pr=pr)
+        timeout = float(preview.annotations.get(naming.READINESS_TIMEOUT_ANNOTATION) or WAKE_TIMEOUT)
+        reporter = self._reporter(
+            ref, phase=Phase.DEPLOYING, sha=preview.annotations.get(naming.HEAD_SHA_ANNOTATION, "")
+        )
+        reporter.report = replace(_report_from_namespace(ref, preview), phase=Phase.DEPLOYING, note=None)
+        with reporter.step("Wake"):
+            rollout = lifetime.wake(
+                self._cluster, preview, now=self._clock(), timeout=timeout, progress=reporter.progress
+            )
+        awake = self._cluster.namespace(preview.name) or preview
+        phase = Phase.READY if rollout is None or rollout.ok else Phase.FAILED
+        self._cluster.annotate_namespace(preview.name, annotations={naming.STATUS_ANNOTATION: phase})
+        shown = reporter.update(
+            phase=phase,
+            diagnoses=rollout.failed if rollout is not None else (),
+            expires_at=lifetime.expires_at(awake),
+            note=f"Woken by @{by}.",
+        )
+        self._github.react(ref.repo, comment_id, "rocket" if phase is Phase.READY else "confused")
+        return Outcome(status=phase, message=f"woken by @{by}", namespace=preview.name, url=shown.url, report=shown)
 
     def _reply(self, intent: Reply) -> Outcome:
         """Help, or what was wrong with a comment's commands: only for those who may command."""
@@ -937,6 +1029,7 @@ class DeployRun:
             naming.DEPLOYED_AT_ANNOTATION: naming.format_time(now),
             naming.SLEEPING_ANNOTATION: None,
             naming.QUEUED_AT_ANNOTATION: None,
+            naming.READINESS_TIMEOUT_ANNOTATION: str(int(config.readiness.timeout)),
             **limits,
             naming.ROLLED_OUT_SHA_ANNOTATION: None,
             **self._github_ids(),
@@ -1240,9 +1333,11 @@ def _report_from_namespace(ref: PrRef, namespace: NamespaceInfo) -> PreviewRepor
         phase = Phase.PENDING
     return PreviewReport(
         ref=ref,
-        phase=phase,
+        phase=Phase.SLEEPING if lifetime.asleep(namespace) is not None else phase,
         head_sha=notes.get(naming.HEAD_SHA_ANNOTATION, ""),
         namespace=namespace.name,
         url=notes.get(naming.URL_ANNOTATION),
         updated_at=naming.parse_time(notes.get(naming.DEPLOYED_AT_ANNOTATION)),
+        expires_at=lifetime.expires_at(namespace),
+        kept=lifetime.is_kept(namespace),
     )
