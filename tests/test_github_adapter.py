@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from email.utils import formatdate
+from pathlib import Path
 
 import pytest
 
-from previewbot.adapters.github import GitHubApi, RateLimited, RetryPolicy
-from previewbot.errors import ApiError, Forbidden, Invalid, NotFound, TemporaryError
+from previewbot.adapters.github import FILES_LIMIT, GitHubApi, RateLimited, RetryPolicy
+from previewbot.errors import ApiError, Forbidden, Invalid, NotFound, TemporaryError, UserError
 from previewbot.model import Comment, CommitState, DeploymentState, PullRequest
 from tests.emulators.github import COMMENT_BODY_LIMIT, SECONDARY_RATE_LIMIT_MESSAGE, GitHubEmulator
 from tests.emulators.github_plugin import SEEDED_PR, SEEDED_REPO
@@ -522,3 +523,32 @@ def test_file_text_reads_a_file_on_a_branch_and_none_when_absent(api: GitHubApi,
     assert api.file_text(SEEDED_REPO, ".preview.yml", ref="master") == "version: 1\nmanifests: [deploy/]\n"
     assert api.file_text(SEEDED_REPO, ".preview.yml", ref="other-branch") is None
     assert api.file_text(SEEDED_REPO, "missing.yml", ref="master") is None
+
+
+def test_a_folder_is_downloaded_with_its_subfolders(api: GitHubApi, github: GitHubEmulator, tmp_path: Path) -> None:
+    sha = "c" * 40
+    github.add_file(SEEDED_REPO, "deploy/web.yaml", "kind: Deployment\n", ref=sha)
+    github.add_file(SEEDED_REPO, "deploy/db/db.yaml", "kind: StatefulSet\n", ref=sha)
+    github.add_file(SEEDED_REPO, "deploy/db/db.yaml", "kind: Old\n", ref="master")
+    assert api.download(SEEDED_REPO, "./deploy", ref=sha, into=tmp_path) == 2
+    assert (tmp_path / "deploy" / "db" / "db.yaml").read_text() == "kind: StatefulSet\n"
+    assert api.download(SEEDED_REPO, "deploy/web.yaml", ref=sha, into=tmp_path / "one") == 1
+    with pytest.raises(NotFound):
+        api.download(SEEDED_REPO, "deploy/missing.yaml", ref=sha, into=tmp_path)
+
+
+@pytest.mark.parametrize("path", ["../outside", "/etc/passwd", "deploy/../../x", ""])
+def test_a_path_out_of_the_repository_is_refused(api: GitHubApi, tmp_path: Path, path: str) -> None:
+    with pytest.raises(UserError, match="not a path inside the repository"):
+        api.download(SEEDED_REPO, path, ref="master", into=tmp_path)
+
+
+def test_a_folder_of_more_files_than_a_deploy_may_read_is_refused_and_nothing_written(
+    api: GitHubApi, github: GitHubEmulator, tmp_path: Path
+) -> None:
+    sha = "d" * 40
+    for number in range(FILES_LIMIT + 1):
+        github.add_file(SEEDED_REPO, f"huge/{number}.yaml", "kind: ConfigMap\n", ref=sha)
+    with pytest.raises(UserError, match=f"huge holds more than {FILES_LIMIT} files"):
+        api.download(SEEDED_REPO, "huge", ref=sha, into=tmp_path)
+    assert list(tmp_path.iterdir()) == []

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
 from previewbot.adapters.github_app import GitHubApp
-from previewbot.errors import Forbidden, UserError
+from previewbot.errors import Forbidden
 from previewbot.redact import redactor
 from tests.app_keys import APP_ID, INSTALLATION_ID, key_pair
 from tests.emulators.github import GitHubEmulator
@@ -82,19 +81,3 @@ def test_builds_give_the_newest_conclusion_of_each_name(app: GitHubApp, github: 
     github.add_workflow_run(SEEDED_REPO, sha, name="build", status="completed", conclusion="success")
     github.add_workflow_run(SEEDED_REPO, "b" * 40, name="build", status="completed", conclusion="failure")
     assert app.builds(SEEDED_REPO, sha) == {"image": "success", "lint": None, "build": "success"}
-
-
-def test_a_folder_is_downloaded_with_its_subfolders(app: GitHubApp, github: GitHubEmulator, tmp_path: Path) -> None:
-    sha = "c" * 40
-    github.add_file(SEEDED_REPO, "deploy/web.yaml", "kind: Deployment\n", ref=sha)
-    github.add_file(SEEDED_REPO, "deploy/db/db.yaml", "kind: StatefulSet\n", ref=sha)
-    github.add_file(SEEDED_REPO, "deploy/db/db.yaml", "kind: Old\n", ref="main")
-    assert app.download(SEEDED_REPO, "./deploy", ref=sha, into=tmp_path) == 2
-    assert (tmp_path / "deploy" / "db" / "db.yaml").read_text() == "kind: StatefulSet\n"
-    assert app.download(SEEDED_REPO, "deploy/web.yaml", ref=sha, into=tmp_path / "one") == 1
-
-
-@pytest.mark.parametrize("path", ["../outside", "/etc/passwd", "deploy/../../x"])
-def test_a_path_out_of_the_repository_is_refused(app: GitHubApp, tmp_path: Path, path: str) -> None:
-    with pytest.raises(UserError, match="not a path inside the repository"):
-        app.download(SEEDED_REPO, path, ref="main", into=tmp_path)

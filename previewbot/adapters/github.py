@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -27,7 +28,7 @@ from github.PullRequest import PullRequest as GithubPullRequest
 from github.Repository import Repository
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-from previewbot.errors import ApiError, Conflict, Forbidden, Invalid, NotFound, TemporaryError
+from previewbot.errors import ApiError, Conflict, Forbidden, Invalid, NotFound, TemporaryError, UserError
 from previewbot.model import Comment, CommitState, DeploymentState, PullRequest
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ ROLES = frozenset({"admin", "maintain", "write", "triage", "read"})
 CLOCK_SKEW = 60.0
 # Without Retry-After, GitHub asks clients that hit a secondary rate limit to wait at least a minute.
 SECONDARY_LIMIT_WAIT = 60.0
+FILES_LIMIT = 1000  # files one download may write: a PR names its folders, and may name huge ones
+BYTES_LIMIT = 20 * 1024 * 1024
 
 _ERRORS_BY_STATUS: Mapping[int, type[ApiError]] = {
     400: Invalid,
@@ -164,6 +167,28 @@ class GitHubApi:
             return self._call(read, doing=f"reading {path} of {repo} at {ref}")
         except NotFound:
             return None
+
+    def download(self, repo: str, path: str, *, ref: str, into: Path) -> int:
+        relative = _path_in_repo(path)
+
+        def read() -> list[tuple[str, bytes]]:
+            files: list[tuple[str, bytes]] = []
+            size = 0
+            for file in _walk(self._repo(repo), str(relative), ref):
+                files.append(file)
+                size += len(file[1])
+                if len(files) > FILES_LIMIT or size > BYTES_LIMIT:
+                    raise UserError(
+                        f"{path} holds more than {FILES_LIMIT} files or {BYTES_LIMIT // 2**20} MB: too much to deploy"
+                    )
+            return files
+
+        files = self._call(read, doing=f"reading {path} of {repo} at {ref[:7]}")
+        for file_path, content in files:
+            target = into / _path_in_repo(file_path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        return len(files)
 
     def comments(self, repo: str, number: int) -> Sequence[Comment]:
         def read() -> list[Comment]:
@@ -428,6 +453,25 @@ def _pull_request(repo: str, pull: GithubPullRequest) -> PullRequest:
         labels=tuple(label.name for label in pull.labels),
         html_url=pull.html_url,
     )
+
+
+def _walk(repository: Repository, path: str, ref: str) -> Iterator[tuple[str, bytes]]:
+    """Each file at path (a file, or a folder and its subfolders) at ref: its path in the repo, and its bytes."""
+    contents = repository.get_contents(path, ref=ref)
+    if not isinstance(contents, list):
+        yield contents.path, contents.decoded_content
+        return
+    for entry in contents:
+        if entry.type in ("dir", "file"):  # a symlink or submodule is not followed out of the repo
+            yield from _walk(repository, entry.path, ref)
+
+
+def _path_in_repo(path: str) -> PurePosixPath:
+    """path as a relative path that stays inside the folder it is written under."""
+    relative = PurePosixPath(path.strip())
+    if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+        raise UserError(f"{path!r} is not a path inside the repository")
+    return relative
 
 
 def _given(value: str | None) -> Opt[str]:

@@ -1,5 +1,5 @@
 """previewbot as a GitHub App, over PyGithub: the App's JWT, its installations' tokens, and what the
-webhook server reads beyond the GitHub port (installed repos, builds, the files to deploy).
+webhook server reads beyond the GitHub port (installed repos, builds).
 
 An installation token lasts an hour; one is used while it has more than `refresh_margin` left, so a
 job that starts with it never sees it expire. Every failure leaves as a previewbot.errors.ApiError.
@@ -11,9 +11,8 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 import requests
@@ -22,7 +21,7 @@ from github.PaginatedList import PaginatedList
 from github.Repository import Repository
 
 from previewbot.adapters.github import _ERRORS_BY_STATUS, DEFAULT_API_URL, GitHubApi
-from previewbot.errors import ApiError, TemporaryError, UserError
+from previewbot.errors import ApiError, TemporaryError
 from previewbot.redact import redactor
 
 log = logging.getLogger(__name__)
@@ -30,8 +29,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 REFRESH_MARGIN = 1800.0  # seconds of life a token must have left to be handed to a job
-FILES_LIMIT = 1000  # files one deploy may fetch: a PR names its folders, and may name huge ones
-BYTES_LIMIT = 20 * 1024 * 1024
 
 
 class GitHubApp:
@@ -152,28 +149,6 @@ class GitHubApp:
         self._note_rate(client)
         return result
 
-    def download(self, repo: str, path: str, *, ref: str, into: Path) -> int:
-        """Write the file or folder at path (at ref) under into; returns how many files. NotFound when absent."""
-        relative = _safe_path(path)
-        client = self._client(self.token(repo))
-        repository = client.get_repo(repo)
-        written = 0
-        size = 0
-        for file_path, content in _translated(
-            lambda: list(_walk(repository, str(relative), ref)), doing=f"reading {path} of {repo} at {ref[:7]}"
-        ):
-            written += 1
-            size += len(content)
-            if written > FILES_LIMIT or size > BYTES_LIMIT:
-                raise UserError(
-                    f"{path} holds more than {FILES_LIMIT} files or {BYTES_LIMIT // 2**20} MB: too much to deploy"
-                )
-            target = into / _safe_path(file_path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
-        self._note_rate(client)
-        return written
-
     # ------------------------------------------------------------ plumbing
 
     def _installation_token(self, installation: int) -> str:
@@ -192,24 +167,6 @@ class GitHubApp:
         remaining, _limit = client.rate_limiting
         if remaining >= 0:
             self.rate_remaining = remaining
-
-
-def _walk(repository: Repository, path: str, ref: str) -> Iterator[tuple[str, bytes]]:
-    contents = repository.get_contents(path, ref=ref)
-    if not isinstance(contents, list):
-        yield contents.path, contents.decoded_content
-        return
-    for entry in contents:
-        if entry.type in ("dir", "file"):  # a symlink or submodule is not followed out of the repo
-            yield from _walk(repository, entry.path, ref)
-
-
-def _safe_path(path: str) -> PurePosixPath:
-    """path as a relative path that stays inside the folder it is written under."""
-    relative = PurePosixPath(path.strip())
-    if relative.is_absolute() or ".." in relative.parts or not relative.parts:
-        raise UserError(f"{path!r} is not a path inside the repository")
-    return relative
 
 
 def _translated(operation: Callable[[], T], *, doing: str) -> T:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from previewbot.model import (
@@ -44,6 +45,14 @@ class GitHub(Protocol):
 
     def file_text(self, repo: str, path: str, *, ref: str) -> str | None:
         """The text of a file on a branch or commit; None when there is no such file."""
+        ...
+
+    def download(self, repo: str, path: str, *, ref: str, into: Path) -> int:
+        """Write the file or folder at path (at ref) under into, at path; returns how many files.
+
+        NotFound when there is none; UserError for a path out of the repo, or more files or bytes
+        than a deploy may read. Symbolic links and submodules in a folder are left out.
+        """
         ...
 
     def comments(self, repo: str, number: int) -> Sequence[Comment]:

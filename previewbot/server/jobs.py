@@ -21,18 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from previewbot.config import PreviewConfig, load_config
+from previewbot.core import fetching
 from previewbot.core.leases import LEASE_SECONDS, PrLease
 from previewbot.core.ports import Cluster, GitHub, UrlProbe
 from previewbot.core.previews import Previews, Settings
 from previewbot.core.reporting import Outbox
-from previewbot.errors import NotFound, PreviewbotError, UserError
+from previewbot.errors import PreviewbotError
 from previewbot.events import BuildFinished
 from previewbot.model import Approve, Collect, Deploy, Intent, PrRef, PullRequest, Redeploy, Retest
 from previewbot.server import logs
 from previewbot.server.metrics import Metrics
 from previewbot.server.working import Job, job_key
-from previewbot.sources import kustomize
 
 log = logging.getLogger("previewbot.server")
 
@@ -47,8 +46,6 @@ class AppGitHub(Protocol):
     def github(self, repo: str) -> GitHub: ...
 
     def builds(self, repo: str, sha: str) -> dict[str, str | None]: ...
-
-    def download(self, repo: str, path: str, *, ref: str, into: Path) -> int: ...
 
 
 @dataclass(kw_only=True)
@@ -147,7 +144,7 @@ class JobRunner:
                 # An App is installed on many repos: one without the file has not asked for previews.
                 log.info("%s has no %s at %s: no preview", _name(pr.ref), self.config_path, pr.head_sha[:7])
                 return ()
-            config = self._config(workspace)
+            config = fetching.read_config(workspace, self.config_path)
             waited_for = tuple(config.deploy.after) if config is not None else ()
             if waited_for:
                 builds = self.app.builds(pr.repo, pr.head_sha)
@@ -177,59 +174,22 @@ class JobRunner:
         """The core for one job, over a temporary workspace that holds the PR's files at head, when given."""
         with tempfile.TemporaryDirectory(prefix="previewbot-") as folder:
             workspace = Path(folder)
+            github = self.app.github(repo)
             if head is not None:
-                self._fetch(repo, head, into=workspace)
+                fetching.fetch_tree(github, repo, head, into=workspace, config_path=self.config_path)
             yield (
                 workspace,
                 Previews(
-                    github=self.app.github(repo),
+                    github=github,
                     cluster=self.cluster,
                     probe=self.probe,
-                    settings=Settings(workspace=workspace, config_path=self.config_path, server_url=self.server_url),
+                    # The tree is of head exactly: the core deploys it only as that commit.
+                    settings=Settings(
+                        workspace=workspace, config_path=self.config_path, server_url=self.server_url, checkout_sha=head
+                    ),
                     outbox=self.outbox,
                 ),
             )
-
-    def _fetch(self, repo: str, sha: str, *, into: Path) -> None:
-        """`.preview.yml` at sha and what it names; what is missing is left for the core to report."""
-        try:
-            self.app.download(repo, self.config_path, ref=sha, into=into)
-        except NotFound:
-            return
-        config = self._config(into)
-        if config is None:
-            return
-        based_on: set[str] = set()
-        pending = _named_paths(config)
-        while pending:
-            path = pending.pop(0)
-            try:
-                self.app.download(repo, path, ref=sha, into=into)
-                if (path == config.kustomize or path in based_on) and (into / path).is_dir():
-                    # An overlay builds on bases elsewhere in the repo: fetch those too, and what they build on.
-                    found = kustomize.missing_references(path, root=into)
-                    based_on.update(found)
-                    pending += found
-            except (NotFound, UserError) as error:
-                log.info("%s of %s at %s not fetched: %s", path, repo, sha[:7], error)
-
-    def _config(self, workspace: Path) -> PreviewConfig | None:
-        try:
-            return load_config((workspace / self.config_path).read_text(), path=self.config_path)
-        except (OSError, UserError):
-            return None
-
-
-def _named_paths(config: PreviewConfig) -> list[str]:
-    """The files and folders in the repo that a deploy of config reads."""
-    paths = list(config.manifests or [])
-    if config.kustomize:
-        paths.append(config.kustomize)
-    if config.helm is not None:
-        if not config.helm.remote:
-            paths.append(config.helm.chart)
-        paths.extend(config.helm.values_files)
-    return paths
 
 
 def _name(ref: PrRef) -> str:
