@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from previewbot.model import Phase
+from previewbot import naming
+from previewbot.core.retest import refusal
+from previewbot.model import NamespaceInfo, Phase
 from tests.harness import (
     REPO,
     Bot,
@@ -161,3 +163,31 @@ def test_a_reader_may_not_retest(bot: Bot, github: Any, checkout: Checkout, pref
     assert "write" in reply
     assert "-1" in reactions(github, comment_id)
     assert statuses(github, "previewbot/e2e") == ["success"]
+
+
+def preview_namespace(*, status: str, head: str = SHA_1, rolled_out: str | None = SHA_1) -> NamespaceInfo:
+    notes = {naming.HEAD_SHA_ANNOTATION: head, naming.STATUS_ANNOTATION: status}
+    if rolled_out is not None:
+        notes[naming.ROLLED_OUT_SHA_ANNOTATION] = rolled_out
+    return NamespaceInfo(name="preview-hello-world-pr-2", annotations=notes)
+
+
+@pytest.mark.parametrize(
+    ("namespace", "has_tests", "refused_with"),
+    [
+        (preview_namespace(status="ready"), True, None),
+        (preview_namespace(status="failed"), True, None),  # the tests failed: that is what a retest is for
+        (preview_namespace(status="ready"), False, "no end-to-end tests"),
+        (None, True, "no preview"),
+        (NamespaceInfo(name="gone", terminating=True), True, "no preview"),
+        (preview_namespace(status="ready", head=SHA_2), True, "does not run the pull request's head"),
+        (preview_namespace(status="testing"), True, "still being deployed or tested"),
+        (preview_namespace(status="deploying", rolled_out=None), True, "still being deployed or tested"),
+        (preview_namespace(status="failed", rolled_out=None), True, "never became ready"),
+        (preview_namespace(status="failed", rolled_out=SHA_2), True, "never became ready"),
+    ],
+)
+def test_when_a_retest_is_refused(namespace: NamespaceInfo | None, has_tests: bool, refused_with: str | None) -> None:
+    refused = refusal(namespace, head_sha=SHA_1, has_tests=has_tests)
+
+    assert refused is None if refused_with is None else refused_with in (refused or "")
