@@ -7,6 +7,7 @@ the step's outputs (url, namespace, status), its summary, ::error:: annotations 
 from __future__ import annotations
 
 import logging
+import tempfile
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 from previewbot import checkout, events, render
 from previewbot.core.previews import Outcome, Previews, Settings
 from previewbot.errors import PreviewbotError, UserError
+from previewbot.model import Deploy
 from previewbot.redact import redactor
 
 log = logging.getLogger("previewbot")
@@ -75,13 +77,14 @@ def checkout_commit(folder: Path) -> str | None:
 
 
 def run(runner: Runner, previews: Previews) -> int:
-    """Handle the run's event; returns the exit code."""
+    """Handle the run's event, then what its outcomes ask for next; returns the exit code."""
     payload = events.read_event_file(runner.event_path)
     intents = events.intents_from_event(runner.event_name, payload, repository=runner.repository or None)
     # A comment may hold several commands: each runs, the last that did something sets the outputs,
     # and any failure fails the step.
     outcomes = [previews.handle(intent) for intent in intents]
     write_outputs(runner, next((o for o in reversed(outcomes) if o.status != "ignored"), outcomes[-1]))
+    outcomes += [deploy_next(previews, deploy) for outcome in outcomes for deploy in outcome.follow_up]
     if runner.summary_path is not None:
         with runner.summary_path.open("a", encoding="utf-8") as summary:
             for outcome in outcomes:
@@ -91,6 +94,17 @@ def run(runner: Runner, previews: Previews) -> int:
     for failure in failures:
         annotate_error(failure.message)
     return 1 if failures else 0
+
+
+def deploy_next(previews: Previews, deploy: Deploy) -> Outcome:
+    """Deploy another PR than the event's (the first in line for a freed slot), from its files at its head.
+
+    The checkout is the event's PR's, if any: the other PR's `.preview.yml` and the files it names
+    are fetched at its head instead, and run nothing here.
+    """
+    log.info("deploying %s#%d next (%s)", deploy.pr.repo, deploy.pr.number, deploy.trigger)
+    with tempfile.TemporaryDirectory(prefix="previewbot-") as folder:
+        return previews.fetched(deploy.pr, into=Path(folder)).handle(deploy)
 
 
 def gate(runner: Runner, previews: Previews) -> int:

@@ -6,6 +6,7 @@ import json
 import secrets
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,19 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from previewbot import render
+from previewbot import naming, render
 from previewbot.cli import main
-from tests.harness import PR_NUMBER, REPO, Checkout, comment_event, pr_event, preview_site, web_deployment
+from tests.harness import (
+    PR_NUMBER,
+    REPO,
+    Checkout,
+    comment_event,
+    pr_event,
+    preview_config,
+    preview_site,
+    pull_event,
+    web_deployment,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -364,3 +375,125 @@ def test_deploy_and_destroy_from_the_command_line(cli: CliRunner, github: Any, k
     assert "status=destroyed" in destroyed.output
     [comment] = [c.body for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c.body)]
     assert "Destroyed" in comment or "destroyed" in comment
+
+
+# ---------------------------------------------------------------- a freed slot
+
+
+@dataclass
+class CappedRepo:
+    """A repo of one test's own, whose default branch allows one live preview and queues the rest."""
+
+    name: str
+    prefix: str
+    site: str
+    github: Any
+
+    def default_config(self, more: str = "") -> None:
+        capped = preview_config(prefix=self.prefix, site=self.site, more=f"max_previews: 1\nwhen_full: queue\n{more}")
+        self.github.add_file(self.name, ".preview.yml", capped, ref="main")
+
+    def commit(self, sha: str, checkout: Path, *, more: str = "") -> None:
+        """The PR's files at sha, on GitHub and in the runner's checkout; `more` adds to its .preview.yml."""
+        for path, text in (
+            (".preview.yml", preview_config(prefix=self.prefix, site=self.site, more=more)),
+            ("deploy/web.yaml", web_deployment()),
+        ):
+            self.github.add_file(self.name, path, text, ref=sha)
+            Checkout(checkout).write(path, text)
+
+    def namespace(self, number: int) -> str:
+        return naming.namespace_name(prefix=self.prefix, repo=self.name, number=number)
+
+    def sticky(self, number: int) -> str:
+        [body] = [c.body for c in self.github.comments(self.name, number) if render.is_preview_comment(c.body)]
+        return body
+
+
+@pytest.fixture
+def capped(github: Any, kube: Any, core: Any, prefix: str, site: str) -> Iterator[CappedRepo]:
+    # Its own repo: the cap counts every live preview of a repo, and a real cluster is shared.
+    repo = CappedRepo(name=f"acme/{kube.unique('slots')}", prefix=prefix, site=site, github=github)
+    repo.default_config()
+    yield repo
+    if not kube.emulated:
+        for namespace in core.list_namespace(label_selector=naming.owned_selector(repo=repo.name)).items:
+            core.delete_namespace(namespace.metadata.name)
+
+
+def run_action(cli: CliRunner, tmp_path: Path, event: dict[str, Any], *, repo: str, github: Any, kube: Any) -> Any:
+    """`previewbot action` on a pull_request event of repo, with the PR's checkout when it has one."""
+    checkout = tmp_path / f"checkout-{event['action']}-{event['number']}"
+    checkout.mkdir(exist_ok=True)
+    env = runner_env(tmp_path, event_name="pull_request", event=event, github=github, kube=kube, workspace=checkout)
+    env["GITHUB_REPOSITORY"] = repo
+    return cli.invoke(main, ["action"], env=env)
+
+
+def test_the_action_that_frees_a_slot_deploys_the_pr_first_in_line_from_its_files_at_its_head(
+    cli: CliRunner, tmp_path: Path, github: Any, kube: Any, core: Any, capped: CappedRepo
+) -> None:
+    live, waiting = 2, 3
+    for number, sha in ((live, "a" * 40), (waiting, "b" * 40)):
+        event = pull_event(github, "opened", repo=capped.name, number=number, sha=sha)
+        capped.commit(sha, tmp_path / f"checkout-opened-{number}")
+        assert run_action(cli, tmp_path, event, repo=capped.name, github=github, kube=kube).exit_code == 0
+    assert "number 1 in line" in capped.sticky(waiting)
+
+    closed = pull_event(github, "closed", repo=capped.name, number=live)
+    result = run_action(cli, tmp_path, closed, repo=capped.name, github=github, kube=kube)
+
+    assert result.exit_code == 0, result.output[-2000:]
+    assert read_outputs(tmp_path / "output")["status"] == "destroyed", "the outputs are the event's PR's"
+    deployed = core.read_namespace(capped.namespace(waiting)).metadata.annotations
+    assert (deployed[naming.HEAD_SHA_ANNOTATION], deployed[naming.STATUS_ANNOTATION]) == ("b" * 40, "ready")
+    assert naming.QUEUED_AT_ANNOTATION not in deployed
+    assert "Preview ready" in capped.sticky(waiting)
+    fetched = {r.path.rsplit("/contents/", 1)[1] for r in github.requests if r.query.get("ref") == ["b" * 40]}
+    assert {".preview.yml", "deploy", "deploy/web.yaml"} <= fetched
+    assert [d.sha for d in github.deployments(capped.name)] == ["b" * 40, "a" * 40]
+
+
+def test_a_forks_pr_first_in_line_is_not_deployed_without_an_approval_of_its_head(
+    cli: CliRunner, tmp_path: Path, github: Any, kube: Any, core: Any, capped: CappedRepo
+) -> None:
+    live, fork = 2, 3
+    capped.default_config("forks:\n  policy: allow\n")
+    opened = pull_event(github, "opened", repo=capped.name, number=live, sha="a" * 40)
+    capped.commit("a" * 40, tmp_path / f"checkout-opened-{live}")
+    assert run_action(cli, tmp_path, opened, repo=capped.name, github=github, kube=kube).exit_code == 0
+    from_fork = pull_event(github, "opened", repo=capped.name, number=fork, sha="f" * 40, fork="mallory/shop")
+    capped.commit("f" * 40, tmp_path / f"checkout-opened-{fork}")
+    assert run_action(cli, tmp_path, from_fork, repo=capped.name, github=github, kube=kube).exit_code == 0
+    assert "number 1 in line" in capped.sticky(fork)
+    capped.default_config()  # forks need a maintainer's approval of their head again, which this one never had
+
+    closed = pull_event(github, "closed", repo=capped.name, number=live)
+    result = run_action(cli, tmp_path, closed, repo=capped.name, github=github, kube=kube)
+
+    assert result.exit_code == 0, result.output[-2000:]
+    waiting = core.read_namespace(capped.namespace(fork)).metadata.annotations
+    assert naming.HEAD_SHA_ANNOTATION not in waiting
+    assert "comes from a fork" in capped.sticky(fork)
+    assert [d.sha for d in github.deployments(capped.name)] == ["a" * 40]
+
+
+def test_nothing_of_the_files_fetched_for_the_pr_first_in_line_runs_on_the_runner(
+    cli: CliRunner, tmp_path: Path, github: Any, kube: Any, core: Any, capped: CappedRepo
+) -> None:
+    live, waiting = 2, 3
+    ran = tmp_path / "ran"
+    capped.commit("a" * 40, tmp_path / f"checkout-opened-{live}")
+    opened = pull_event(github, "opened", repo=capped.name, number=live, sha="a" * 40)
+    assert run_action(cli, tmp_path, opened, repo=capped.name, github=github, kube=kube).exit_code == 0
+    capped.commit("b" * 40, tmp_path / f"checkout-opened-{waiting}", more=f"tests:\n  command: touch {ran}\n")
+    queued = pull_event(github, "opened", repo=capped.name, number=waiting, sha="b" * 40)
+    assert run_action(cli, tmp_path, queued, repo=capped.name, github=github, kube=kube).exit_code == 0
+
+    closed = pull_event(github, "closed", repo=capped.name, number=live)
+    result = run_action(cli, tmp_path, closed, repo=capped.name, github=github, kube=kube)
+
+    assert not ran.exists()
+    assert result.exit_code == 1, "the PR deployed next failed its required tests, which could not run"
+    assert core.read_namespace(capped.namespace(waiting)).metadata.annotations[naming.HEAD_SHA_ANNOTATION] == "b" * 40
+    assert "a deploy when a preview slot frees has no checkout: `/preview retest` runs it" in capped.sticky(waiting)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from previewbot import manifests, naming, policy, render
 from previewbot.config import Forks, PreviewConfig, SecretCopy, effective_config, load_config_file, trusted_default
-from previewbot.core import cap, gc, lifetime, retest
+from previewbot.core import cap, fetching, gc, lifetime, retest
 from previewbot.core.leases import PrLease
 from previewbot.core.ports import Cluster, CommandRunner, GitHub, UrlProbe
 from previewbot.core.reporting import Outbox, Reporter, sticky_reporter
@@ -129,6 +129,22 @@ class Previews:
 
     def pull_request(self, repo: str, number: int) -> PullRequest:
         return self._github.pull_request(repo, number)
+
+    def fetched(self, pr: PullRequest, *, into: Path) -> Previews:
+        """The core over pr's files at its head, fetched into `into`: for a PR this run has no checkout of.
+
+        The tree is of that commit exactly, and the core deploys it only as that commit. Nothing of it
+        runs here: this core has no runner.
+        """
+        fetching.fetch_tree(self._github, pr.repo, pr.head_sha, into=into, config_path=self._settings.config_path)
+        return Previews(
+            github=self._github,
+            cluster=self._cluster,
+            probe=self._ports.probe,
+            settings=replace(self._settings, workspace=into, checkout_sha=pr.head_sha),
+            clock=self._clock,
+            outbox=self._outbox,
+        )
 
     # ------------------------------------------------------------ dispatch
 

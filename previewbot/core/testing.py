@@ -195,8 +195,9 @@ def run_tests(
     return TestRun(
         passed=False,
         problem=(
-            "tests.command runs only on the GitHub Action's runner, and never for a PR from a fork; "
-            "tests.job runs everywhere"
+            "tests.command did not run: it runs only on the GitHub Action's runner, in a checkout of the PR, "
+            "never for a PR from a fork (a deploy when a preview slot frees has no checkout: `/preview retest` "
+            "runs it); tests.job runs everywhere"
         ),
     )
 
