@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint check-workflows pytest bench bench-short schema rbac lock clean
+.PHONY: demo test test-cluster lint check-workflows pytest bench bench-short schema rbac lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ check-workflows: $(STAMP)
 	$(BIN)/zizmor --no-progress action.yml .github/workflows/*.yml examples/workflows/*.yml
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml examples/workflows/*.yml
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-actions action.yml
+
+# The cluster tests again, on the real cluster of REAL_KUBECONFIG (an admin's): .ci/run starts one.
+# These files' tests are written for a cluster that other tests share (unique names, their own clean-up).
+CLUSTER_TESTS := tests/test_cluster_adapter.py tests/test_e2e_tests.py tests/test_lifecycle.py \
+	tests/test_rbac.py tests/test_refusals.py tests/test_chart.py
+test-cluster: $(STAMP)
+	test -n "$(REAL_KUBECONFIG)" || { echo "make test-cluster REAL_KUBECONFIG=path/to/admin/kubeconfig"; exit 2; }
+	PREVIEWBOT_TEST_KUBECONFIG="$(REAL_KUBECONFIG)" $(BIN)/pytest -m cluster -n 2 --dist loadfile $(CLUSTER_TESTS)
 
 pytest: $(STAMP)
 	$(BIN)/pytest -n 2 --dist loadfile

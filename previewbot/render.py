@@ -203,17 +203,11 @@ def _body(report: PreviewReport, *, server_url: str) -> list[Part]:
     steps = _steps_table(report)
     if steps:
         parts.append(steps)
-    for step in report.steps:
-        if step.details:
-            lines = [_clip_line(line) for line in _clean("\n".join(step.details)).splitlines()]
-            parts.append(
-                _Excerpt(
-                    cut=_Cut.EVENTS,
-                    items=lines,
-                    keep_tail=True,
-                    wrap=_collapsed_lines(f"{step.name}: the API server warned", noun="warning"),
-                )
-            )
+    parts.extend(
+        _cluster_lines(step.details, title=f"{step.name}: the API server warned", noun="warning")
+        for step in report.steps
+        if step.details
+    )
     if report.error:
         parts.append(
             "#### 🛑 Error\n\n"
@@ -283,16 +277,14 @@ def _diagnosis(diagnosis: WorkloadDiagnosis) -> list[Part]:
     for problem in diagnosis.problems:
         parts.extend(_container_problem(problem))
     if diagnosis.events:
-        events = [_clip_line(line) for line in _clean("\n".join(diagnosis.events)).splitlines()]
-        parts.append(
-            _Excerpt(
-                cut=_Cut.EVENTS,
-                items=events,
-                keep_tail=True,
-                wrap=_collapsed_lines(f"Events of {diagnosis.workload}", noun="event"),
-            )
-        )
+        parts.append(_cluster_lines(diagnosis.events, title=f"Events of {diagnosis.workload}", noun="event"))
     return parts
+
+
+def _cluster_lines(lines: Sequence[str], *, title: str, noun: str) -> _Excerpt:
+    """Lines the cluster said (events, warnings), folded under a title; the newest kept when cut."""
+    clipped = [_clip_line(line) for line in _clean("\n".join(lines)).splitlines()]
+    return _Excerpt(cut=_Cut.EVENTS, items=clipped, keep_tail=True, wrap=_collapsed_lines(title, noun=noun))
 
 
 def _container_problem(problem: ContainerProblem) -> list[Part]:

@@ -243,6 +243,7 @@ def test_the_chart_s_rules_are_previewbot_s_own() -> None:
     assert roles["previewbot-preview"] == rbac.preview_rules([(k["apiVersion"], k["kind"]) for k in applied])
 
 
+@pytest.mark.cluster
 @pytest.mark.skipif(not os.environ.get("PREVIEWBOT_TEST_KUBECONFIG"), reason="needs a real API server")
 def test_the_real_api_server_accepts_every_object_in_a_dry_run() -> None:
     from kubernetes import config, dynamic

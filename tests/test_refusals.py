@@ -78,6 +78,17 @@ def stateful_set(name: str, *, replicas: int) -> dict[str, Any]:
     return workload
 
 
+def echo_job() -> dict[str, Any]:
+    """A test Job whose one pod echoes a line and succeeds."""
+    container = {"name": "tests", "image": "busybox:1.36", "command": ["sh", "-c", "echo ok"]}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "e2e", "labels": OWNER},
+        "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [container]}}},
+    }
+
+
 def quota(core: kubernetes.client.CoreV1Api, namespace: str, *, pods: int) -> None:
     """A pod quota, once the quota controller has counted what the namespace holds (admission waits for it)."""
     core.create_namespaced_resource_quota(
@@ -220,22 +231,8 @@ def test_a_test_job_whose_pods_are_refused_never_ran_and_says_why(
 ) -> None:
     namespace = make_namespace("refusals-job")
     quota(core, namespace, pods=0)
-    job = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": "e2e", "labels": OWNER},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [{"name": "tests", "image": "busybox:1.36", "command": ["sh", "-c", "echo hi"]}],
-                }
-            },
-        },
-    }
 
-    outcome = cluster.run_job(namespace, job, timeout=WAIT)
+    outcome = cluster.run_job(namespace, echo_job(), timeout=WAIT)
 
     assert not outcome.succeeded
     assert not outcome.timed_out
@@ -319,22 +316,8 @@ def test_a_log_the_kubelet_cannot_give_is_unreadable_with_why(
     assert emulated_kube.server is not None
     namespace = make_namespace("refusals-kubelet")
     emulated_kube.server.kubelet_reachable = False
-    job = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": "e2e", "labels": OWNER},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [{"name": "tests", "image": "busybox:1.36", "command": ["sh", "-c", "echo ok"]}],
-                }
-            },
-        },
-    }
 
-    outcome = cluster.run_job(namespace, job, timeout=WAIT)
+    outcome = cluster.run_job(namespace, echo_job(), timeout=WAIT)
 
     assert outcome.succeeded
     assert outcome.log == ""

@@ -218,6 +218,17 @@ def test_a_failed_step_and_a_long_one() -> None:
     assert "| ❌ Wait for rollout | 1 h 2 min |" in render_comment(preview(phase=Phase.FAILED, steps=steps))
 
 
+def test_the_api_servers_warnings_show_under_their_step() -> None:
+    warning = 'Deployment/web: would violate PodSecurity "restricted:latest": runAsNonRoot != true'
+    steps = (StepTiming(name="Apply manifests", started=NOW, seconds=2.0, ok=True, details=(warning,)),)
+
+    comment = render_comment(preview(phase=Phase.READY, steps=steps))
+
+    assert "<summary>Apply manifests: the API server warned (1 warning)</summary>" in comment
+    assert f"```text\n{warning}\n```" in comment
+    assert comment.index("| ✅ Apply manifests") < comment.index("the API server warned")
+
+
 # ---------------------------------------------------------------- error and failure
 
 

@@ -524,7 +524,7 @@ def _deployment_rollout(obj: Obj) -> _Rollout:
     conditions = _conditions(status)
     replica_failure = conditions.get("ReplicaFailure", {})
     if replica_failure.get("status") == "True" and _generation_seen(obj):
-        return _Rollout(False, note, failed=_pods_refused(replica_failure.get("message") or "FailedCreate"))
+        return _Rollout(False, note, failed=_refusal_of_pods(replica_failure.get("message") or "FailedCreate"))
     progressing = conditions.get("Progressing", {})
     # As kubectl does, the deadline counts only once the controller has seen the current spec: a
     # condition left from before an apply says nothing of the rollout the apply began.
@@ -539,7 +539,7 @@ def _deployment_rollout(obj: Obj) -> _Rollout:
     return _Rollout(done, note)
 
 
-def _pods_refused(message: str) -> str:
+def _refusal_of_pods(message: str) -> str:
     """Why a controller could not create the pods (quota, Pod Security, admission), as the headline."""
     message = message.removeprefix("(combined from similar events): ").removeprefix("Error creating: ")
     return "its pods were " + (named_refusal(message) or f"refused: {message}")
@@ -1238,7 +1238,7 @@ class KubernetesCluster:
         ]
         if not refusals:
             return None
-        return _pods_refused(str(max(refusals, key=_event_time).get("message") or "FailedCreate"))
+        return _refusal_of_pods(str(max(refusals, key=_event_time).get("message") or "FailedCreate"))
 
     def _pods_of(self, namespace: str, workload: Obj | None) -> list[Obj]:
         """The workload's pods, oldest first. (The API server gives every Job a selector of its own uid.)"""

@@ -125,6 +125,13 @@ def write_kubeconfig(path: Path, server_url: str) -> Path:
     return path
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test of a cluster `cluster`: `pytest -m cluster` runs them again on a real one."""
+    for item in items:
+        if "kube" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.cluster)
+
+
 @pytest.fixture
 def kube(tmp_path: Path) -> Iterator[KubeEnv]:
     """The cluster of one test: emulated unless PREVIEWBOT_TEST_KUBECONFIG names a real one."""
