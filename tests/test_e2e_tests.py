@@ -109,6 +109,25 @@ def test_the_test_job_runs_in_a_namespace_held_to_pod_security_restricted(
     assert e2e_status(github, SHA_1).state == "success"
 
 
+def test_a_report_without_a_final_newline_and_with_crlf_endings_is_read_whole(
+    bot: Bot, github: Any, checkout: Checkout, prefix: str, site: str
+) -> None:
+    report = '<testsuites>\\r\\n<testsuite name="e2e"><testcase name="home page loads"/></testsuite>\\r\\n</testsuites>'
+    script = f"printf '{report}' > /tmp/junit.xml\nprintf 'ran 1 test, no newline after'"
+    checkout.write(".preview.yml", job_config(prefix, site, script))
+
+    [outcome] = bot.on("pull_request", pr_event("opened", sha=SHA_1))
+
+    assert outcome.status == Phase.READY
+    assert outcome.report is not None
+    tests = outcome.report.tests
+    assert tests is not None
+    assert tests.problem is None
+    assert tests.report is not None
+    assert [case.name for case in tests.report.cases] == ["home page loads"]
+    assert tests.log_tail == "ran 1 test, no newline after"
+
+
 def test_failed_tests_are_named_with_their_message(
     bot: Bot, github: Any, checkout: Checkout, prefix: str, site: str
 ) -> None:

@@ -7,8 +7,8 @@ the emulator passes on a real cluster too:
 - an image on a registry host ending in `.invalid`, or listed in `Kubelet.missing_images`,
   cannot be pulled (ErrImagePull, then ImagePullBackOff, with Warning events);
 - a container with neither command nor args (a server image) runs, is ready, and stays up;
-- `sh -c SCRIPT` runs a small subset of sh (echo, printf, `cat <<EOF` here-documents, sleep,
-  exit, true, false): output goes to the container's log, `sleep` lasts its seconds times
+- `sh -c SCRIPT` runs a small subset of sh (echo, printf, `cat <<EOF` here-documents, `> FILE`,
+  sleep, exit, true, false): output goes to the container's log, `sleep` lasts its seconds times
   `time_scale`, and the script's exit status ends the container;
 - an env or envFrom reference to a missing Secret or ConfigMap is CreateContainerConfigError.
 
@@ -111,6 +111,15 @@ class _Shell:
 
     def run(self, words: list[str], *, quiet_errors: bool) -> bool:
         """Run one simple command; False when it ends the script (exit)."""
+        if ">" in words[1:-1]:
+            # `command > FILE`: what the command prints goes to the file, not to the log.
+            at = words.index(">")
+            target, words = self.expand(words[at + 1]), words[:at]
+            before = len(self.steps)
+            going_on = self.run(words, quiet_errors=quiet_errors)
+            self.files[target] = "".join(step.output for step in self.steps[before:])
+            self.steps[before:] = [replace(step, output="") for step in self.steps[before:]]
+            return going_on
         if words == ["$@"]:
             words = self.arguments[1:]
         elif all(_ASSIGNMENT.match(word) for word in words):
