@@ -271,10 +271,29 @@ class WorkloadDiagnosis:
     events: tuple[str, ...] = ()  # "Warning Failed pod/web-1: Failed to pull image ..."
 
 
+class Readiness(enum.StrEnum):
+    """Where a workload stood when the rollout wait ended."""
+
+    READY = "ready"
+    WAITING = "waiting"  # still on its way: the wait ran out of time, or a newer commit took over
+    FAILED = "failed"  # it will not get there by waiting: its diagnosis says why
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkloadState:
+    """How far one Deployment, StatefulSet, DaemonSet or Job got, as the rollout wait last saw it."""
+
+    workload: ObjectRef
+    readiness: Readiness
+    ready: int  # pods ready (a Job: pods succeeded)
+    desired: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RolloutResult:
     ready: tuple[ObjectRef, ...]
     failed: tuple[WorkloadDiagnosis, ...] = ()
+    workloads: tuple[WorkloadState, ...] = ()  # each workload waited for, in the order it was asked
 
     @property
     def ok(self) -> bool:
@@ -290,6 +309,28 @@ class JobOutcome:
     log: str = ""
     log_unreadable: str | None = None  # why the log could not be read whole (forbidden, kubelet, pod gone)
     diagnosis: WorkloadDiagnosis | None = None  # set when the pod never ran (image, config, refused)
+
+
+class EndpointKind(enum.StrEnum):
+    INGRESS = "Ingress"
+    LOAD_BALANCER = "LoadBalancer"
+    NODE_PORT = "NodePort"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Endpoint:
+    """One way into a preview from outside the cluster: an Ingress rule, or a Service of type LoadBalancer or NodePort.
+
+    Hosts and paths are as the manifests (a PR's) wrote them: text to check before it is shown.
+    """
+
+    kind: EndpointKind
+    name: str  # the Ingress's or the Service's
+    host: str = ""  # an Ingress rule's host; "" when the rule takes any host
+    path: str = ""  # an Ingress rule's path; "" when it takes every path
+    tls: bool = False  # the Ingress serves the host over TLS (it is among its spec.tls hosts)
+    ports: tuple[str, ...] = ()  # a LoadBalancer's ports, a NodePort's node ports: "80", "53/UDP"
+    addresses: tuple[str, ...] = ()  # IPs and hostnames status.loadBalancer gives; none yet while pending
 
 
 # ---------------------------------------------------------------- GitHub records
@@ -418,3 +459,5 @@ class PreviewReport:
     updated_at: datetime | None = None
     expires_at: datetime | None = None  # when it goes for want of activity; None: never
     kept: bool = False  # pinned by /preview keep or the keep label: it neither expires nor sleeps
+    endpoints: tuple[Endpoint, ...] = ()  # the Ingress rules and external Services, once rolled out
+    workloads: tuple[WorkloadState, ...] = ()  # each workload's readiness, as the rollout wait saw it

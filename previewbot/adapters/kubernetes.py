@@ -20,7 +20,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,11 +40,15 @@ from previewbot import errors, naming, rbac
 from previewbot.core.ports import Progress
 from previewbot.model import (
     ContainerProblem,
+    Endpoint,
+    EndpointKind,
     JobOutcome,
     NamespaceInfo,
     ObjectRef,
+    Readiness,
     RolloutResult,
     WorkloadDiagnosis,
+    WorkloadState,
 )
 from previewbot.redact import redactor
 
@@ -505,6 +509,8 @@ class _Rollout:
     done: bool
     note: str  # "1/2 ready"
     failed: str | None = None  # why it will not get there however long previewbot waits
+    ready: int = 0  # pods ready (a Job's: succeeded)
+    desired: int = 0
 
 
 def _conditions(status: Mapping[str, Any]) -> dict[str, Obj]:
@@ -521,22 +527,24 @@ def _deployment_rollout(obj: Obj) -> _Rollout:
     desired = spec.get("replicas", 1)
     available = status.get("availableReplicas") or 0
     note = f"{available}/{desired} ready"
+    counts = {"ready": available, "desired": desired}
     conditions = _conditions(status)
     replica_failure = conditions.get("ReplicaFailure", {})
     if replica_failure.get("status") == "True" and _generation_seen(obj):
-        return _Rollout(False, note, failed=_refusal_of_pods(replica_failure.get("message") or "FailedCreate"))
+        refused = _refusal_of_pods(replica_failure.get("message") or "FailedCreate")
+        return _Rollout(False, note, failed=refused, **counts)
     progressing = conditions.get("Progressing", {})
     # As kubectl does, the deadline counts only once the controller has seen the current spec: a
     # condition left from before an apply says nothing of the rollout the apply began.
     if progressing.get("reason") == "ProgressDeadlineExceeded" and _generation_seen(obj):
-        return _Rollout(False, note, failed=progressing.get("message") or "progress deadline exceeded")
+        return _Rollout(False, note, failed=progressing.get("message") or "progress deadline exceeded", **counts)
     done = (
         _generation_seen(obj)
         and (status.get("updatedReplicas") or 0) == desired
         and (status.get("replicas") or 0) == desired
         and available == desired
     )
-    return _Rollout(done, note)
+    return _Rollout(done, note, **counts)
 
 
 def _refusal_of_pods(message: str) -> str:
@@ -557,7 +565,7 @@ def _stateful_set_rollout(obj: Obj) -> _Rollout:
         and (status.get("updatedReplicas") or 0) >= desired - partition
         and (partition > 0 or None in revisions or revisions[0] == revisions[1])
     )
-    return _Rollout(done, f"{ready}/{desired} ready")
+    return _Rollout(done, f"{ready}/{desired} ready", ready=ready, desired=desired)
 
 
 def _daemon_set_rollout(obj: Obj) -> _Rollout:
@@ -565,17 +573,20 @@ def _daemon_set_rollout(obj: Obj) -> _Rollout:
     desired = status.get("desiredNumberScheduled") or 0
     available = status.get("numberAvailable") or 0
     done = _generation_seen(obj) and (status.get("updatedNumberScheduled") or 0) == desired and available == desired
-    return _Rollout(done, f"{available}/{desired} ready")
+    return _Rollout(done, f"{available}/{desired} ready", ready=available, desired=desired)
 
 
 def _job_rollout(obj: Obj) -> _Rollout:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     conditions = _conditions(status)
-    note = f"{status.get('succeeded') or 0}/{spec.get('completions') or 1} succeeded"
+    succeeded, completions = status.get("succeeded") or 0, spec.get("completions") or 1
+    note = f"{succeeded}/{completions} succeeded"
     failed = conditions.get("Failed", {})
     if failed.get("status") == "True":
-        return _Rollout(False, note, failed=failed.get("message") or failed.get("reason") or "the Job failed")
-    return _Rollout(conditions.get("Complete", {}).get("status") == "True", note)
+        why = failed.get("message") or failed.get("reason") or "the Job failed"
+        return _Rollout(False, note, failed=why, ready=succeeded, desired=completions)
+    done = conditions.get("Complete", {}).get("status") == "True"
+    return _Rollout(done, note, ready=succeeded, desired=completions)
 
 
 def _deadline_exceeded(job: Obj) -> bool:
@@ -1174,13 +1185,13 @@ class KubernetesCluster:
         ready = [ref for ref in workloads if ref.kind not in _ROLLOUT_RULES]
         failed: list[WorkloadDiagnosis] = []
         hopeless = _HopelessPods(hopeless=NEVER_STARTS | CRASHING, pull_grace=self._image_pull_grace)
-        notes: dict[ObjectRef, str] = {}
+        seen: dict[ObjectRef, _Rollout] = {}
 
         def look(ref: ObjectRef, obj: Obj | None, *, pods: list[Obj] | None) -> None:
             state = _rollout(ref.kind, obj)
-            if progress and notes.get(ref) != state.note:
+            if progress and (ref not in seen or seen[ref].note != state.note):
                 progress(f"{ref.kind.lower()}/{ref.name}: {state.note}")
-            notes[ref] = state.note
+            seen[ref] = state
             if state.done:
                 pending.remove(ref)
                 ready.append(ref)
@@ -1216,9 +1227,22 @@ class KubernetesCluster:
                     break
             else:
                 break
+        for ref in [ref for ref in pending if ref not in seen]:  # of a kind whose turn never came: read once
+            look(ref, self._get(namespace, ref), pods=None)
+        readiness = dict.fromkeys(ready, Readiness.READY) | {d.workload: Readiness.FAILED for d in failed}
         waited = f"not ready after {time.monotonic() - started:.0f}s"
         failed.extend(self._diagnose(namespace, ref, cause=waited) for ref in pending)
-        return RolloutResult(ready=tuple(ready), failed=tuple(failed))
+        states = [
+            WorkloadState(
+                workload=ref,
+                readiness=readiness.get(ref, Readiness.WAITING),
+                ready=seen[ref].ready,
+                desired=seen[ref].desired,
+            )
+            for ref in dict.fromkeys(workloads)
+            if ref in seen
+        ]
+        return RolloutResult(ready=tuple(ready), failed=tuple(failed), workloads=tuple(states))
 
     def _pods_refused(self, namespace: str, kind: str, workload: Obj | None, *, since: datetime | None) -> str | None:
         """The refusal a controller met creating the workload's pods (its FailedCreate events), if any.
@@ -1526,6 +1550,20 @@ class KubernetesCluster:
             self._call(self._request, "PUT", target, body=copy)
         log.info("copied secret %s/%s into %s", source_namespace, name, target_namespace)
 
+    # -------------------------------------------------------- endpoints
+
+    def endpoints(self, namespace: str, *, kinds: Collection[EndpointKind]) -> list[Endpoint]:
+        found: list[Endpoint] = []
+        if EndpointKind.INGRESS in kinds:
+            for ingress in self._list(INGRESS_API_VERSION, "Ingress", namespace=namespace):
+                found += _ingress_endpoints(ingress)
+        service_kinds = {kind.value for kind in kinds} & {EndpointKind.LOAD_BALANCER, EndpointKind.NODE_PORT}
+        if service_kinds:
+            for service in self._list("v1", "Service", namespace=namespace):
+                if (service.get("spec") or {}).get("type") in service_kinds:
+                    found.append(_service_endpoint(service))
+        return found
+
     # -------------------------------------------------------- sleep and wake
 
     def replicas(self, namespace: str, *, label_selector: str) -> dict[ObjectRef, int]:
@@ -1605,6 +1643,62 @@ class KubernetesCluster:
         except errors.Conflict:
             return False  # changed since it was read: someone else renewed or took it
         return True
+
+
+INGRESS_API_VERSION = "networking.k8s.io/v1"
+
+
+def _load_balancer_addresses(obj: Obj) -> tuple[str, ...]:
+    """The IPs and hostnames a load balancer (or an Ingress controller) wrote in the object's status."""
+    entries = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or ()
+    return tuple(
+        str(entry.get("ip") or entry.get("hostname")) for entry in entries if entry.get("ip") or entry.get("hostname")
+    )
+
+
+def _tls_covers(host: str, tls_hosts: set[str]) -> bool:
+    """Whether spec.tls names the host, or a wildcard over it ("*.example.com" covers "a.example.com")."""
+    return bool(host) and (host in tls_hosts or f"*.{host.partition('.')[2]}" in tls_hosts)
+
+
+def _ingress_endpoints(ingress: Obj) -> list[Endpoint]:
+    """One endpoint per host and path of the Ingress's rules; one for a default backend without rules."""
+    name = _metadata(ingress)["name"]
+    spec = ingress.get("spec") or {}
+    tls_hosts = {str(host) for entry in spec.get("tls") or () for host in entry.get("hosts") or ()}
+    addresses = _load_balancer_addresses(ingress)
+    found = []
+    for rule in spec.get("rules") or ():
+        host = str(rule.get("host") or "")
+        paths = [str(path.get("path") or "") for path in (rule.get("http") or {}).get("paths") or ()]
+        for path in paths or [""]:
+            found.append(
+                Endpoint(
+                    kind=EndpointKind.INGRESS,
+                    name=name,
+                    host=host,
+                    path=path,
+                    tls=_tls_covers(host, tls_hosts),
+                    addresses=addresses,
+                )
+            )
+    if not found and spec.get("defaultBackend"):
+        found.append(Endpoint(kind=EndpointKind.INGRESS, name=name, addresses=addresses))
+    return found
+
+
+def _service_endpoint(service: Obj) -> Endpoint:
+    """A LoadBalancer with the ports it serves on its addresses; a NodePort with its ports on every node."""
+    spec = service.get("spec") or {}
+    kind = EndpointKind(spec["type"])
+    port_key = "nodePort" if kind is EndpointKind.NODE_PORT else "port"
+    ports = tuple(
+        str(port[port_key]) + ("" if port.get("protocol", "TCP") == "TCP" else f"/{port['protocol']}")
+        for port in spec.get("ports") or ()
+        if port.get(port_key)
+    )
+    addresses = _load_balancer_addresses(service) if kind is EndpointKind.LOAD_BALANCER else ()
+    return Endpoint(kind=kind, name=_metadata(service)["name"], ports=ports, addresses=addresses)
 
 
 LEASE_API_VERSION = "coordination.k8s.io/v1"

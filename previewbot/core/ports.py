@@ -10,7 +10,7 @@ Every method raises only errors from previewbot.errors.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,6 +18,8 @@ from previewbot.model import (
     Comment,
     CommitState,
     DeploymentState,
+    Endpoint,
+    EndpointKind,
     JobOutcome,
     NamespaceInfo,
     ObjectRef,
@@ -186,6 +188,13 @@ class Cluster(Protocol):
         ...
 
     def diagnose(self, namespace: str, workload: ObjectRef) -> WorkloadDiagnosis: ...
+
+    def endpoints(self, namespace: str, *, kinds: Collection[EndpointKind]) -> list[Endpoint]:
+        """The namespace's endpoints of the given kinds: one Ingress rule's host and path each, or one Service each.
+
+        One list request per API kind asked for: Ingresses, and Services (for LoadBalancer and NodePort alike).
+        """
+        ...
 
     def run_job(
         self,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import copy
 import hashlib
+import ipaddress
 import json
 import re
 import secrets
@@ -486,8 +487,43 @@ def validate(rtype: ResourceType, obj: Obj) -> None:
         problems.append('spec.template.spec.restartPolicy: Required value: valid values: "OnFailure", "Never"')
     if rtype.kind == "Lease":
         problems += _lease_problems(spec)
+    if rtype.kind == "Ingress":
+        problems += _ingress_host_problems(spec)
     if problems:
         raise invalid(rtype, name, problems)
+
+
+_SUBDOMAIN_RULE = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'"
+NODE_PORTS = range(30000, 32768)
+
+
+def _ingress_host_problems(spec: Obj) -> list[str]:
+    """A rule's host must be a DNS name, or a wildcard over one; its paths are not checked (ImplementationSpecific)."""
+    problems = []
+    for index, rule in enumerate(spec.get("rules") or ()):
+        host = str(rule.get("host") or "")
+        if host and not _SUBDOMAIN.fullmatch(host.removeprefix("*.")):
+            problems.append(f'spec.rules[{index}].host: Invalid value: "{host}": {_SUBDOMAIN_RULE}')
+    return problems
+
+
+def _load_balancer_status_problems(rtype: ResourceType, obj: Obj) -> list[str]:
+    """What the API server refuses in status.loadBalancer: an IP that is none, a hostname no DNS name."""
+    if rtype.kind not in ("Service", "Ingress"):
+        return []
+    problems = []
+    entries = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or ()
+    for index, entry in enumerate(entries):
+        where = f"status.loadBalancer.ingress[{index}]"
+        if entry.get("ip"):
+            try:
+                ipaddress.ip_address(entry["ip"])
+            except ValueError:
+                problems.append(f'{where}.ip: Invalid value: "{entry["ip"]}": must be a valid IP address')
+        hostname = entry.get("hostname")
+        if hostname and not _SUBDOMAIN.fullmatch(hostname):
+            problems.append(f'{where}.hostname: Invalid value: "{hostname}": {_SUBDOMAIN_RULE}')
+    return problems
 
 
 _MICRO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(?:Z|[+-]\d\d:\d\d)")
@@ -553,6 +589,11 @@ def apply_defaults(rtype: ResourceType, obj: Obj) -> None:
         for port in spec.get("ports") or []:
             port.setdefault("protocol", "TCP")
             port.setdefault("targetPort", port.get("port"))
+            if spec["type"] in ("NodePort", "LoadBalancer"):
+                # Allocated once by a real API server; the same one each time here, from the port's identity.
+                identity = f"{obj['metadata'].get('namespace')}/{obj['metadata'].get('name')}/{port.get('port')}"
+                offset = int(hashlib.sha256(identity.encode()).hexdigest(), 16) % len(NODE_PORTS)
+                port.setdefault("nodePort", NODE_PORTS[offset])
     elif rtype.kind == "Namespace":
         spec.setdefault("finalizers", ["kubernetes"])
         obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"].get("name", "")
@@ -1144,6 +1185,9 @@ class KubeApiServer:
             )
         if status_only:
             new = {**copy.deepcopy(current), "status": new.get("status", {})}
+            problems = _load_balancer_status_problems(rtype, new)
+            if problems:
+                raise invalid(rtype, name, problems)
         else:
             if "status" in rtype.subresources or rtype.kind in _INITIAL_STATUS:
                 new["status"] = copy.deepcopy(current.get("status", {}))
