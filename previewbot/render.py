@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import enum
 import html
+import ipaddress
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,17 +24,21 @@ from itertools import accumulate
 
 from previewbot.model import (
     ContainerProblem,
+    Endpoint,
+    EndpointKind,
     OnDemandRef,
     Phase,
     PreviewEntry,
     PreviewReport,
     PrRef,
+    Readiness,
     StepTiming,
     TestCase,
     TestOutcome,
     TestReport,
     TestRun,
     WorkloadDiagnosis,
+    WorkloadState,
 )
 from previewbot.redact import redactor
 
@@ -49,6 +54,10 @@ LINE_LIMIT = 1000
 """Longer lines (minified code, base64 blobs) are cut: one line should not use up a whole comment."""
 TEXT_LIMIT = 10000
 """Longest free text (an error, a container's message) shown before it is cut."""
+ENDPOINTS_SHOWN = 30
+WORKLOADS_SHOWN = 50
+ENDPOINT_TEXT_LIMIT = 200
+"""Longest host and path shown: an Ingress path may be a long pattern."""
 
 COMMANDS = (
     "/preview redeploy",
@@ -86,6 +95,9 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~#!])")
 _UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
 _NOT_HEX = re.compile(r"[^0-9a-f]")
 _LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\[bot\])?$")
+_DNS_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
+_LINKED_PATH = re.compile(r"/[A-Za-z0-9._~/-]*")
+_READINESS_MARK = {Readiness.READY: "✅", Readiness.WAITING: "⏳", Readiness.FAILED: "❌"}
 
 
 # ---------------------------------------------------------------- public API
@@ -197,6 +209,10 @@ def _body(report: PreviewReport, *, server_url: str) -> list[Part]:
     facts = _facts_table(report, server_url=server_url)
     if facts:
         parts.append(facts)
+    if report.endpoints:
+        parts.append(_endpoints_table(report.endpoints))
+    if report.workloads:
+        parts.append(_workloads_line(report.workloads))
     if report.note:
         # The note is previewbot's own markdown (it may hold code spans), so it is not escaped.
         parts.append(redactor.redact(report.note).strip() + "\n\n")
@@ -248,6 +264,108 @@ def _facts_table(report: PreviewReport, *, server_url: str) -> str:
         return ""
     lines = ["| | |", "| --- | --- |", *(f"| **{name}** | {_cell(value)} |" for name, value in rows)]
     return "\n".join(lines) + "\n\n"
+
+
+def _endpoints_table(endpoints: Sequence[Endpoint]) -> _Excerpt:
+    rows = [_endpoint_row(endpoint) for endpoint in endpoints[:ENDPOINTS_SHOWN]]
+    beyond = len(endpoints) - len(rows)
+
+    def wrap(kept: Sequence[str], omitted: int) -> str:
+        text = "| Endpoint | Kind | Ready/Address |\n| --- | --- | --- |\n" + "\n".join(kept) + "\n\n" if kept else ""
+        if omitted + beyond:
+            text += f"_… and {omitted + beyond} more endpoint{'s' * (omitted + beyond != 1)} not shown._\n\n"
+        return text
+
+    return _Excerpt(cut=_Cut.STATUS, items=rows, keep_tail=False, wrap=wrap)
+
+
+def _endpoint_row(endpoint: Endpoint) -> str:
+    if endpoint.kind is EndpointKind.INGRESS:
+        target = _ingress_target(endpoint)
+        if target is None:
+            where = "_a host that is no DNS name, not shown_"
+        elif _linkable(endpoint):
+            where = _link(target, target)
+        else:
+            where = _code(target) + (" on any host" if not endpoint.host else "")
+    else:
+        where = _ports_text(endpoint, code=_code)
+    kind = f"{endpoint.kind.value} {_code(endpoint.name)}"
+    return f"| {_cell(where)} | {_cell(kind)} | {_cell(_reached(endpoint, code=_code))} |"
+
+
+def _ingress_target(endpoint: Endpoint) -> str | None:
+    """An Ingress rule's URL (its path alone when it takes any host); None when its host is no DNS name.
+
+    A PR writes its Ingresses: a host is shown only when it is a DNS name (or a wildcard over one),
+    which leaves it no character that markdown, HTML or a terminal would read as anything else.
+    """
+    path = _shortened(endpoint.path or "/")
+    if not endpoint.host:
+        return path
+    if not _DNS_NAME.fullmatch(endpoint.host.removeprefix("*.")):
+        return None
+    return f"{'https' if endpoint.tls else 'http'}://{endpoint.host}{path}"
+
+
+def _linkable(endpoint: Endpoint) -> bool:
+    """Only the URL of a plain host and a plain path is a link; any other is shown as code."""
+    path = endpoint.path or "/"
+    return (
+        bool(endpoint.host)
+        and not endpoint.host.startswith("*.")
+        and len(path) <= ENDPOINT_TEXT_LIMIT
+        and _LINKED_PATH.fullmatch(path) is not None
+    )
+
+
+def _ports_text(endpoint: Endpoint, *, code: Callable[[str], str]) -> str:
+    ports = [code(port) for port in endpoint.ports[:5]] + ["…"] * (len(endpoint.ports) > 5)
+    return f"port{'s' * (len(endpoint.ports) != 1)} {', '.join(ports)}" if ports else "no ports"
+
+
+def _reached(endpoint: Endpoint, *, code: Callable[[str], str]) -> str:
+    """Whether the endpoint has its address yet, and which: a load balancer's comes when the cloud made one."""
+    if endpoint.kind is EndpointKind.NODE_PORT:
+        return "✅ on every node's address"
+    addresses = _addresses(endpoint)
+    if addresses:
+        return "✅ " + ", ".join(code(address) for address in addresses)
+    return "⏳ pending: no address yet"
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= ENDPOINT_TEXT_LIMIT else text[:ENDPOINT_TEXT_LIMIT] + "…"
+
+
+def _addresses(endpoint: Endpoint) -> list[str]:
+    """The load balancer's IPs and DNS names; anything else in its status is not shown."""
+    return [address for address in endpoint.addresses[:3] if _is_address(address)]
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return _DNS_NAME.fullmatch(text) is not None
+    return True
+
+
+def _workloads_line(workloads: Sequence[WorkloadState]) -> _Excerpt:
+    items = [_workload_item(state) for state in workloads[:WORKLOADS_SHOWN]]
+    beyond = len(workloads) - len(items)
+
+    def wrap(kept: Sequence[str], omitted: int) -> str:
+        shown = list(kept)
+        if omitted + beyond:
+            shown.append(f"_… and {omitted + beyond} more_")
+        return "**Workloads:** " + " · ".join(shown) + "\n\n"
+
+    return _Excerpt(cut=_Cut.STATUS, items=items, keep_tail=False, wrap=wrap)
+
+
+def _workload_item(state: WorkloadState) -> str:
+    return f"{_READINESS_MARK[state.readiness]} {_code(str(state.workload))} {state.ready}/{state.desired}"
 
 
 def _steps_table(report: PreviewReport) -> str:
@@ -403,6 +521,7 @@ class _Cut(enum.IntEnum):
     LOGS = 1
     EVENTS = 2
     TESTS = 3
+    STATUS = 4  # the endpoints and the workloads: what a person reads first
 
 
 @dataclass(slots=True, kw_only=True)
@@ -572,6 +691,7 @@ def render_terminal(report: PreviewReport) -> str:
     lines = [f"{_PHASE_EMOJI[report.phase]} {_status_text(report)} · {subject(report.ref)}"]
     facts = (("URL", report.url), ("Namespace", report.namespace), ("Commit", report.head_sha[:7]))
     lines += [f"  {name + ':':<11}{_one_line(value)}" for name, value in facts if value]
+    lines += _terminal_status(report)
     if report.note:
         lines += ["", *_indented(report.note, 2)]
     if report.steps:
@@ -634,6 +754,33 @@ def preview_records(entries: Sequence[PreviewEntry]) -> list[dict[str, object]]:
         }
         for entry in entries
     ]
+
+
+def _terminal_status(report: PreviewReport) -> list[str]:
+    """The endpoints and the workloads' readiness, one a line."""
+    lines = []
+    if report.endpoints:
+        lines += ["", "  Endpoints:"]
+        for endpoint in report.endpoints[:ENDPOINTS_SHOWN]:
+            if endpoint.kind is EndpointKind.INGRESS:
+                target = _ingress_target(endpoint)
+                where = "(a host that is no DNS name, not shown)" if target is None else target
+                where += "" if endpoint.host else " on any host"
+            else:
+                where = _ports_text(endpoint, code=str)
+            kind = f"{endpoint.kind.value} {_one_line(endpoint.name)}"
+            lines.append(f"    {_one_line(where)}  ({kind})  {_reached(endpoint, code=str)}")
+        if len(report.endpoints) > ENDPOINTS_SHOWN:
+            lines.append(f"    … and {len(report.endpoints) - ENDPOINTS_SHOWN} more")
+    if report.workloads:
+        lines += ["", "  Workloads:"]
+        lines += [
+            f"    {_READINESS_MARK[state.readiness]} {_one_line(str(state.workload))} {state.ready}/{state.desired}"
+            for state in report.workloads[:WORKLOADS_SHOWN]
+        ]
+        if len(report.workloads) > WORKLOADS_SHOWN:
+            lines.append(f"    … and {len(report.workloads) - WORKLOADS_SHOWN} more")
+    return lines
 
 
 def _terminal_diagnosis(diagnosis: WorkloadDiagnosis, *, indent: int) -> list[str]:

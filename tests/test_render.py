@@ -10,16 +10,20 @@ import pytest
 
 from previewbot.model import (
     ContainerProblem,
+    Endpoint,
+    EndpointKind,
     ObjectRef,
     Phase,
     PreviewReport,
     PrRef,
+    Readiness,
     StepTiming,
     TestCase,
     TestOutcome,
     TestReport,
     TestRun,
     WorkloadDiagnosis,
+    WorkloadState,
 )
 from previewbot.redact import redactor
 from previewbot.render import (
@@ -33,6 +37,7 @@ from previewbot.render import (
     render_refusal,
     render_status_reply,
     render_summary,
+    render_terminal,
 )
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -488,6 +493,106 @@ def test_a_hard_cut_keeps_the_marker_and_the_commands_and_says_so() -> None:
     assert "_… the rest of this report was cut to fit GitHub's size limit._" in comment
     assert comment.rstrip().endswith("`/preview help`</sub>")
     assert_balanced(comment)
+
+
+# ---------------------------------------------------------------- endpoints and workloads
+
+
+def ingress(host: str, path: str = "/", **changes: object) -> Endpoint:
+    return replace(Endpoint(kind=EndpointKind.INGRESS, name="web", host=host, path=path), **changes)
+
+
+def test_the_status_card_lists_every_endpoint_with_its_address() -> None:
+    endpoints = (
+        ingress("app.example.com", "/api", tls=True, addresses=("203.0.113.9",)),
+        ingress("docs.example.com", name="docs"),
+        ingress("*.example.com"),
+        ingress("", "/health"),
+        Endpoint(kind=EndpointKind.LOAD_BALANCER, name="web-lb", ports=("80", "53/UDP"), addresses=("203.0.113.7",)),
+        Endpoint(kind=EndpointKind.LOAD_BALANCER, name="queue", ports=("5672",)),
+        Endpoint(kind=EndpointKind.NODE_PORT, name="debug", ports=("30080",)),
+    )
+    comment = render_comment(preview(endpoints=endpoints))
+
+    assert (
+        "| Endpoint | Kind | Ready/Address |\n| --- | --- | --- |\n"
+        "| [https://app.example.com/api](<https://app.example.com/api>) | Ingress `web` | ✅ `203.0.113.9` |\n"
+        "| [http://docs.example.com/](<http://docs.example.com/>) | Ingress `docs` | ⏳ pending: no address yet |\n"
+        "| `http://*.example.com/` | Ingress `web` | ⏳ pending: no address yet |\n"
+        "| `/health` on any host | Ingress `web` | ⏳ pending: no address yet |\n"
+        "| ports `80`, `53/UDP` | LoadBalancer `web-lb` | ✅ `203.0.113.7` |\n"
+        "| port `5672` | LoadBalancer `queue` | ⏳ pending: no address yet |\n"
+        "| port `30080` | NodePort `debug` | ✅ on every node's address |\n"
+    ) in comment
+    assert "https://app.example.com/api" in render_summary(preview(endpoints=endpoints))
+
+
+def test_each_workload_shows_its_readiness() -> None:
+    def state(name: str, readiness: Readiness, ready: int, desired: int) -> WorkloadState:
+        return WorkloadState(workload=replace(WEB, name=name), readiness=readiness, ready=ready, desired=desired)
+
+    workloads = (
+        state("web", Readiness.READY, 2, 2),
+        state("worker", Readiness.WAITING, 1, 3),
+        state("api", Readiness.FAILED, 0, 1),
+    )
+    comment = render_comment(preview(workloads=workloads))
+
+    assert "**Workloads:** ✅ `Deployment/web` 2/2 · ⏳ `Deployment/worker` 1/3 · ❌ `Deployment/api` 0/1\n" in comment
+    assert "    ⏳ Deployment/worker 1/3\n" in render_terminal(preview(workloads=workloads))
+
+
+@pytest.mark.parametrize(
+    "host", ["x](https://evil.example)", "a`b.example.com", "<img src=x>.example.com", "EVIL.example.com", "a b"]
+)
+def test_an_ingress_host_that_is_no_dns_name_is_never_shown(host: str) -> None:
+    report = preview(endpoints=(ingress(host, addresses=("x](https://evil.example)", "10.0.0.7")),))
+    comment = render_comment(report)
+
+    assert "| _a host that is no DNS name, not shown_ | Ingress `web` | ✅ `10.0.0.7` |" in comment
+    assert host not in comment
+    assert "evil" not in comment
+    assert host not in render_terminal(report)
+
+
+def test_a_path_that_is_not_plain_is_shown_as_code_and_never_linked() -> None:
+    path = "/x](https://evil.example) `<b>bold</b>` | next\ncell"
+    comment = render_comment(preview(endpoints=(ingress("app.example.com", path),)))
+
+    shown = "http://app.example.com/x](https://evil.example) `<b>bold</b>` \\| next cell"
+    assert f"| ``{shown}`` | Ingress `web` |" in comment
+    assert "](<https://evil" not in comment
+    assert "(<http://app.example.com" not in comment
+
+
+def test_many_endpoints_and_workloads_are_listed_up_to_a_limit() -> None:
+    endpoints = tuple(ingress(f"pr-{index}.example.com", "/" + "p" * 5000) for index in range(100))
+    workloads = tuple(
+        WorkloadState(workload=replace(WEB, name=f"web-{index}"), readiness=Readiness.READY, ready=1, desired=1)
+        for index in range(80)
+    )
+    comment = render_comment(preview(endpoints=endpoints, workloads=workloads))
+
+    assert "pr-29.example.com" in comment
+    assert "pr-30.example.com" not in comment
+    assert "_… and 70 more endpoints not shown._" in comment
+    assert "example.com/" + "p" * 199 + "…`" in comment
+    assert "`Deployment/web-49` 1/1 · _… and 30 more_" in comment
+
+
+def test_endpoints_and_workloads_are_cut_last_to_fit_the_limit() -> None:
+    endpoints = tuple(ingress(f"pr-{index}.example.com", "/x`" * 60) for index in range(30))
+    huge = numbered(40_000)
+    report = preview(phase=Phase.FAILED, endpoints=endpoints, diagnoses=(diagnosis(log_tail=huge),))
+    comment = render_comment(report)
+
+    assert utf16_length(comment) <= COMMENT_LIMIT
+    assert "pr-29.example.com" in comment  # the log was cut, the endpoints were not
+    assert "earlier lines not shown" in comment
+    assert_balanced(comment)
+
+    crowded = preview(endpoints=endpoints * 2000, workloads=())
+    assert utf16_length(render_comment(crowded)) <= COMMENT_LIMIT
 
 
 # ---------------------------------------------------------------- the marker

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from previewbot import manifests, naming, policy, render
 from previewbot.config import Forks, PreviewConfig, SecretCopy, effective_config, load_config_file, trusted_default
-from previewbot.core import cap, fetching, gc, lifetime, retest
+from previewbot.core import cap, endpoints, fetching, gc, lifetime, retest
 from previewbot.core.leases import PrLease
 from previewbot.core.ports import Cluster, CommandRunner, GitHub, UrlProbe
 from previewbot.core.reporting import Outbox, Reporter, sticky_reporter
@@ -941,6 +941,10 @@ class DeployRun:
                     step.ok = rollout.ok
                 if self._superseded():
                     return self._superseded_outcome()
+                self.reporter.update(
+                    workloads=rollout.workloads,
+                    endpoints=endpoints.endpoints_of(self.cluster, self.namespace, rendered.objects),
+                )
                 if not rollout.ok:
                     names = ", ".join(str(d.workload) for d in rollout.failed)
                     return self._finish(
