@@ -324,12 +324,14 @@ def _pr_command(*, with_runner: bool) -> Callable[[Callable[[Previews, PrRef], O
             from previewbot.model import PrRef
             from previewbot.wiring import Connection, build_previews
 
-            previews = build_previews(
-                Connection(token=token, api_url=api_url, kubeconfig=kubeconfig, kube_context=kube_context),
-                Settings(workspace=workspace.resolve(), config_path=config_path, server_url=server_url),
-                with_runner=with_runner,
-            )
-            _exit(run(previews, PrRef(repo=repo, number=number)))
+            with _plainly():
+                previews = build_previews(
+                    Connection(token=token, api_url=api_url, kubeconfig=kubeconfig, kube_context=kube_context),
+                    Settings(workspace=workspace.resolve(), config_path=config_path, server_url=server_url),
+                    with_runner=with_runner,
+                )
+                outcome = run(previews, PrRef(repo=repo, number=number))
+            _exit(outcome)
 
         return main.command(name=run.__name__)(command)
 
@@ -381,32 +383,33 @@ def gc(
     from previewbot.core.previews import Settings
     from previewbot.wiring import Connection, build_previews
 
-    previews = build_previews(
-        Connection(token=token, api_url=api_url, kubeconfig=kubeconfig, kube_context=kube_context),
-        Settings(workspace=Path.cwd()),
-        with_runner=False,
-    )
-    collector = previews.collector()
-    decisions = collector.plan(now=datetime.now(UTC), only_repos=repos)
-    rows = [
-        {
-            "namespace": d.namespace.name,
-            "repo": d.repo,
-            "pr": d.number,
-            "action": str(d.verdict) if yes or d.verdict is Verdict.STAYS else f"would {d.verdict}",
-            "reason": str(d.reason),
-            "expires": d.expires_at.isoformat() if d.expires_at else None,
-        }
-        for d in decisions
-    ]
-    if output == "json":
-        click.echo(json.dumps(rows, indent=2))
-    else:
-        click.echo(_table(rows) if rows else "previewbot has no previews here.")
-    if yes:
-        collector.carry_out(decisions)
-    elif any(d.verdict is not Verdict.STAYS for d in decisions) and output == "table":
-        click.echo("Dry run: nothing was changed. Run again with --yes to act.")
+    with _plainly():
+        previews = build_previews(
+            Connection(token=token, api_url=api_url, kubeconfig=kubeconfig, kube_context=kube_context),
+            Settings(workspace=Path.cwd()),
+            with_runner=False,
+        )
+        collector = previews.collector()
+        decisions = collector.plan(now=datetime.now(UTC), only_repos=repos)
+        rows = [
+            {
+                "namespace": d.namespace.name,
+                "repo": d.repo,
+                "pr": d.number,
+                "action": str(d.verdict) if yes or d.verdict is Verdict.STAYS else f"would {d.verdict}",
+                "reason": str(d.reason),
+                "expires": d.expires_at.isoformat() if d.expires_at else None,
+            }
+            for d in decisions
+        ]
+        if output == "json":
+            click.echo(json.dumps(rows, indent=2))
+        else:
+            click.echo(_table(rows) if rows else "previewbot has no previews here.")
+        if yes:
+            collector.carry_out(decisions)
+        elif any(d.verdict is not Verdict.STAYS for d in decisions) and output == "table":
+            click.echo("Dry run: nothing was changed. Run again with --yes to act.")
 
 
 def _table(rows: Sequence[Mapping[str, object]]) -> str:
@@ -658,7 +661,13 @@ def _on_demand(checkout: Path, *, name: str | None, repo: str | None, sha: str |
 
 @contextlib.contextmanager
 def _plainly() -> Iterator[None]:
-    """A previewbot error (an unreachable cluster, a bad kubeconfig) ends the command with its message, exit 1."""
+    """A previewbot error (an unreachable cluster, a bad kubeconfig) ends the command with its message, exit 1.
+
+    Anything else that breaks is logged with its traceback through the redacting log handler, never printed
+    raw: a traceback can quote a token or a kubeconfig.
+    """
+    import logging
+
     from previewbot.errors import PreviewbotError
     from previewbot.redact import redactor
 
@@ -666,6 +675,9 @@ def _plainly() -> Iterator[None]:
         yield
     except PreviewbotError as error:
         click.echo(f"✘ {redactor.redact(str(error))}", err=True)
+        sys.exit(1)
+    except Exception:
+        logging.getLogger("previewbot").exception("previewbot broke")
         sys.exit(1)
 
 

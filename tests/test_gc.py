@@ -265,3 +265,22 @@ def test_an_idle_preview_sleeps_and_a_push_wakes_it(
     woken_expiry = naming.parse_time(notes[naming.EXPIRES_AT_ANNOTATION])
     assert woken_expiry is not None
     assert woken_expiry - expiry >= timedelta(hours=5)
+
+
+def test_gc_against_a_cluster_it_cannot_reach_says_so_without_a_traceback(github: Any, tmp_path: Any) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: gone\n"
+        "clusters: [{name: gone, cluster: {server: 'https://127.0.0.1:9'}}]\n"
+        "users: [{name: me, user: {token: sekret-token-value}}]\n"
+        "contexts: [{name: gone, context: {cluster: gone, user: me}}]\n"
+    )
+
+    result = CliRunner().invoke(
+        main, ["gc", "--token", github.token, "--api-url", github.url, "--kubeconfig", str(kubeconfig)]
+    )
+
+    assert result.exit_code == 1
+    assert "✘ the Kubernetes API did not answer in time" in result.output
+    assert "Traceback" not in result.output
+    assert "sekret-token-value" not in result.output
