@@ -40,8 +40,9 @@ VERBS: Mapping[str, str] = MappingProxyType(
 ARGUMENTS: Mapping[str, str] = MappingProxyType({"approve": "<sha>", "keep": "[off]"})
 """What the verbs that take an argument take, as help shows it; the other verbs take nothing."""
 
-COMMIT = re.compile(r"^[0-9a-fA-F]{7,40}$")
-"""How a command names a commit: 7 to 40 hex characters, the start of its SHA."""
+COMMIT = re.compile(r"^[0-9a-fA-F]{40}$")
+"""How a command names a commit: its whole SHA. A fork's author can make a commit whose SHA starts as the
+one a maintainer read does (a 7-character prefix takes minutes to match), so a prefix never approves."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,8 +140,8 @@ def _read_command(words: list[str], *, line: int, text: str) -> Command | Comman
             return CommandError(
                 line=line,
                 text=text,
-                problem=f"`{usage(verb)}` takes the commit's SHA (7 to 40 hex characters), such as "
-                f"`{PREFIX} {verb} 1a2b3c4`.",
+                problem=f"`{usage(verb)}` takes the commit's whole SHA (40 hex characters), as the "
+                "waiting comment shows it: a short one could be matched by a commit made to match it.",
             )
         return Command(verb=verb, args=tuple(word.lower() for word in words[1:]), line=line)
     if verb == "keep":

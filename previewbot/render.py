@@ -175,7 +175,9 @@ def render_fork_waiting(*, sha: str, label: str | None) -> str:
 def render_approve_again(*, sha: str, named: str | None) -> str:
     """The reply to an approval that names no commit, or one that is not the head: nothing was approved."""
     why = (
-        f"names commit {_code(_hex(named))}, which is not the head of this pull request" if named else "names no commit"
+        f"names commit {_code(_hex(named)[:7])}, which is not the head of this pull request"
+        if named
+        else "names no commit"
     )
     return (
         f"Nothing was approved or deployed: the approval {why}. "

@@ -134,14 +134,13 @@ def test_errors_and_commands_keep_their_order() -> None:
 
 
 def test_a_verb_counts_once_whatever_follows_it() -> None:
-    found = parse_comment("/preview approve 1a2b3c4\n/preview approve 5d6e7f8\n/preview approve")
-    assert found == [Command(verb="approve", args=("1a2b3c4",), line=1)]
+    found = parse_comment(f"/preview approve {'1' * 40}\n/preview approve {'2' * 40}\n/preview approve")
+    assert found == [Command(verb="approve", args=("1" * 40,), line=1)]
 
 
 @pytest.mark.parametrize(
     ("body", "args"),
     [
-        pytest.param("/preview approve 1a2b3c4", ("1a2b3c4",), id="short-sha"),
         pytest.param("/preview approve " + "AbCdEf0123" * 4, ("abcdef0123" * 4,), id="whole-sha-any-case"),
         pytest.param("/preview approve", (), id="no-sha"),
     ],
@@ -154,15 +153,17 @@ def test_an_approval_names_its_commit(body: str, args: tuple[str, ...]) -> None:
     "body",
     [
         pytest.param("/preview approve 1a2b3c", id="six-hex"),
+        pytest.param("/preview approve 1a2b3c4", id="a-short-sha"),
+        pytest.param("/preview approve " + "a" * 39, id="thirty-nine-hex"),
         pytest.param("/preview approve " + "a" * 41, id="forty-one-hex"),
         pytest.param("/preview approve main", id="a-branch"),
-        pytest.param("/preview approve 1a2b3c4 5d6e7f8", id="two-commits"),
+        pytest.param(f"/preview approve {'1' * 40} {'2' * 40}", id="two-commits"),
     ],
 )
 def test_an_approval_of_something_else_than_a_commit_is_malformed(body: str) -> None:
     [error] = parse_comment(body)
     assert isinstance(error, CommandError)
-    assert error.problem.startswith("`/preview approve <sha>` takes the commit's SHA (7 to 40 hex characters)")
+    assert error.problem.startswith("`/preview approve <sha>` takes the commit's whole SHA (40 hex characters)")
 
 
 @pytest.mark.parametrize(

@@ -154,7 +154,7 @@ def test_a_fork_pr_waits_for_approval_and_again_after_a_push(bot: Bot, github: A
     assert not namespace_exists(core, namespace_of(prefix))
     assert github.deployments(REPO) == []
 
-    _comment_id, event = comment_event(github, f"/preview approve {SHA_1[:7]}", user="maintainer")
+    _comment_id, event = comment_event(github, f"/preview approve {SHA_1}", user="maintainer")
     [approved] = bot.on("issue_comment", event)
 
     assert approved.status == Phase.READY

@@ -211,8 +211,8 @@ def test_forty_malformed_lines_make_one_reply_that_names_a_few() -> None:
 
 
 def test_an_approval_carries_the_commit_it_names() -> None:
-    [approve] = intents_from_event("issue_comment", comment_on_pr("/preview approve 1A2B3C4"))
-    assert approve == Approve(ref=PR_1, by="Codertocat", sha="1a2b3c4", comment_id=COMMENT_ID)
+    [approve] = intents_from_event("issue_comment", comment_on_pr("/preview approve " + "1A2B3C4D5E" * 4))
+    assert approve == Approve(ref=PR_1, by="Codertocat", sha="1a2b3c4d5e" * 4, comment_id=COMMENT_ID)
 
 
 def test_a_label_approves_the_head_its_event_carries() -> None:

@@ -29,6 +29,7 @@ from tests.harness import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+PAYLOAD_HEAD = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"  # the PR's head in GitHub's example payloads
 
 
 @pytest.fixture
@@ -306,15 +307,16 @@ def test_the_action_refuses_a_checkout_of_another_commit_than_it_deploys(
 @pytest.mark.parametrize(
     ("fork", "body", "permission", "builds"),
     [
-        ("stranger/Hello-World", "/preview approve ec26c3e", "write", True),  # the head of the PR's payload
-        ("stranger/Hello-World", "/preview approve ec26c3e", "read", False),
-        ("stranger/Hello-World", "/preview approve 1234567", "write", False),  # not the head: builds nothing
+        ("stranger/Hello-World", f"/preview approve {PAYLOAD_HEAD}", "write", True),  # the head of the PR's payload
+        ("stranger/Hello-World", f"/preview approve {PAYLOAD_HEAD}", "read", False),
+        ("stranger/Hello-World", "/preview approve ec26c3e", "write", False),  # a prefix of the head: builds nothing
+        ("stranger/Hello-World", f"/preview approve {'1' * 40}", "write", False),  # not the head: builds nothing
         ("stranger/Hello-World", "/preview approve", "write", False),  # names no commit
         ("stranger/Hello-World", "/preview redeploy", "admin", False),
         ("stranger/Hello-World", "/preview status", "admin", False),
         (None, "/preview redeploy", "write", True),
         (None, "/preview redeploy", "triage", False),
-        (None, "/preview approve ec26c3e", "admin", False),
+        (None, f"/preview approve {PAYLOAD_HEAD}", "admin", False),
     ],
 )
 def test_the_gate_names_the_commit_a_comment_lets_the_workflow_build_and_changes_nothing(

@@ -126,7 +126,7 @@ def test_an_approval_records_the_commit_and_its_approver_on_the_namespace(
     bot: Bot, github: GitHubEmulator, core: Any, prefix: str
 ) -> None:
     fork_pr(github, bot, sha=SHA_1)
-    _, approve = comment_event(github, f"/preview approve {SHA_1[:7]}", user="maintainer")
+    _, approve = comment_event(github, f"/preview approve {SHA_1}", user="maintainer")
 
     [outcome] = bot.on("issue_comment", approve)
 
@@ -140,7 +140,7 @@ def test_a_push_between_the_approval_and_the_run_deploys_nothing(
     bot: Bot, github: GitHubEmulator, core: Any, prefix: str
 ) -> None:
     fork_pr(github, bot, sha=SHA_1)
-    _comment_id, approve = comment_event(github, f"/preview approve {SHA_1[:7]}", user="maintainer")
+    _comment_id, approve = comment_event(github, f"/preview approve {SHA_1}", user="maintainer")
     github.update_pull(REPO, PR_NUMBER, head_sha=SHA_2)  # the fork's author pushes before the run starts
 
     [outcome] = bot.on("issue_comment", approve)

@@ -783,7 +783,7 @@ class Previews:
             if intent.comment_id is not None:
                 self._answer(ref, intent.comment_id, "This pull request is closed: there is nothing to approve.")
             return Outcome(status="ignored", message="closed PR")
-        if intent.sha is None or not pr.head_sha.startswith(intent.sha.lower()):
+        if intent.sha is None or pr.head_sha != intent.sha.lower():
             return self._approval_not_of_head(intent, pr)
         if trusted.forks.policy != "deny":  # under deny the gate turns the approval away
             name = naming.namespace_name(prefix=trusted.prefix, repo=pr.repo, number=pr.number)
