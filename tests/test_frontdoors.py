@@ -21,6 +21,7 @@ from tests.harness import (
     REPO,
     Checkout,
     comment_event,
+    namespace_phase,
     pr_event,
     preview_config,
     preview_site,
@@ -391,8 +392,10 @@ class CappedRepo:
     site: str
     github: Any
 
-    def default_config(self, more: str = "") -> None:
-        capped = preview_config(prefix=self.prefix, site=self.site, more=f"max_previews: 1\nwhen_full: queue\n{more}")
+    def default_config(self, more: str = "", *, limit: int = 1) -> None:
+        capped = preview_config(
+            prefix=self.prefix, site=self.site, more=f"max_previews: {limit}\nwhen_full: queue\n{more}"
+        )
         self.github.add_file(self.name, ".preview.yml", capped, ref="main")
 
     def commit(self, sha: str, checkout: Path, *, more: str = "") -> None:
@@ -428,6 +431,14 @@ def run_action(cli: CliRunner, tmp_path: Path, event: dict[str, Any], *, repo: s
     checkout = tmp_path / f"checkout-{event['action']}-{event['number']}"
     checkout.mkdir(exist_ok=True)
     env = runner_env(tmp_path, event_name="pull_request", event=event, github=github, kube=kube, workspace=checkout)
+    env["GITHUB_REPOSITORY"] = repo
+    return cli.invoke(main, ["action"], env=env)
+
+
+def run_sweep(cli: CliRunner, tmp_path: Path, *, repo: str, github: Any, kube: Any) -> Any:
+    """`previewbot action` on the scheduled run of repo, which has no checkout."""
+    event = {"schedule": "17 * * * *"}
+    env = runner_env(tmp_path, event_name="schedule", event=event, github=github, kube=kube, workspace=tmp_path)
     env["GITHUB_REPOSITORY"] = repo
     return cli.invoke(main, ["action"], env=env)
 
@@ -499,3 +510,48 @@ def test_nothing_of_the_files_fetched_for_the_pr_first_in_line_runs_on_the_runne
     assert result.exit_code == 1, "the PR deployed next failed its required tests, which could not run"
     assert core.read_namespace(capped.namespace(waiting)).metadata.annotations[naming.HEAD_SHA_ANNOTATION] == "b" * 40
     assert "a deploy when a preview slot frees has no checkout: `/preview retest` runs it" in capped.sticky(waiting)
+
+
+def test_a_sweep_that_frees_two_slots_deploys_the_two_prs_first_in_line(
+    cli: CliRunner, tmp_path: Path, github: Any, kube: Any, core: Any, capped: CappedRepo
+) -> None:
+    capped.default_config(limit=2)
+    for number in (2, 3, 4, 5, 6):
+        sha = f"{number:x}" * 40
+        capped.commit(sha, tmp_path / f"checkout-opened-{number}")
+        event = pull_event(github, "opened", repo=capped.name, number=number, sha=sha)
+        assert run_action(cli, tmp_path, event, repo=capped.name, github=github, kube=kube).exit_code == 0
+    for number in (2, 3):  # closed while no run saw it
+        github.update_pull(capped.name, number, state="closed")
+
+    result = run_sweep(cli, tmp_path, repo=capped.name, github=github, kube=kube)
+
+    assert result.exit_code == 0, result.output[-2000:]
+    for number in (4, 5):
+        deployed = core.read_namespace(capped.namespace(number)).metadata.annotations
+        assert (deployed[naming.HEAD_SHA_ANNOTATION], deployed[naming.STATUS_ANNOTATION]) == (
+            f"{number:x}" * 40,
+            "ready",
+        )
+    still_waiting = core.read_namespace(capped.namespace(6)).metadata.annotations
+    assert naming.QUEUED_AT_ANNOTATION in still_waiting
+    assert naming.HEAD_SHA_ANNOTATION not in still_waiting
+
+
+def test_a_pr_in_line_closed_unseen_holds_its_place_until_the_sweep_takes_it_away(
+    cli: CliRunner, tmp_path: Path, github: Any, kube: Any, core: Any, capped: CappedRepo
+) -> None:
+    for number in (2, 3, 4):
+        sha = f"{number:x}" * 40
+        capped.commit(sha, tmp_path / f"checkout-opened-{number}")
+        event = pull_event(github, "opened", repo=capped.name, number=number, sha=sha)
+        assert run_action(cli, tmp_path, event, repo=capped.name, github=github, kube=kube).exit_code == 0
+    github.update_pull(capped.name, 3, state="closed")  # first in line, closed while no run saw it
+    closed = pull_event(github, "closed", repo=capped.name, number=2)
+    assert run_action(cli, tmp_path, closed, repo=capped.name, github=github, kube=kube).exit_code == 0
+    assert naming.HEAD_SHA_ANNOTATION not in core.read_namespace(capped.namespace(4)).metadata.annotations
+
+    assert run_sweep(cli, tmp_path, repo=capped.name, github=github, kube=kube).exit_code == 0
+
+    assert namespace_phase(core, capped.namespace(3)) in (None, "Terminating")
+    assert core.read_namespace(capped.namespace(4)).metadata.annotations[naming.HEAD_SHA_ANNOTATION] == "4" * 40

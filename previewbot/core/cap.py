@@ -69,18 +69,23 @@ def admit(previews: Sequence[NamespaceInfo], *, name: str, limit: int | None, po
     return Admission(admitted=False, live=len(live), limit=limit, place=len(ahead) + 1)
 
 
-def next_in_line(previews: Sequence[NamespaceInfo]) -> NamespaceInfo | None:
-    """The waiting preview that a free slot goes to, when there is a free slot and someone waits.
-
-    Each waiting preview wrote down the cap it waits under, so no repo's config needs reading here.
-    """
+def line(previews: Sequence[NamespaceInfo]) -> list[NamespaceInfo]:
+    """The waiting previews, first in line first."""
     places = {ns.name: place for ns in previews if (place := _place(ns)) is not None}
-    if not places:
+    return sorted((ns for ns in previews if ns.name in places), key=lambda ns: places[ns.name])
+
+
+def free_slots(previews: Sequence[NamespaceInfo]) -> int | None:
+    """How many more of the repo's previews may be live now; None when there is no cap.
+
+    Each waiting preview wrote down the cap it waits under, so no repo's config needs reading here:
+    the first in line's counts.
+    """
+    waiting = line(previews)
+    limit = waiting[0].annotations.get(naming.MAX_PREVIEWS_ANNOTATION, "") if waiting else ""
+    if not limit.isdigit():
         return None
-    first = next(ns for ns in previews if ns.name == min(places, key=places.__getitem__))
-    limit = first.annotations.get(naming.MAX_PREVIEWS_ANNOTATION, "")
-    live = sum(1 for ns in previews if is_live(ns))
-    return first if not limit.isdigit() or live < int(limit) else None
+    return max(int(limit) - sum(1 for ns in previews if is_live(ns)), 0)
 
 
 def _place(namespace: NamespaceInfo) -> tuple[datetime, str] | None:

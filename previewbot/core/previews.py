@@ -495,16 +495,20 @@ class Previews:
         return Outcome(status=Phase.DESTROYED, message=note, report=report, follow_up=self._slot_freed(ref.repo))
 
     def _slot_freed(self, repo: str) -> tuple[Deploy, ...]:
-        """A preview went or slept: the deploy of the PR first in line for its slot, if one waits."""
-        waiting = cap.next_in_line(cap.previews_of(self._cluster, repo))
-        number = gc.pr_number(waiting) if waiting is not None else None
-        if number is None:
-            return ()
-        pr = self._github.pull_request(repo, number)
-        if pr.state != "open":
-            return ()  # gc takes its place in line away
-        log.info("a preview slot is free: %s#%d, first in line, deploys next", repo, number)
-        return (Deploy(pr=pr, trigger="slot"),)
+        """Previews went or slept: the deploys of the PRs first in line for the free slots, if any wait."""
+        previews = cap.previews_of(self._cluster, repo)
+        free = cap.free_slots(previews)
+        deploys: list[Deploy] = []
+        for waiting in cap.line(previews):
+            if free is not None and len(deploys) >= free:
+                break
+            number = gc.pr_number(waiting)
+            pr = self._github.pull_request(repo, number) if number is not None else None
+            if pr is None or pr.state != "open":
+                break  # gc takes its place in line away, and then deploys the next
+            log.info("a preview slot is free: %s#%d, next in line, deploys next", repo, number)
+            deploys.append(Deploy(pr=pr, trigger="slot"))
+        return tuple(deploys)
 
     def _environments_of(self, ref: PrRef, owned: list[NamespaceInfo], pr: PullRequest | None) -> set[str]:
         """The Deployment environments a teardown retires: those previewbot recorded on the namespaces.
