@@ -43,6 +43,7 @@ from typing import Any
 
 import yaml
 
+from previewbot import naming
 from tests.emulators.github import GitHubEmulator, load_event
 from tests.emulators.kube import ADMIN, KubeApiServer
 from tests.emulators.kube_plugin import REAL_CLUSTER_ENV, write_kubeconfig
@@ -118,8 +119,22 @@ class Apis:
     github: GitHubEmulator
     kube: KubeApiServer | None  # None on a real cluster: its requests are not counted
     emulated: bool
-    kubectl_namespaces: list[str] = field(default_factory=list)
-    preview_prefix: str = field(default_factory=lambda: "bench" + secrets.token_hex(2))
+    preview_prefix: str = field(default_factory=lambda: "bench" + secrets.token_hex(2))  # every namespace's
+
+    def discard(self, namespace: str) -> None:
+        """Delete a round's namespace, so that the next round finds the cluster as light as the first did."""
+        if self.kube is not None:
+            self.kube.delete("Namespace", namespace)
+            return
+        from kubernetes import config as k8s_config
+        from kubernetes.client import ApiException, CoreV1Api
+
+        with k8s_config.new_client_from_config(config_file=str(self.kubeconfig)) as client:
+            try:
+                CoreV1Api(client).delete_namespace(namespace)
+            except ApiException as error:
+                if error.status != 404:
+                    raise
 
 
 @contextmanager
@@ -142,22 +157,11 @@ def apis(workdir: Path) -> Iterator[Apis]:
             env = Apis(
                 kubeconfig=write_kubeconfig(workdir / "kubeconfig", kube.url), github=github, kube=kube, emulated=True
             )
-        try:
-            yield env
-        finally:
-            if not env.emulated:
-                cleanup_real_cluster(env)
+        yield env
 
 
-def cleanup_real_cluster(env: Apis) -> None:
-    from kubernetes import config as k8s_config
-    from kubernetes.client import CoreV1Api
-
-    core = CoreV1Api(k8s_config.new_client_from_config(config_file=str(env.kubeconfig)))
-    names = list(env.kubectl_namespaces)
-    names += [ns.metadata.name for ns in core.list_namespace().items if ns.metadata.name.startswith(env.preview_prefix)]
-    for name in names:
-        core.delete_namespace(name)
+def preview_namespace(env: Apis, number: int) -> str:
+    return naming.namespace_name(prefix=env.preview_prefix, repo=REPO, number=number)
 
 
 def kube_requests(env: Apis) -> int | None:
@@ -261,7 +265,6 @@ def kubectl_steps(env: Apis, app: App, namespace: str, cache: Path) -> Run:
             for name in app.deployments
         ),
     ]
-    env.kubectl_namespaces.append(namespace)
     # The emulator sends no initial-events bookmark, which kubectl's watch-list would wait for forever.
     process_env = {**os.environ, "KUBE_FEATURE_WatchListClient": "false"} if env.emulated else None
     total = Run()
@@ -284,6 +287,10 @@ def previewbot_action(env: Apis, app: App, *, number: int, sha: str, workdir: Pa
     pull["number"] = number
     pull["head"]["sha"] = sha
     env.github.add_pull(pull)
+    # Naming and guardrails come from the default branch's config: the same as the app's here.
+    env.github.add_file(
+        REPO, ".preview.yml", (app.root / ".preview.yml").read_text(), ref=pull["base"]["repo"]["default_branch"]
+    )
     event_path = workdir / f"event-{number}-{sha[:7]}.json"
     event_path.write_text(json.dumps(event))
     process_env = {
@@ -345,6 +352,8 @@ def side_by_side(env: Apis, workdir: Path, *, size: int, rounds: int, first_numb
             else:
                 theirs, ours = kubectl(), previewbot()
         pairs.append((ours, theirs))
+        env.discard(namespace)
+        env.discard(preview_namespace(env, number))
     return summarize(size, pairs)
 
 
@@ -397,7 +406,8 @@ def redeploys(env: Apis, workdir: Path, *, size: int, rounds: int, first_number:
         previewbot_action(env, app, number=number, sha=sha, workdir=workdir)
         unchanged.append(previewbot_action(env, app, number=number, sha=sha, workdir=workdir))
         app = write_app(app.root, size=size, prefix=env.preview_prefix, image_of_first=PAUSE_NEXT)
-        one_image.append(previewbot_action(env, app, number=number, sha=f"{number + 1:040x}"[-40:], workdir=workdir))
+        one_image.append(previewbot_action(env, app, number=number, sha=f"{number + 1:040x}", workdir=workdir))
+        env.discard(preview_namespace(env, number))
 
     def row(runs: Sequence[Run]) -> dict[str, Any]:
         return {
