@@ -22,7 +22,7 @@ import pytest
 
 from previewbot import errors, naming
 from previewbot.adapters.kubernetes import KubeconfigError, KubernetesCluster, connect
-from previewbot.model import ObjectRef
+from previewbot.model import Endpoint, EndpointKind, ObjectRef, Readiness, WorkloadState
 from tests.emulators.kube_plugin import KubeEnv, write_kubeconfig
 from tests.emulators.silent import silent_server
 
@@ -774,6 +774,22 @@ def test_a_pull_failure_within_its_grace_is_waited_for_until_the_timeout(kube: K
     assert diagnosis.problems[0].reason in ("ErrImagePull", "ImagePullBackOff", "ContainerCreating")
 
 
+def test_a_rollout_says_how_far_each_workload_got(kube: KubeEnv, namespace: str) -> None:
+    patient = KubernetesCluster(kube.api_client(), recheck_interval=0.1, image_pull_grace=600.0)
+    [database] = patient.apply(namespace, [workload("StatefulSet", "db")])
+    assert patient.wait_rollout(namespace, [database], timeout=WAIT).ok
+    [web] = patient.apply(namespace, [deployment("web", image="registry.invalid/shop:1")])
+
+    # The StatefulSets' turn never comes while the Deployment is waited for: it is read once at the end.
+    result = patient.wait_rollout(namespace, [web, database], timeout=1.0 if kube.emulated else 15.0)
+
+    assert result.workloads == (
+        WorkloadState(workload=web, readiness=Readiness.WAITING, ready=0, desired=1),
+        WorkloadState(workload=database, readiness=Readiness.READY, ready=1, desired=1),
+    )
+    assert [d.workload for d in result.failed] == [web]
+
+
 def test_diagnose_a_healthy_workload_finds_no_problem(namespace: str, cluster: KubernetesCluster) -> None:
     applied = cluster.apply(namespace, [deployment("web")])
     assert cluster.wait_rollout(namespace, applied, timeout=WAIT).ok
@@ -782,6 +798,63 @@ def test_diagnose_a_healthy_workload_finds_no_problem(namespace: str, cluster: K
 
     assert diagnosis.summary == "1/1 ready"
     assert diagnosis.problems == ()
+
+
+# ---------------------------------------------------------------- endpoints
+
+
+def ingress(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name}, "spec": spec}
+
+
+def service(name: str, kind: str, ports: list[dict[str, Any]]) -> dict[str, Any]:
+    spec = {"type": kind, "selector": {"app": "web"}, "ports": ports}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}
+
+
+def test_endpoints_are_each_ingress_rule_and_each_external_service(
+    namespace: str, cluster: KubernetesCluster, core: kubernetes.client.CoreV1Api
+) -> None:
+    backend = {"service": {"name": "web", "port": {"number": 80}}}
+    paths = [{"path": path, "pathType": "Prefix", "backend": backend} for path in ("/", "/api")]
+    cluster.apply(
+        namespace,
+        [
+            ingress(
+                "app",
+                {
+                    "tls": [{"hosts": ["*.example.com"], "secretName": "wildcard"}],
+                    "rules": [{"host": "app.example.com", "http": {"paths": paths}}, {"http": {"paths": paths[:1]}}],
+                },
+            ),
+            ingress("fallback", {"defaultBackend": backend}),
+            service(
+                "dns", "LoadBalancer", [{"name": "udp", "port": 53, "protocol": "UDP"}, {"name": "tcp", "port": 53}]
+            ),
+            service("debug", "NodePort", [{"port": 80}]),
+            service("web", "ClusterIP", [{"port": 80}]),
+        ],
+    )
+    status = {"status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}, {"hostname": "dns.example.net"}]}}}
+    core.patch_namespaced_service_status("dns", namespace, status)
+    node_port = core.read_namespaced_service("debug", namespace).spec.ports[0].node_port
+
+    found = cluster.endpoints(namespace, kinds=set(EndpointKind))
+
+    assert found == [
+        Endpoint(kind=EndpointKind.INGRESS, name="app", host="app.example.com", path="/", tls=True),
+        Endpoint(kind=EndpointKind.INGRESS, name="app", host="app.example.com", path="/api", tls=True),
+        Endpoint(kind=EndpointKind.INGRESS, name="app", path="/"),
+        Endpoint(kind=EndpointKind.INGRESS, name="fallback"),
+        Endpoint(kind=EndpointKind.NODE_PORT, name="debug", ports=(str(node_port),)),
+        Endpoint(
+            kind=EndpointKind.LOAD_BALANCER,
+            name="dns",
+            ports=("53/UDP", "53"),
+            addresses=("203.0.113.7", "dns.example.net"),
+        ),
+    ]
+    assert cluster.endpoints(namespace, kinds={EndpointKind.NODE_PORT}) == found[4:5]
 
 
 # ---------------------------------------------------------------- jobs
