@@ -18,7 +18,17 @@ from kubernetes import client
 
 from previewbot.model import Phase
 from tests.emulators.kube_plugin import KubeEnv
-from tests.harness import Bot, Checkout, namespace_of, pr_event, preview_config, sticky, web_deployment
+from tests.harness import (
+    REPO,
+    Bot,
+    Checkout,
+    comment_event,
+    namespace_of,
+    pr_event,
+    preview_config,
+    sticky,
+    web_deployment,
+)
 
 SHA_1 = "1" * 40
 SHA_2 = "2" * 40
@@ -90,6 +100,24 @@ def test_the_comment_lists_every_endpoint_and_each_workloads_readiness(
     assert f"| port `80` | LoadBalancer `web-lb` | ✅ `{ADDRESS}` |" in comment
     assert outcome.report is not None
     assert [e.name for e in outcome.report.endpoints] == ["app", "docs", "web-lb"]
+
+
+def test_a_retest_keeps_the_endpoints_in_the_comment(
+    bot: Bot, github: Any, exposed: Checkout, prefix: str, site: str
+) -> None:
+    exposed.write(".preview.yml", preview_config(prefix=prefix, site=site, more="tests:\n  command: 'true'\n"))
+    github.set_permission(REPO, "Codertocat", "write")
+    github.add_pull(pr_event("opened", sha=SHA_1)["pull_request"])
+    bot.on("pull_request", pr_event("opened", sha=SHA_1))
+    _, event = comment_event(github, "/preview retest")
+
+    [outcome] = bot.on("issue_comment", event)
+
+    assert outcome.status == Phase.READY
+    comment = sticky(github)
+    assert "Tests run again with `/preview retest`" in comment
+    assert "| port `80` | LoadBalancer `web-lb` | ⏳ pending: no address yet |" in comment
+    assert "Ingress `app`" in comment
 
 
 def test_a_node_port_and_a_failed_workload_are_in_the_comment(bot: Bot, github: Any, checkout: Checkout) -> None:

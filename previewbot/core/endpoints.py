@@ -7,7 +7,7 @@ Ingress or an external Service costs no request at all.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from previewbot.core.ports import Cluster
@@ -30,12 +30,18 @@ def exposed_kinds(objects: Iterable[Mapping[str, Any]]) -> frozenset[EndpointKin
     return frozenset(kinds)
 
 
-def endpoints_of(cluster: Cluster, namespace: str, objects: Iterable[Mapping[str, Any]]) -> tuple[Endpoint, ...]:
-    """The endpoints the objects made in namespace; none, with a warning in the log, when the cluster will not say.
+def kinds_among_applied(applied: Iterable[tuple[str, str]]) -> frozenset[EndpointKind]:
+    """The kinds of endpoint the applied (apiVersion, kind)s may hold, when the objects themselves are not at hand."""
+    kinds = {kind for _, kind in applied}
+    services = {EndpointKind.LOAD_BALANCER, EndpointKind.NODE_PORT} if "Service" in kinds else set()
+    return frozenset({EndpointKind.INGRESS} if "Ingress" in kinds else set()) | services
+
+
+def endpoints_of(cluster: Cluster, namespace: str, kinds: Collection[EndpointKind]) -> tuple[Endpoint, ...]:
+    """The endpoints of those kinds in namespace; none, with a warning in the log, when the cluster will not say.
 
     The preview runs whether or not its report can list them: a failed look-up fails nothing.
     """
-    kinds = exposed_kinds(objects)
     if not kinds:
         return ()
     try:

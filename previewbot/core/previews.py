@@ -947,7 +947,9 @@ class DeployRun:
                     return self._superseded_outcome()
                 self.reporter.update(
                     workloads=rollout.workloads,
-                    endpoints=endpoints.endpoints_of(self.cluster, self.namespace, rendered.objects),
+                    endpoints=endpoints.endpoints_of(
+                        self.cluster, self.namespace, endpoints.exposed_kinds(rendered.objects)
+                    ),
                 )
                 if not rollout.ok:
                     names = ", ".join(str(d.workload) for d in rollout.failed)
@@ -970,11 +972,14 @@ class DeployRun:
                 pr, self.trusted, namespace=self.namespace, url=variables.get("PREVIEW_URL") or None
             )
             self.claimed = True
+            current = self.cluster.namespace(self.namespace)
+            applied = _kinds_from(current.annotations.get(naming.APPLIED_KINDS_ANNOTATION, "") if current else "")
             self.reporter.update(
                 phase=Phase.TESTING,
                 namespace=self.namespace,
                 url=variables.get("PREVIEW_URL") or None,
                 note="Tests run again with `/preview retest`; the workloads were not redeployed.",
+                endpoints=endpoints.endpoints_of(self.cluster, self.namespace, endpoints.kinds_among_applied(applied)),
             )
             self._status(CommitState.PENDING, "Running the tests again", context=tests_config.status_context)
             tests = self._tests(variables)
