@@ -99,6 +99,7 @@ def test_up_deploys_the_checkout_tests_it_and_shows_the_report(
     assert "Preview ready" in result.output
     assert url in result.output
     assert "2 passed · 0 failed · 0 errors · 0 skipped" in result.output
+    assert "  Workloads:\n    ✅ Deployment/web 1/1\n" in result.output
     assert f"testing {url} as preview {NAME}" in result.output
     assert "status=ready" in result.output
     namespace = core.read_namespace(name).metadata
