@@ -304,3 +304,6 @@ def test_tests_that_passed_but_whose_log_may_not_be_read_could_not_read_the_repo
     [comment] = [c.body for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c.body)]
     assert "Tests could not finish" in comment
     assert "could not read the report" in comment
+    [e2e] = [s for s in github.statuses(REPO, SHAS[0]) if s.context == "previewbot/e2e"][:1]
+    assert e2e.state == "error"
+    assert e2e.description.startswith("could not read the report")

@@ -1151,8 +1151,10 @@ class DeployRun:
         if self._superseded():
             return tests
         assert self.config.tests is not None
+        # Tests that could not say pass or fail (a report that could not be read, a timeout) are an error.
+        verdict = CommitState.FAILURE if tests.problem is None else CommitState.ERROR
         self._status(
-            CommitState.SUCCESS if tests.passed else CommitState.FAILURE,
+            CommitState.SUCCESS if tests.passed else verdict,
             _tests_line(tests),
             context=self.config.tests.status_context,
         )
