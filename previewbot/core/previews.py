@@ -945,7 +945,7 @@ class DeployRun:
                     step.ok = rollout.ok
                 if self._superseded():
                     return self._superseded_outcome()
-                self.reporter.update(
+                self.reporter.hold(
                     workloads=rollout.workloads,
                     endpoints=endpoints.endpoints_of(
                         self.cluster, self.namespace, endpoints.exposed_kinds(rendered.objects)

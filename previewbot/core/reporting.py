@@ -324,6 +324,10 @@ class Reporter:
         )
         return self.report
 
+    def hold(self, **changes: Any) -> None:
+        """Change the report without showing it: the next update, which says what followed, shows it too."""
+        self.report = replace(self.report, **changes)
+
     def commit_status(
         self, sha: str, *, state: CommitState, context: str, description: str, target_url: str | None = None
     ) -> None:
