@@ -64,6 +64,17 @@ def test_only_the_newest_comment_waiting_is_sent_in_the_place_of_the_first() -> 
     assert recorder.sent == ["status pending", "comment: ready", "status success"]
 
 
+def test_comment_updates_posted_close_together_are_sent_once() -> None:
+    outbox, recorder = Outbox(linger=0.2), Recorder()
+
+    outbox.post("comment", recorder.write("comment: rollout done"), key="comment")
+    outbox.post("comment", recorder.write("comment: ready"), key="comment")
+    outbox.post("status", recorder.write("status success"))
+
+    assert outbox.flush(timeout=10)
+    assert recorder.sent == ["comment: ready", "status success"]
+
+
 def test_a_failed_write_is_logged_and_the_next_one_still_goes(caplog: pytest.LogCaptureFixture) -> None:
     outbox, recorder = Outbox(), Recorder()
 

@@ -58,6 +58,7 @@ class _Letter:
     what: str  # for the log: "update the comment", "set status previewbot/deploy to success"
     send: Callable[[], None]
     key: Hashable | None  # a newer letter with the same key replaces this one while it waits
+    posted: float  # time.monotonic() when the first of its key was posted
 
 
 @dataclass(slots=True)
@@ -70,15 +71,17 @@ class Outbox:
     """Sends writes in order on a thread of its own, so the run that posts them never waits for them.
 
     A write posted with a key replaces one of the same key that is still waiting, in its place: the
-    comment is sent in its newest state only. Writes go out as fast as GitHub answers; only when
+    comment is sent in its newest state only, and lingers `linger` seconds so that changes posted
+    close together go out as one. Writes go out as fast as GitHub answers; only when
     more than `backlog` wait (a burst, such as a server handling many PRs) are they spaced
     `spacing` seconds apart, the pace GitHub asks of clients that write a lot.
     A write that fails is logged and the next one goes on.
     """
 
-    def __init__(self, *, spacing: float = 1.0, backlog: int = 8) -> None:
+    def __init__(self, *, spacing: float = 1.0, backlog: int = 8, linger: float = 0.1) -> None:
         self._spacing = spacing
         self._backlog = backlog
+        self._linger = linger
         self._waiting: deque[_Letter] = deque()
         self._counter = _Counter()
         self._sending: _Letter | None = None
@@ -93,7 +96,7 @@ class Outbox:
                     if letter.key == key:
                         letter.what, letter.send = what, send
                         return
-            self._waiting.append(_Letter(what, send, key))
+            self._waiting.append(_Letter(what, send, key, time.monotonic()))
             self._counter.posted += 1
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="previewbot-reports", daemon=True)
@@ -114,11 +117,22 @@ class Outbox:
                 self._changed.wait(remaining)
         return True
 
+    def _hold(self) -> float | None:
+        """How long the next letter waits yet (None: there is none).
+
+        A keyed letter (the comment) lingers a moment after it was first posted: the run often says
+        two things within milliseconds (a step done, the next begun), and only the last is sent.
+        """
+        if not self._waiting:
+            return None
+        head = self._waiting[0]
+        return 0.0 if head.key is None else head.posted + self._linger - time.monotonic()
+
     def _run(self) -> None:
         while True:
             with self._changed:
-                while not self._waiting:
-                    self._changed.wait()
+                while (hold := self._hold()) is None or hold > 0:
+                    self._changed.wait(hold)
                 crowded = len(self._waiting) > self._backlog
                 letter = self._sending = self._waiting.popleft()
             if crowded:
