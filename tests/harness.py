@@ -158,6 +158,40 @@ class Checkout:
         (self.root / path).unlink()
 
 
+@dataclass
+class CappedRepo:
+    """A repo of one test's own (the cap counts every live preview of a repo, and a real cluster is
+    shared), whose default branch allows `limit` live previews and queues the rest."""
+
+    name: str
+    prefix: str
+    site: str
+    github: GitHubEmulator
+
+    def default_config(self, more: str = "", *, limit: int = 1) -> None:
+        capped = preview_config(
+            prefix=self.prefix, site=self.site, more=f"max_previews: {limit}\nwhen_full: queue\n{more}"
+        )
+        self.github.add_file(self.name, CONFIG, capped, ref="main")
+
+    def commit(self, sha: str, *, more: str = "", checkout: Path | None = None) -> None:
+        """The PR's files at sha on GitHub, and in the runner's checkout when given; `more` adds to its config."""
+        for path, text in (
+            (CONFIG, preview_config(prefix=self.prefix, site=self.site, more=more)),
+            ("deploy/web.yaml", web_deployment()),
+        ):
+            self.github.add_file(self.name, path, text, ref=sha)
+            if checkout is not None:
+                Checkout(checkout).write(path, text)
+
+    def namespace(self, number: int) -> str:
+        return naming.namespace_name(prefix=self.prefix, repo=self.name, number=number)
+
+    def sticky(self, number: int) -> str:
+        [body] = [c.body for c in self.github.comments(self.name, number) if render.is_preview_comment(c.body)]
+        return body
+
+
 def web_deployment(name: str = "web", *, image: str = PAUSE, command: str | None = None) -> str:
     """A Deployment of one pod hardened as Pod Security `restricted` asks, which forks' previews are held to."""
     container = (

@@ -6,7 +6,6 @@ import json
 import secrets
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,11 @@ from previewbot.cli import main
 from tests.harness import (
     PR_NUMBER,
     REPO,
+    CappedRepo,
     Checkout,
     comment_event,
     namespace_phase,
     pr_event,
-    preview_config,
     preview_site,
     pull_event,
     web_deployment,
@@ -383,38 +382,6 @@ def test_deploy_and_destroy_from_the_command_line(cli: CliRunner, github: Any, k
 # ---------------------------------------------------------------- a freed slot
 
 
-@dataclass
-class CappedRepo:
-    """A repo of one test's own, whose default branch allows one live preview and queues the rest."""
-
-    name: str
-    prefix: str
-    site: str
-    github: Any
-
-    def default_config(self, more: str = "", *, limit: int = 1) -> None:
-        capped = preview_config(
-            prefix=self.prefix, site=self.site, more=f"max_previews: {limit}\nwhen_full: queue\n{more}"
-        )
-        self.github.add_file(self.name, ".preview.yml", capped, ref="main")
-
-    def commit(self, sha: str, checkout: Path, *, more: str = "") -> None:
-        """The PR's files at sha, on GitHub and in the runner's checkout; `more` adds to its .preview.yml."""
-        for path, text in (
-            (".preview.yml", preview_config(prefix=self.prefix, site=self.site, more=more)),
-            ("deploy/web.yaml", web_deployment()),
-        ):
-            self.github.add_file(self.name, path, text, ref=sha)
-            Checkout(checkout).write(path, text)
-
-    def namespace(self, number: int) -> str:
-        return naming.namespace_name(prefix=self.prefix, repo=self.name, number=number)
-
-    def sticky(self, number: int) -> str:
-        [body] = [c.body for c in self.github.comments(self.name, number) if render.is_preview_comment(c.body)]
-        return body
-
-
 @pytest.fixture
 def capped(github: Any, kube: Any, core: Any, prefix: str, site: str) -> Iterator[CappedRepo]:
     # Its own repo: the cap counts every live preview of a repo, and a real cluster is shared.
@@ -449,7 +416,7 @@ def test_the_action_that_frees_a_slot_deploys_the_pr_first_in_line_from_its_file
     live, waiting = 2, 3
     for number, sha in ((live, "a" * 40), (waiting, "b" * 40)):
         event = pull_event(github, "opened", repo=capped.name, number=number, sha=sha)
-        capped.commit(sha, tmp_path / f"checkout-opened-{number}")
+        capped.commit(sha, checkout=tmp_path / f"checkout-opened-{number}")
         assert run_action(cli, tmp_path, event, repo=capped.name, github=github, kube=kube).exit_code == 0
     assert "number 1 in line" in capped.sticky(waiting)
 
@@ -473,10 +440,10 @@ def test_a_forks_pr_first_in_line_is_not_deployed_without_an_approval_of_its_hea
     live, fork = 2, 3
     capped.default_config("forks:\n  policy: allow\n")
     opened = pull_event(github, "opened", repo=capped.name, number=live, sha="a" * 40)
-    capped.commit("a" * 40, tmp_path / f"checkout-opened-{live}")
+    capped.commit("a" * 40, checkout=tmp_path / f"checkout-opened-{live}")
     assert run_action(cli, tmp_path, opened, repo=capped.name, github=github, kube=kube).exit_code == 0
     from_fork = pull_event(github, "opened", repo=capped.name, number=fork, sha="f" * 40, fork="mallory/shop")
-    capped.commit("f" * 40, tmp_path / f"checkout-opened-{fork}")
+    capped.commit("f" * 40, checkout=tmp_path / f"checkout-opened-{fork}")
     assert run_action(cli, tmp_path, from_fork, repo=capped.name, github=github, kube=kube).exit_code == 0
     assert "number 1 in line" in capped.sticky(fork)
     capped.default_config()  # forks need a maintainer's approval of their head again, which this one never had
@@ -496,10 +463,10 @@ def test_nothing_of_the_files_fetched_for_the_pr_first_in_line_runs_on_the_runne
 ) -> None:
     live, waiting = 2, 3
     ran = tmp_path / "ran"
-    capped.commit("a" * 40, tmp_path / f"checkout-opened-{live}")
+    capped.commit("a" * 40, checkout=tmp_path / f"checkout-opened-{live}")
     opened = pull_event(github, "opened", repo=capped.name, number=live, sha="a" * 40)
     assert run_action(cli, tmp_path, opened, repo=capped.name, github=github, kube=kube).exit_code == 0
-    capped.commit("b" * 40, tmp_path / f"checkout-opened-{waiting}", more=f"tests:\n  command: touch {ran}\n")
+    capped.commit("b" * 40, checkout=tmp_path / f"checkout-opened-{waiting}", more=f"tests:\n  command: touch {ran}\n")
     queued = pull_event(github, "opened", repo=capped.name, number=waiting, sha="b" * 40)
     assert run_action(cli, tmp_path, queued, repo=capped.name, github=github, kube=kube).exit_code == 0
 
@@ -518,7 +485,7 @@ def test_a_sweep_that_frees_two_slots_deploys_the_two_prs_first_in_line(
     capped.default_config(limit=2)
     for number in (2, 3, 4, 5, 6):
         sha = f"{number:x}" * 40
-        capped.commit(sha, tmp_path / f"checkout-opened-{number}")
+        capped.commit(sha, checkout=tmp_path / f"checkout-opened-{number}")
         event = pull_event(github, "opened", repo=capped.name, number=number, sha=sha)
         assert run_action(cli, tmp_path, event, repo=capped.name, github=github, kube=kube).exit_code == 0
     for number in (2, 3):  # closed while no run saw it
@@ -543,7 +510,7 @@ def test_a_pr_in_line_closed_unseen_holds_its_place_until_the_sweep_takes_it_awa
 ) -> None:
     for number in (2, 3, 4):
         sha = f"{number:x}" * 40
-        capped.commit(sha, tmp_path / f"checkout-opened-{number}")
+        capped.commit(sha, checkout=tmp_path / f"checkout-opened-{number}")
         event = pull_event(github, "opened", repo=capped.name, number=number, sha=sha)
         assert run_action(cli, tmp_path, event, repo=capped.name, github=github, kube=kube).exit_code == 0
     github.update_pull(capped.name, 3, state="closed")  # first in line, closed while no run saw it

@@ -32,6 +32,7 @@ from tests.harness import (
     DEFAULT_BRANCH,
     PR_NUMBER,
     REPO,
+    CappedRepo,
     comment_event,
     namespace_phase,
     payload,
@@ -523,44 +524,71 @@ def test_resync_catches_up_a_push_and_a_close_it_missed(
     assert b"previewbot_active_previews 1.0" in server.metrics.exposition()  # as the last resync found them
 
 
-def test_a_slot_freed_by_a_close_deploys_the_pr_first_in_line_with_no_delivery_for_it(
-    server: Server, github: Any, kube: Any, core: Any, prefix: str, site: str
-) -> None:
-    # A repo of this test's own: the cap counts every live preview of the repo on a shared cluster.
-    repo = f"acme/{kube.unique('slots')}"
+@pytest.fixture
+def capped(server: Server, github: Any, kube: Any, prefix: str, site: str) -> Iterator[CappedRepo]:
+    # Its own repo: the cap counts every live preview of a repo, and a real cluster is shared.
+    repo = CappedRepo(name=f"acme/{kube.unique('slots')}", prefix=prefix, site=site, github=github)
     _, public = key_pair()
-    github.install_app(app_id=APP_ID, public_key=public, installations={INSTALLATION_ID: [repo]})
+    github.install_app(app_id=APP_ID, public_key=public, installations={INSTALLATION_ID: [repo.name]})
+    repo.default_config()
+    yield repo
+    server.stop()
+    coordination = k8s.CoordinationV1Api(kube.api_client())
+    prefix_of_leases = naming.lease_name(PrRef(repo=repo.name, number=1))[:-1]
+    for lease in coordination.list_namespaced_lease("default").items:
+        if lease.metadata.name.startswith(prefix_of_leases):
+            coordination.delete_namespaced_lease(lease.metadata.name, "default")
+
+
+def test_a_slot_freed_by_a_close_deploys_the_pr_first_in_line_with_no_delivery_for_it(
+    server: Server, github: Any, core: Any, capped: CappedRepo
+) -> None:
     live, waiting = 2, 3
-    opened = pull_event(github, "opened", repo=repo, number=live, sha=SHA_1)
-    next_in_line = pull_event(github, "opened", repo=repo, number=waiting, sha=SHA_2)
-    for sha in (SHA_1, SHA_2):
-        github.add_file(repo, ".preview.yml", preview_config(prefix=prefix, site=site), ref=sha)
-        github.add_file(repo, "deploy/web.yaml", web_deployment(), ref=sha)
-    capped = preview_config(prefix=prefix, site=site, more="max_previews: 1\nwhen_full: queue\n")
-    github.add_file(repo, ".preview.yml", capped, ref=opened["repository"]["default_branch"])
-    name = {number: naming.namespace_name(prefix=prefix, repo=repo, number=number) for number in (live, waiting)}
+    capped.commit(SHA_1)
+    capped.commit(SHA_2)
     server.start()
-    try:
-        for event in (opened, next_in_line):
-            assert deliver(server, "pull_request", event).status_code == 202
-            assert server.queue.wait_idle(90)
-        assert naming.QUEUED_AT_ANNOTATION in core.read_namespace(name[waiting]).metadata.annotations
+    for number, sha in ((live, SHA_1), (waiting, SHA_2)):
+        assert deliver(server, "pull_request", pull_event(github, "opened", repo=capped.name, number=number, sha=sha))
+        assert server.queue.wait_idle(90)
+    assert naming.QUEUED_AT_ANNOTATION in core.read_namespace(capped.namespace(waiting)).metadata.annotations
 
-        assert deliver(server, "pull_request", pull_event(github, "closed", repo=repo, number=live)).status_code == 202
-        assert server.queue.wait_idle(120)
+    assert deliver(server, "pull_request", pull_event(github, "closed", repo=capped.name, number=live))
+    assert server.queue.wait_idle(120)
 
-        assert namespace_phase(core, name[live]) in (None, "Terminating")
-        deployed = core.read_namespace(name[waiting]).metadata.annotations
-        assert (deployed[naming.HEAD_SHA_ANNOTATION], deployed[naming.STATUS_ANNOTATION]) == (SHA_2, "ready")
-        assert naming.QUEUED_AT_ANNOTATION not in deployed
-        [comment] = [c.body for c in github.comments(repo, waiting) if render.is_preview_comment(c.body)]
-        assert "Preview ready" in comment
-    finally:
-        coordination = k8s.CoordinationV1Api(kube.api_client())
-        for number in (live, waiting):
-            lease = naming.lease_name(PrRef(repo=repo, number=number))
-            if any(item.metadata.name == lease for item in coordination.list_namespaced_lease("default").items):
-                coordination.delete_namespaced_lease(lease, "default")
+    assert namespace_phase(core, capped.namespace(live)) in (None, "Terminating")
+    deployed = core.read_namespace(capped.namespace(waiting)).metadata.annotations
+    assert (deployed[naming.HEAD_SHA_ANNOTATION], deployed[naming.STATUS_ANNOTATION]) == (SHA_2, "ready")
+    assert naming.QUEUED_AT_ANNOTATION not in deployed
+    assert "Preview ready" in capped.sticky(waiting)
+
+
+def test_the_deploy_of_the_pr_first_in_line_waits_for_the_builds_of_its_head(
+    server: Server, github: Any, core: Any, capped: CappedRepo
+) -> None:
+    live, waiting, pushed = 2, 3, "3" * 40
+    capped.commit(SHA_1)
+    capped.commit(SHA_2)
+    capped.commit(pushed, more="deploy:\n  after: [build]\n")
+    server.start()
+    for number, sha in ((live, SHA_1), (waiting, SHA_2)):
+        assert deliver(server, "pull_request", pull_event(github, "opened", repo=capped.name, number=number, sha=sha))
+        assert server.queue.wait_idle(90)
+    github.update_pull(capped.name, waiting, head_sha=pushed)  # its build has not run yet
+
+    assert deliver(server, "pull_request", pull_event(github, "closed", repo=capped.name, number=live))
+    assert server.queue.wait_idle(120)
+
+    assert naming.HEAD_SHA_ANNOTATION not in core.read_namespace(capped.namespace(waiting)).metadata.annotations
+    assert "Waiting for build to succeed for 3333333" in capped.sticky(waiting)
+    github.add_workflow_run(capped.name, pushed, name="build", status="completed", conclusion="success")
+    finished = payload("workflow_run.completed")
+    finished["repository"]["full_name"] = capped.name
+    finished["workflow_run"]["head_sha"] = pushed
+    [pull] = finished["workflow_run"]["pull_requests"]
+    pull["number"], pull["head"]["sha"] = waiting, pushed
+    assert deliver(server, "workflow_run", finished).status_code == 202
+    assert server.queue.wait_idle(120)
+    assert core.read_namespace(capped.namespace(waiting)).metadata.annotations[naming.HEAD_SHA_ANNOTATION] == pushed
 
 
 def test_probes(server: Server) -> None:
