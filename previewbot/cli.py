@@ -389,8 +389,7 @@ def gc(
             Settings(workspace=Path.cwd()),
             with_runner=False,
         )
-        collector = previews.collector()
-        decisions = collector.plan(now=datetime.now(UTC), only_repos=repos)
+        decisions = previews.sweep(only_repos=repos, act=yes)
         rows = [
             {
                 "namespace": d.namespace.name,
@@ -406,9 +405,7 @@ def gc(
             click.echo(json.dumps(rows, indent=2))
         else:
             click.echo(_table(rows) if rows else "previewbot has no previews here.")
-        if yes:
-            collector.carry_out(decisions)
-        elif any(d.verdict is not Verdict.STAYS for d in decisions) and output == "table":
+        if not yes and any(d.verdict is not Verdict.STAYS for d in decisions) and output == "table":
             click.echo("Dry run: nothing was changed. Run again with --yes to act.")
 
 

@@ -13,7 +13,7 @@ import logging
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -538,20 +538,29 @@ class Previews:
     def collect(self, repo: str) -> Outcome:
         """gc for one repo, as its scheduled run asks: previews whose PR closed unseen or whose time ran out go,
         idle ones sleep."""
-        collector = self.collector()
-        decisions = collector.plan(now=self._clock(), only_repos=[repo])
-        collector.carry_out(decisions)
-        freed = any(d.verdict is not gc.Verdict.STAYS for d in decisions)
-        done = [f"{d.namespace.name} ({d.verdict}: {d.reason})" for d in decisions if d.verdict is not gc.Verdict.STAYS]
+        decisions = self.sweep(only_repos=[repo], act=True)
+        changed = [d for d in decisions if d.verdict is not gc.Verdict.STAYS]
+        done = [f"{d.namespace.name} ({d.verdict}: {d.reason})" for d in changed]
         message = f"gc: {len(done)} of {len(decisions)} previews changed" + (": " + ", ".join(done) if done else "")
         log.info("%s", message)
-        return Outcome(status="swept", message=message, follow_up=self._slot_freed(repo) if freed else ())
+        return Outcome(status="swept", message=message, follow_up=self._slot_freed(repo) if changed else ())
 
-    def collector(self) -> gc.Collector:
-        """gc over the ports: deletions through destroy (comment, deployments), sleep with a comment."""
-        return gc.Collector(
+    def sweep(self, *, only_repos: Sequence[str] = (), act: bool) -> list[gc.Decision]:
+        """gc's decisions for previewbot's previews (of only_repos, when given), carried out when act.
+
+        Deletions go through destroy (the PR's comment, its Deployments), sleep says so on the PR; the
+        reports of what was done have reached GitHub (or report_wait ran out) when this returns.
+        """
+        collector = gc.Collector(
             github=self._github, cluster=self._cluster, destroy=self._collected, sleep=self._put_to_sleep
         )
+        decisions = collector.plan(now=self._clock(), only_repos=only_repos)
+        if act:
+            try:
+                collector.carry_out(decisions)
+            finally:
+                self._outbox.flush(timeout=self._settings.report_wait)
+        return decisions
 
     def _collected(self, decision: gc.Decision) -> None:
         # An on-demand preview has no PR to tell, and a repo that is gone has no PR left to tell.
