@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -103,6 +106,20 @@ def test_flush_gives_up_after_its_timeout_and_says_what_was_not_sent(caplog: pyt
     assert time.monotonic() - started < 5
     assert "not sent: update the preview comment; set the commit status previewbot/deploy" in caplog.text
     recorder.gate.set()
+
+
+def test_what_was_posted_is_sent_before_the_interpreter_exits(tmp_path: Path) -> None:
+    sent = tmp_path / "sent"
+    script = (
+        "import pathlib, sys\n"
+        "from previewbot.core.reporting import Outbox\n"
+        "outbox = Outbox(linger=0.3)\n"
+        "outbox.post('comment', lambda: pathlib.Path(sys.argv[1]).write_text('ready'), key='comment')\n"
+    )
+
+    subprocess.run([sys.executable, "-c", script, str(sent)], check=True, timeout=60)
+
+    assert sent.read_text() == "ready"
 
 
 def test_a_few_writes_are_not_spaced_out() -> None:

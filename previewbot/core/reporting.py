@@ -14,6 +14,7 @@ which waits for the last report, but never longer than it is told.
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import logging
 import threading
@@ -78,10 +79,12 @@ class Outbox:
     A write that fails is logged and the next one goes on.
     """
 
-    def __init__(self, *, spacing: float = 1.0, backlog: int = 8, linger: float = 0.1) -> None:
+    def __init__(self, *, spacing: float = 1.0, backlog: int = 8, linger: float = 0.1, exit_wait: float = 30.0) -> None:
+        """exit_wait bounds how long the interpreter's exit waits for what is still to be sent."""
         self._spacing = spacing
         self._backlog = backlog
         self._linger = linger
+        self._exit_wait = exit_wait
         self._waiting: deque[_Letter] = deque()
         self._counter = _Counter()
         self._sending: _Letter | None = None
@@ -101,6 +104,8 @@ class Outbox:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="previewbot-reports", daemon=True)
                 self._thread.start()
+                # A front door that ends without a flush (or on an error) still sends what its run reported.
+                atexit.register(self.flush, timeout=self._exit_wait)
             self._changed.notify_all()
 
     def flush(self, *, timeout: float) -> bool:
