@@ -34,10 +34,12 @@ check-workflows: $(STAMP)
 # The cluster tests again, on the real cluster of REAL_KUBECONFIG (an admin's): .ci/run starts one.
 # These files' tests are written for a cluster that other tests share (unique names, their own clean-up).
 CLUSTER_TESTS := tests/test_cluster_adapter.py tests/test_e2e_tests.py tests/test_lifecycle.py \
-	tests/test_rbac.py tests/test_refusals.py tests/test_chart.py
+	tests/test_rbac.py tests/test_refusals.py tests/test_chart.py \
+	tests/test_gc.py tests/test_cap.py tests/test_keep_wake.py tests/test_races.py
 test-cluster: $(STAMP)
 	test -n "$(REAL_KUBECONFIG)" || { echo "make test-cluster REAL_KUBECONFIG=path/to/admin/kubeconfig"; exit 2; }
-	PREVIEWBOT_TEST_KUBECONFIG="$(REAL_KUBECONFIG)" $(BIN)/pytest -m cluster -n 2 --dist loadfile $(CLUSTER_TESTS)
+	# One test at a time: a close or a sweep acts on every preview of its PR or repo, and the cluster is shared.
+	PREVIEWBOT_TEST_KUBECONFIG="$(REAL_KUBECONFIG)" $(BIN)/pytest -m cluster -p no:xdist $(CLUSTER_TESTS)
 
 pytest: $(STAMP)
 	$(BIN)/pytest -n 2 --dist loadfile

@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 
 from previewbot import naming
-from tests.harness import REPO, Bot, Checkout, preview_site
+from tests.harness import REPO, Bot, Checkout, OwnRepo, preview_site
 
 
 @pytest.fixture
@@ -53,3 +53,13 @@ def bot(github: Any, kube: Any, checkout: Checkout, core: client.CoreV1Api, pref
         for namespace in core.list_namespace(label_selector=naming.owned_selector(repo=REPO)).items:
             if namespace.metadata.name.startswith(f"{prefix}-"):
                 core.delete_namespace(namespace.metadata.name)
+
+
+@pytest.fixture
+def own_repo(github: Any, kube: Any, core: client.CoreV1Api, prefix: str, site: str) -> Iterator[OwnRepo]:
+    """A repo of this test's own, for scenarios that act on every preview of a repo (gc, sweeps, the cap)."""
+    repo = OwnRepo(name=f"acme/{kube.unique('repo')}", prefix=prefix, site=site, github=github)
+    yield repo
+    if not kube.emulated:
+        for namespace in core.list_namespace(label_selector=naming.owned_selector(repo=repo.name)).items:
+            core.delete_namespace(namespace.metadata.name)

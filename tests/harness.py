@@ -89,19 +89,27 @@ def pull_event(
 
 
 def comment_event(
-    github: Any, body: str, *, user: str = "Codertocat", user_type: str = "User"
+    github: Any,
+    body: str,
+    *,
+    user: str = "Codertocat",
+    user_type: str = "User",
+    repo: str = REPO,
+    number: int = PR_NUMBER,
 ) -> tuple[int, dict[str, Any]]:
-    """Someone comments on PR #2: the comment as GitHub stores it, and its issue_comment event.
+    """Someone comments on a PR (#2 of REPO unless told): the comment as GitHub stores it, and its event.
 
     GitHub's example payload is a comment on an issue; a PR comment adds issue.pull_request.
     """
-    comment_id: int = github.add_comment(REPO, PR_NUMBER, body, user=user, user_type=user_type)
+    comment_id: int = github.add_comment(repo, number, body, user=user, user_type=user_type)
     event = payload("issue_comment.created.on_issue")
-    event["issue"]["number"] = PR_NUMBER
+    event["issue"]["number"] = number
     event["issue"]["pull_request"] = {
-        "url": f"https://api.github.com/repos/{REPO}/pulls/{PR_NUMBER}",
-        "html_url": f"https://github.com/{REPO}/pull/{PR_NUMBER}",
+        "url": f"https://api.github.com/repos/{repo}/pulls/{number}",
+        "html_url": f"https://github.com/{repo}/pull/{number}",
     }
+    if repo != REPO:
+        event["repository"] = {**event["repository"], "full_name": repo, "name": repo.split("/")[1]}
     event["comment"]["id"] = comment_id
     event["comment"]["body"] = body
     event["comment"]["user"] = {**event["comment"]["user"], "login": user, "type": user_type}
@@ -159,20 +167,25 @@ class Checkout:
 
 
 @dataclass
-class CappedRepo:
-    """A repo of one test's own (the cap counts every live preview of a repo, and a real cluster is
-    shared), whose default branch allows `limit` live previews and queues the rest."""
+class OwnRepo:
+    """A repo of one test's own, on the emulated GitHub: gc, the cap and sweeps act on every preview of a
+    repo, and a real cluster is shared with other tests' previews of REPO."""
 
     name: str
     prefix: str
     site: str
     github: GitHubEmulator
 
-    def default_config(self, more: str = "", *, limit: int = 1) -> None:
-        capped = preview_config(
-            prefix=self.prefix, site=self.site, more=f"max_previews: {limit}\nwhen_full: queue\n{more}"
-        )
-        self.github.add_file(self.name, CONFIG, capped, ref="main")
+    def default_config(self, more: str = "", *, limit: int | None = 1, checkout: Checkout | None = None) -> str:
+        """The default branch's .preview.yml (allowing `limit` live previews, queueing the rest), and the
+        checkout's too when given; returns it."""
+        capped = f"max_previews: {limit}\nwhen_full: queue\n" if limit is not None else ""
+        config = preview_config(prefix=self.prefix, site=self.site, more=capped + more)
+        self.github.add_file(self.name, CONFIG, config, ref="main")
+        if checkout is not None:
+            checkout.write(CONFIG, config)
+            checkout.write("deploy/web.yaml", web_deployment())
+        return config
 
     def commit(self, sha: str, *, more: str = "", checkout: Path | None = None) -> None:
         """The PR's files at sha on GitHub, and in the runner's checkout when given; `more` adds to its config."""
@@ -184,12 +197,30 @@ class CappedRepo:
             if checkout is not None:
                 Checkout(checkout).write(path, text)
 
+    def opened(self, number: int) -> dict[str, Any]:
+        return pull_event(self.github, "opened", repo=self.name, number=number, sha=f"{number:x}" * 40)
+
+    def closed(self, number: int) -> dict[str, Any]:
+        return pull_event(self.github, "closed", repo=self.name, number=number)
+
+    def pushed(self, number: int, sha: str) -> dict[str, Any]:
+        pull = self.github.update_pull(self.name, number, head_sha=sha)
+        event = pr_event("synchronize")
+        event.update(number=number, pull_request=pull, repository=pull["base"]["repo"])
+        return event
+
+    def comment(self, number: int, body: str, *, user: str = "Codertocat") -> dict[str, Any]:
+        return comment_event(self.github, body, user=user, repo=self.name, number=number)[1]
+
     def namespace(self, number: int) -> str:
         return naming.namespace_name(prefix=self.prefix, repo=self.name, number=number)
 
     def sticky(self, number: int) -> str:
         [body] = [c.body for c in self.github.comments(self.name, number) if render.is_preview_comment(c.body)]
         return body
+
+    def deploy_status(self, sha: str) -> str:
+        return next(s.state for s in self.github.statuses(self.name, sha) if s.context == "previewbot/deploy")
 
 
 def web_deployment(name: str = "web", *, image: str = PAUSE, command: str | None = None) -> str:

@@ -18,8 +18,8 @@ from previewbot.cli import main
 from tests.harness import (
     PR_NUMBER,
     REPO,
-    CappedRepo,
     Checkout,
+    OwnRepo,
     comment_event,
     namespace_phase,
     pr_event,
@@ -383,9 +383,9 @@ def test_deploy_and_destroy_from_the_command_line(cli: CliRunner, github: Any, k
 
 
 @pytest.fixture
-def capped(github: Any, kube: Any, core: Any, prefix: str, site: str) -> Iterator[CappedRepo]:
+def capped(github: Any, kube: Any, core: Any, prefix: str, site: str) -> Iterator[OwnRepo]:
     # Its own repo: the cap counts every live preview of a repo, and a real cluster is shared.
-    repo = CappedRepo(name=f"acme/{kube.unique('slots')}", prefix=prefix, site=site, github=github)
+    repo = OwnRepo(name=f"acme/{kube.unique('slots')}", prefix=prefix, site=site, github=github)
     repo.default_config()
     yield repo
     if not kube.emulated:
@@ -411,7 +411,7 @@ def run_sweep(cli: CliRunner, tmp_path: Path, *, repo: str, github: Any, kube: A
 
 
 def test_the_action_that_frees_a_slot_deploys_the_pr_first_in_line_from_its_files_at_its_head(
-    cli: CliRunner, tmp_path: Path, github: Any, kube: Any, core: Any, capped: CappedRepo
+    cli: CliRunner, tmp_path: Path, github: Any, kube: Any, core: Any, capped: OwnRepo
 ) -> None:
     live, waiting = 2, 3
     for number, sha in ((live, "a" * 40), (waiting, "b" * 40)):
@@ -435,7 +435,7 @@ def test_the_action_that_frees_a_slot_deploys_the_pr_first_in_line_from_its_file
 
 
 def test_a_forks_pr_first_in_line_is_not_deployed_without_an_approval_of_its_head(
-    cli: CliRunner, tmp_path: Path, github: Any, kube: Any, core: Any, capped: CappedRepo
+    cli: CliRunner, tmp_path: Path, github: Any, kube: Any, core: Any, capped: OwnRepo
 ) -> None:
     live, fork = 2, 3
     capped.default_config("forks:\n  policy: allow\n")
@@ -459,7 +459,7 @@ def test_a_forks_pr_first_in_line_is_not_deployed_without_an_approval_of_its_hea
 
 
 def test_nothing_of_the_files_fetched_for_the_pr_first_in_line_runs_on_the_runner(
-    cli: CliRunner, tmp_path: Path, github: Any, kube: Any, core: Any, capped: CappedRepo
+    cli: CliRunner, tmp_path: Path, github: Any, kube: Any, core: Any, capped: OwnRepo
 ) -> None:
     live, waiting = 2, 3
     ran = tmp_path / "ran"
@@ -480,7 +480,7 @@ def test_nothing_of_the_files_fetched_for_the_pr_first_in_line_runs_on_the_runne
 
 
 def test_a_sweep_that_frees_two_slots_deploys_the_two_prs_first_in_line(
-    cli: CliRunner, tmp_path: Path, github: Any, kube: Any, core: Any, capped: CappedRepo
+    cli: CliRunner, tmp_path: Path, github: Any, kube: Any, core: Any, capped: OwnRepo
 ) -> None:
     capped.default_config(limit=2)
     for number in (2, 3, 4, 5, 6):
@@ -506,7 +506,7 @@ def test_a_sweep_that_frees_two_slots_deploys_the_two_prs_first_in_line(
 
 
 def test_a_pr_in_line_closed_unseen_holds_its_place_until_the_sweep_takes_it_away(
-    cli: CliRunner, tmp_path: Path, github: Any, kube: Any, core: Any, capped: CappedRepo
+    cli: CliRunner, tmp_path: Path, github: Any, kube: Any, core: Any, capped: OwnRepo
 ) -> None:
     for number in (2, 3, 4):
         sha = f"{number:x}" * 40

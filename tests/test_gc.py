@@ -15,20 +15,11 @@ import pytest
 from click.testing import CliRunner
 from kubernetes import client
 
-from previewbot import naming, render
+from previewbot import naming
 from previewbot.cli import main
 from previewbot.core.gc import Reason, RepoState, Verdict, plan
 from previewbot.model import NamespaceInfo, Phase
-from tests.harness import (
-    PR_NUMBER,
-    REPO,
-    Bot,
-    Checkout,
-    namespace_phase,
-    pr_event,
-    preview_config,
-    web_deployment,
-)
+from tests.harness import PR_NUMBER, Bot, Checkout, OwnRepo, namespace_phase
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 APP = "acme/shop"
@@ -206,56 +197,65 @@ def test_gc_asks_github_one_page_per_repo_and_acts_only_with_yes(
     assert all(namespace_phase(core, name) == "Active" for name in [*live, decoy])
 
 
-def test_gc_tells_the_pr_and_retires_its_deployments(
-    bot: Bot, github: Any, kube: Any, core: Any, checkout: Checkout, prefix: str, site: str
+def test_a_preview_whose_pr_github_no_longer_shows_goes_and_gc_goes_on(
+    github: Any, kube: Any, core: Any, repos: list[str], namespaces: Any
 ) -> None:
-    checkout.write(".preview.yml", preview_config(prefix=prefix, site=site))
-    checkout.write("deploy/web.yaml", web_deployment())
-    bot.on("pull_request", pr_event("opened"))
-    github.update_pull(REPO, PR_NUMBER, state="closed")
+    app, _ = repos
+    github.update_pull(app, 3, state="closed")
+    vanished = namespaces(preview_namespace("gc-app-77", repo=app, number=77))  # no such PR on GitHub
+    closed = namespaces(preview_namespace("gc-app-3", repo=app, number=3))
 
-    result = run_gc(github, kube, "--yes", "--output", "json", "--repo", REPO)
+    result = run_gc(github, kube, "--yes", "--repo", app)
 
     assert result.exit_code == 0, result.output
-    name = naming.namespace_name(prefix=prefix, repo=REPO, number=PR_NUMBER)
+    assert namespace_phase(core, vanished) in ("Terminating", None)
+    assert namespace_phase(core, closed) in ("Terminating", None)
+
+
+def test_gc_tells_the_pr_and_retires_its_deployments(
+    bot: Bot, github: Any, kube: Any, core: Any, checkout: Checkout, own_repo: OwnRepo
+) -> None:
+    own_repo.default_config(limit=None, checkout=checkout)
+    bot.on("pull_request", own_repo.opened(PR_NUMBER))
+    github.update_pull(own_repo.name, PR_NUMBER, state="closed")
+
+    result = run_gc(github, kube, "--yes", "--output", "json", "--repo", own_repo.name)
+
+    assert result.exit_code == 0, result.output
+    name = own_repo.namespace(PR_NUMBER)
     assert f'"namespace": "{name}"' in result.output
     assert namespace_phase(core, name) in ("Terminating", None)
-    [comment] = [c.body for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c.body)]
-    assert "closed" in comment
-    assert [d.state for d in github.deployments(REPO)] == ["inactive"]
+    assert "closed" in own_repo.sticky(PR_NUMBER)
+    assert [d.state for d in github.deployments(own_repo.name)] == ["inactive"]
 
 
 def test_an_idle_preview_sleeps_and_a_push_wakes_it(
-    bot: Bot, github: Any, apps: Any, core: Any, checkout: Checkout, prefix: str, site: str
+    bot: Bot, apps: Any, core: Any, checkout: Checkout, own_repo: OwnRepo
 ) -> None:
-    config = preview_config(prefix=prefix, site=site, more="sleep_after: 4h\nttl: 2d\n")
-    checkout.write(".preview.yml", config)
-    github.add_file(REPO, ".preview.yml", config, ref="master")  # time limits are the default branch's to set
-    checkout.write("deploy/web.yaml", web_deployment())
-    [ready] = bot.on("pull_request", pr_event("opened", sha="1" * 40))
+    own_repo.default_config("sleep_after: 4h\nttl: 2d\n", limit=None, checkout=checkout)
+    sweep = {"schedule": "0 * * * *", "repository": {"full_name": own_repo.name}}
+    [ready] = bot.on("pull_request", own_repo.opened(PR_NUMBER))
     assert ready.status == Phase.READY
-    name = ready.namespace
+    name = own_repo.namespace(PR_NUMBER)
     expiry = naming.parse_time(core.read_namespace(name).metadata.annotations[naming.EXPIRES_AT_ANNOTATION])
     assert expiry is not None
     assert timedelta(hours=47) < expiry - datetime.now(UTC) <= timedelta(days=2)
-    [comment] = [c.body for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c.body)]
-    assert f"**Expires** | {expiry:%Y-%m-%d %H:}" in comment
+    assert f"**Expires** | {expiry:%Y-%m-%d %H:}" in own_repo.sticky(PR_NUMBER)
 
     bot.clock = lambda: datetime.now(UTC) + timedelta(hours=5)
-    [swept] = bot.on("schedule", {"schedule": "0 * * * *"})
+    [swept] = bot.on("schedule", sweep)
 
     assert "sleep: idle" in swept.message
     assert apps.read_namespaced_deployment("web", name).spec.replicas == 0
     assert naming.SLEEPING_ANNOTATION in core.read_namespace(name).metadata.annotations
-    [comment] = [c.body for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c.body)]
+    comment = own_repo.sticky(PR_NUMBER)
     assert "Preview asleep" in comment
     assert "/preview wake" in comment
 
-    [asleep] = bot.on("schedule", {"schedule": "0 * * * *"})
+    [asleep] = bot.on("schedule", sweep)
     assert name not in asleep.message  # asleep already: nothing more to do
 
-    github.update_pull(REPO, PR_NUMBER, head_sha="2" * 40)
-    [woken] = bot.on("pull_request", pr_event("synchronize", sha="2" * 40))
+    [woken] = bot.on("pull_request", own_repo.pushed(PR_NUMBER, "9" * 40))
 
     assert woken.status == Phase.READY
     web = apps.read_namespaced_deployment("web", name)

@@ -20,6 +20,7 @@ from tests.harness import (
     REPO,
     Bot,
     Checkout,
+    OwnRepo,
     comment_event,
     config_map,
     namespace_phase,
@@ -284,37 +285,39 @@ def test_a_namespace_labelled_as_ours_but_made_for_another_repo_is_never_deleted
 
 
 def test_a_sweep_destroys_expired_previews_and_those_of_closed_prs(
-    bot: Bot, github: Any, core: Any, checkout: Checkout, prefix: str, site: str
+    bot: Bot, github: Any, core: Any, checkout: Checkout, own_repo: OwnRepo
 ) -> None:
-    checkout.write(".preview.yml", preview_config(prefix=prefix, site=site, more="ttl: 2h\n"))
-    bot.on("pull_request", pr_event("opened", sha=SHA_1))
+    # A repo of its own: a sweep acts on every preview of its repo, and a real cluster is shared.
+    own_repo.default_config("ttl: 2h\n", limit=None, checkout=checkout)
+    sweep = {"schedule": "0 * * * *", "repository": {"full_name": own_repo.name}}
+    bot.on("pull_request", own_repo.opened(PR_NUMBER))
+    name = own_repo.namespace(PR_NUMBER)
 
-    [kept] = bot.on("schedule", {"schedule": "0 * * * *"})
-    assert namespace_of(prefix) not in kept.message  # others' previews may share a real cluster
-    assert namespace_phase(core, namespace_of(prefix)) == "Active"
+    [kept] = bot.on("schedule", sweep)
+    assert kept.message == "gc: 0 of 1 previews changed"
+    assert namespace_phase(core, name) == "Active"
 
     bot.clock = lambda: datetime.now(UTC) + timedelta(hours=3)
-    [swept] = bot.on("schedule", {"schedule": "0 * * * *"})
+    [swept] = bot.on("schedule", sweep)
 
-    assert namespace_of(prefix) in swept.message
-    assert "expired" in swept.message
-    assert namespace_phase(core, namespace_of(prefix)) in ("Terminating", None)
-    [comment] = sticky_comments(github)
-    assert "within its time limit" in comment
-    [deployment] = github.deployments(REPO)
+    assert f"{name} (delete: expired)" in swept.message
+    assert namespace_phase(core, name) in ("Terminating", None)
+    assert "within its time limit" in own_repo.sticky(PR_NUMBER)
+    [deployment] = github.deployments(own_repo.name)
     assert deployment.state == "inactive"
 
 
 def test_a_sweep_destroys_the_preview_of_a_pr_closed_while_no_one_listened(
-    bot: Bot, github: Any, core: Any, prefix: str
+    bot: Bot, github: Any, core: Any, checkout: Checkout, own_repo: OwnRepo
 ) -> None:
-    bot.on("pull_request", pr_event("opened", sha=SHA_1))
-    github.update_pull(REPO, PR_NUMBER, state="closed", merged=True)
+    own_repo.default_config(limit=None, checkout=checkout)
+    bot.on("pull_request", own_repo.opened(PR_NUMBER))
+    github.update_pull(own_repo.name, PR_NUMBER, state="closed", merged=True)
 
-    [swept] = bot.on("workflow_dispatch", {"repository": {"full_name": REPO}})
+    [swept] = bot.on("workflow_dispatch", {"repository": {"full_name": own_repo.name}})
 
-    assert "delete: closed" in swept.message
-    assert namespace_phase(core, namespace_of(prefix)) in ("Terminating", None)
+    assert f"{own_repo.namespace(PR_NUMBER)} (delete: closed)" in swept.message
+    assert namespace_phase(core, own_repo.namespace(PR_NUMBER)) in ("Terminating", None)
 
 
 def test_the_deployment_environment_is_filled_from_the_preview_variables(

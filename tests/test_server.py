@@ -32,7 +32,7 @@ from tests.harness import (
     DEFAULT_BRANCH,
     PR_NUMBER,
     REPO,
-    CappedRepo,
+    OwnRepo,
     comment_event,
     namespace_phase,
     payload,
@@ -525,9 +525,9 @@ def test_resync_catches_up_a_push_and_a_close_it_missed(
 
 
 @pytest.fixture
-def capped(server: Server, github: Any, kube: Any, prefix: str, site: str) -> Iterator[CappedRepo]:
+def capped(server: Server, github: Any, kube: Any, prefix: str, site: str) -> Iterator[OwnRepo]:
     # Its own repo: the cap counts every live preview of a repo, and a real cluster is shared.
-    repo = CappedRepo(name=f"acme/{kube.unique('slots')}", prefix=prefix, site=site, github=github)
+    repo = OwnRepo(name=f"acme/{kube.unique('slots')}", prefix=prefix, site=site, github=github)
     _, public = key_pair()
     github.install_app(app_id=APP_ID, public_key=public, installations={INSTALLATION_ID: [repo.name]})
     repo.default_config()
@@ -541,7 +541,7 @@ def capped(server: Server, github: Any, kube: Any, prefix: str, site: str) -> It
 
 
 def test_a_slot_freed_by_a_close_deploys_the_pr_first_in_line_with_no_delivery_for_it(
-    server: Server, github: Any, core: Any, capped: CappedRepo
+    server: Server, github: Any, core: Any, capped: OwnRepo
 ) -> None:
     live, waiting = 2, 3
     capped.commit(SHA_1)
@@ -563,7 +563,7 @@ def test_a_slot_freed_by_a_close_deploys_the_pr_first_in_line_with_no_delivery_f
 
 
 def test_the_deploy_of_the_pr_first_in_line_waits_for_the_builds_of_its_head(
-    server: Server, github: Any, core: Any, capped: CappedRepo
+    server: Server, github: Any, core: Any, capped: OwnRepo
 ) -> None:
     live, waiting, pushed = 2, 3, "3" * 40
     capped.commit(SHA_1)

@@ -19,7 +19,7 @@ from datetime import datetime
 from previewbot import naming
 from previewbot.core import lifetime
 from previewbot.core.ports import Cluster, GitHub
-from previewbot.errors import NotFound
+from previewbot.errors import NotFound, PreviewbotError
 from previewbot.model import NamespaceInfo, PrRef
 
 log = logging.getLogger("previewbot")
@@ -146,13 +146,17 @@ class Collector:
         return plan(namespaces, repos={repo: self._repo_state(repo) for repo in repos}, now=now)
 
     def carry_out(self, decisions: Iterable[Decision]) -> None:
+        """Each decision on its own: one that fails (a PR GitHub no longer shows) is logged, the next goes on."""
         for decision in decisions:
-            if decision.verdict is Verdict.DELETE:
-                log.info("gc: deleting %s (%s)", decision.namespace.name, decision.reason)
-                self._destroy(decision)
-            elif decision.verdict is Verdict.SLEEP:
-                log.info("gc: putting %s to sleep (%s)", decision.namespace.name, decision.reason)
-                self._sleep(decision)
+            try:
+                if decision.verdict is Verdict.DELETE:
+                    log.info("gc: deleting %s (%s)", decision.namespace.name, decision.reason)
+                    self._destroy(decision)
+                elif decision.verdict is Verdict.SLEEP:
+                    log.info("gc: putting %s to sleep (%s)", decision.namespace.name, decision.reason)
+                    self._sleep(decision)
+            except PreviewbotError as error:
+                log.warning("gc: could not %s %s: %s", decision.verdict, decision.namespace.name, error)
 
     def _repo_state(self, repo: str) -> RepoState:
         try:
