@@ -389,7 +389,7 @@ def gc(
             Settings(workspace=Path.cwd()),
             with_runner=False,
         )
-        decisions = previews.sweep(only_repos=repos, act=yes)
+        decisions, failures = previews.sweep(only_repos=repos, act=yes)
         rows = [
             {
                 "namespace": d.namespace.name,
@@ -407,6 +407,11 @@ def gc(
             click.echo(_table(rows) if rows else "previewbot has no previews here.")
         if not yes and any(d.verdict is not Verdict.STAYS for d in decisions) and output == "table":
             click.echo("Dry run: nothing was changed. Run again with --yes to act.")
+    from previewbot.redact import redactor
+
+    for failure in failures:
+        click.echo(f"✘ {redactor.redact(failure)}", err=True)
+    sys.exit(1 if failures else 0)
 
 
 def _table(rows: Sequence[Mapping[str, object]]) -> str:

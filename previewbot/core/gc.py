@@ -145,8 +145,10 @@ class Collector:
         )
         return plan(namespaces, repos={repo: self._repo_state(repo) for repo in repos}, now=now)
 
-    def carry_out(self, decisions: Iterable[Decision]) -> None:
-        """Each decision on its own: one that fails (a PR GitHub no longer shows) is logged, the next goes on."""
+    def carry_out(self, decisions: Iterable[Decision]) -> list[str]:
+        """Each decision on its own: one that fails (a PR GitHub no longer shows, a refusal of the cluster)
+        does not keep the others from being carried out. Returns a line for each that failed."""
+        failures = []
         for decision in decisions:
             try:
                 if decision.verdict is Verdict.DELETE:
@@ -156,7 +158,9 @@ class Collector:
                     log.info("gc: putting %s to sleep (%s)", decision.namespace.name, decision.reason)
                     self._sleep(decision)
             except PreviewbotError as error:
-                log.warning("gc: could not %s %s: %s", decision.verdict, decision.namespace.name, error)
+                failures.append(f"could not {decision.verdict} {decision.namespace.name}: {error}")
+                log.warning("gc: %s", failures[-1])
+        return failures
 
     def _repo_state(self, repo: str) -> RepoState:
         try:

@@ -537,16 +537,20 @@ class Previews:
 
     def collect(self, repo: str) -> Outcome:
         """gc for one repo, as its scheduled run asks: previews whose PR closed unseen or whose time ran out go,
-        idle ones sleep."""
-        decisions = self.sweep(only_repos=[repo], act=True)
+        idle ones sleep. It fails when anything it decided could not be done, naming each."""
+        decisions, failures = self.sweep(only_repos=[repo], act=True)
         changed = [d for d in decisions if d.verdict is not gc.Verdict.STAYS]
         done = [f"{d.namespace.name} ({d.verdict}: {d.reason})" for d in changed]
         message = f"gc: {len(done)} of {len(decisions)} previews changed" + (": " + ", ".join(done) if done else "")
+        if failures:
+            message = "\n".join([message, *failures])
         log.info("%s", message)
-        return Outcome(status="swept", message=message, follow_up=self._slot_freed(repo) if changed else ())
+        follow_up = self._slot_freed(repo) if changed else ()
+        return Outcome(status=Phase.FAILED if failures else "swept", message=message, follow_up=follow_up)
 
-    def sweep(self, *, only_repos: Sequence[str] = (), act: bool) -> list[gc.Decision]:
-        """gc's decisions for previewbot's previews (of only_repos, when given), carried out when act.
+    def sweep(self, *, only_repos: Sequence[str] = (), act: bool) -> tuple[list[gc.Decision], list[str]]:
+        """gc's decisions for previewbot's previews (of only_repos, when given), carried out when act, with a
+        line for each that could not be.
 
         Deletions go through destroy (the PR's comment, its Deployments), sleep says so on the PR; the
         reports of what was done have reached GitHub (or report_wait ran out) when this returns.
@@ -555,17 +559,21 @@ class Previews:
             github=self._github, cluster=self._cluster, destroy=self._collected, sleep=self._put_to_sleep
         )
         decisions = collector.plan(now=self._clock(), only_repos=only_repos)
-        if act:
-            try:
-                collector.carry_out(decisions)
-            finally:
-                self._outbox.flush(timeout=self._settings.report_wait)
-        return decisions
+        if not act:
+            return decisions, []
+        try:
+            return decisions, collector.carry_out(decisions)
+        finally:
+            self._outbox.flush(timeout=self._settings.report_wait)
 
     def _collected(self, decision: gc.Decision) -> None:
         # An on-demand preview has no PR to tell, and a repo that is gone has no PR left to tell.
         if decision.ref is not None and decision.reason is not gc.Reason.REPO_GONE:
-            self.destroy(Destroy(ref=decision.ref, reason=decision.reason))
+            try:
+                self.destroy(Destroy(ref=decision.ref, reason=decision.reason))
+            except NotFound as error:
+                # The PR itself is gone from GitHub: its namespace went all the same, but no one is left to tell.
+                log.info("%s went; its PR could not be told: %s", decision.namespace.name, error)
             return
         try:
             self._cluster.delete_namespace(decision.namespace.name)
