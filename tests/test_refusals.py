@@ -1,5 +1,5 @@
 """Each way a cluster says no, told as what it is: RBAC, a ResourceQuota, Pod Security admission, an
-admission policy, a kind it does not serve, a log it will not give.
+admission policy or webhook, a kind it does not serve, a log it will not give.
 
 The adapter runs against the emulated API, which refuses with the real API server's status bodies
 and messages, or against a real cluster with PREVIEWBOT_TEST_KUBECONFIG (an admin's kubeconfig: the
@@ -16,11 +16,12 @@ from typing import Any
 import kubernetes
 import pytest
 
-from previewbot import errors, naming
+from previewbot import errors, naming, render
 from previewbot.adapters.kubernetes import KubernetesCluster, named_refusal
-from previewbot.model import ObjectRef
+from previewbot.model import ObjectRef, Phase
 from tests.emulators.kube import DenyingPolicy
 from tests.emulators.kube_plugin import KubeEnv
+from tests.harness import PR_NUMBER, REPO, Bot, Checkout, pr_event, preview_config, web_deployment
 
 WAIT = 60.0
 OWNER = {naming.MANAGED_BY_LABEL: naming.MANAGED_BY_VALUE, naming.REPO_LABEL: "acme.shop"}
@@ -308,6 +309,33 @@ def test_an_admission_policys_denial_is_named_with_its_message(
 
     assert message.startswith("ConfigMap/x was refused: refused by a ValidatingAdmissionPolicy: ")
     assert message.endswith("denied request: configmaps may not carry a key named forbidden")
+
+
+def test_an_admission_webhooks_denial_of_a_deployment_reaches_the_pr_by_its_name_and_message(
+    emulated_kube: KubeEnv,
+    bot: Bot,
+    github: Any,
+    checkout: Checkout,
+    prefix: str,
+    site: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert emulated_kube.server is not None
+    checkout.write(".preview.yml", preview_config(prefix=prefix, site=site))
+    checkout.write("deploy/web.yaml", web_deployment())
+    github.set_permission(REPO, "Codertocat", "admin")
+    webhook, said = "images.policy.example.com", "image registry.k8s.io/pause is not from registry.example.com"
+    emulated_kube.server.deny_with_webhook(webhook, said, kinds=["Deployment"])
+    denial = f'refused by an admission webhook: admission webhook "{webhook}" denied the request: {said}'
+
+    [outcome] = bot.on("pull_request", pr_event("opened"))
+
+    [comment] = [c.body for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c.body)]
+    assert outcome.status == Phase.FAILED
+    for told in (outcome.message, comment, caplog.text):
+        assert f"Deployment/web was refused: {denial}" in told
+        for something_else in ("RBAC", "ResourceQuota", "Pod Security", "ValidatingAdmissionPolicy", "not ready"):
+            assert something_else not in told
 
 
 def test_a_log_the_kubelet_cannot_give_is_unreadable_with_why(

@@ -25,7 +25,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -157,7 +157,7 @@ class ApiStatusError(Exception):
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
+            **({"reason": self.reason} if self.reason else {}),  # a webhook's denial may carry none
             "details": self.details,
             "code": self.code,
         }
@@ -742,6 +742,22 @@ class DenyingPolicy:
         return ApiStatusError(422, "Invalid", f'{rtype.qualified} "{name}" is forbidden: {reason}', details=details)
 
 
+@dataclass(frozen=True, slots=True)
+class DenyingWebhook:
+    """A ValidatingWebhookConfiguration's webhook that denies every write of its kinds with a message.
+
+    The API server answers its denial as it answers any webhook's: the webhook's Status (code 400 when it
+    sets none below 400, no reason) with its message after `admission webhook "<name>" denied the request`.
+    """
+
+    name: str
+    kinds: frozenset[str]
+    message: str
+
+    def refusal(self) -> ApiStatusError:
+        return ApiStatusError(400, "", f'admission webhook "{self.name}" denied the request: {self.message}')
+
+
 # ---------------------------------------------------------------- the store
 
 
@@ -823,6 +839,7 @@ class KubeApiServer:
         self.requests: list[tuple[str, str]] = []  # (method, path and query) of every HTTP request, as it came
         self.users: dict[str, str] = {ADMIN_TOKEN: ADMIN}  # bearer token -> user name; RBAC asks of all but ADMIN
         self.denying_policies: list[DenyingPolicy] = []
+        self.denying_webhooks: list[DenyingWebhook] = []
         self.kubelet_reachable = True
         self._request = threading.local()  # the warnings of the request being served
         self._stopping = False
@@ -893,13 +910,20 @@ class KubeApiServer:
         if warnings is not None:
             warnings.append(text)
 
+    def deny_with_webhook(self, name: str, message: str, *, kinds: Iterable[str]) -> None:
+        """From now on a validating admission webhook called `name` denies every write of `kinds` with `message`."""
+        self.denying_webhooks.append(DenyingWebhook(name, frozenset(kinds), message))
+
     def _admit(self, rtype: ResourceType, obj: Obj, *, creating: bool) -> None:
-        """The admission plugins previewbot meets: policies, Pod Security, and ResourceQuota's pod count."""
+        """The admission plugins previewbot meets: policies, webhooks, Pod Security, and ResourceQuota's pod count."""
         metadata = obj.get("metadata") or {}
         name, namespace = metadata.get("name", ""), metadata.get("namespace")
         for policy in self.denying_policies:
             if policy.kind == rtype.kind and policy.denies(obj):
                 raise policy.refusal(rtype, name)
+        for webhook in self.denying_webhooks:
+            if rtype.kind in webhook.kinds:
+                raise webhook.refusal()
         labels = ((self._objects.get(("Namespace", None, namespace)) or {}).get("metadata") or {}).get("labels") or {}
         enforce = labels.get("pod-security.kubernetes.io/enforce", "privileged")
         warn = labels.get("pod-security.kubernetes.io/warn", enforce)
