@@ -26,6 +26,7 @@ from tests.harness import PR_NUMBER, REPO, Bot, Checkout, pr_event, preview_conf
 WAIT = 60.0
 OWNER = {naming.MANAGED_BY_LABEL: naming.MANAGED_BY_VALUE, naming.REPO_LABEL: "acme.shop"}
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
+SHA = "1" * 40
 
 
 @pytest.fixture
@@ -338,17 +339,57 @@ def test_an_admission_webhooks_denial_of_a_deployment_reaches_the_pr_by_its_name
             assert something_else not in told
 
 
-def test_a_log_the_kubelet_cannot_give_is_unreadable_with_why(
-    emulated_kube: KubeEnv, cluster: KubernetesCluster, make_namespace: Any
+@pytest.mark.parametrize(
+    ("knob", "value", "why"),
+    [
+        (
+            "kubelet_reachable",
+            False,
+            ["the node's kubelet could not be reached", "dial tcp 127.0.0.1:10250: connect: connection refused"],
+        ),
+        ("pods_go_when_their_log_is_asked_for", True, [": the pod is gone (", 'pods "e2e-', '" not found)']),
+    ],
+    ids=["kubelet unreachable", "pod gone"],
+)
+def test_a_log_that_cannot_be_read_is_unreadable_with_why(
+    emulated_kube: KubeEnv, cluster: KubernetesCluster, make_namespace: Any, knob: str, value: bool, why: list[str]
 ) -> None:
     assert emulated_kube.server is not None
-    namespace = make_namespace("refusals-kubelet")
-    emulated_kube.server.kubelet_reachable = False
+    namespace = make_namespace("refusals-log")
+    setattr(emulated_kube.server, knob, value)
 
     outcome = cluster.run_job(namespace, echo_job(), timeout=WAIT)
 
     assert outcome.succeeded
     assert outcome.log == ""
     assert outcome.log_unreadable is not None
-    assert "the node's kubelet could not be reached" in outcome.log_unreadable
-    assert "dial tcp 127.0.0.1:10250: connect: connection refused" in outcome.log_unreadable
+    assert outcome.log_unreadable.startswith("the log of pod e2e-")
+    for words in why:
+        assert words in outcome.log_unreadable
+
+
+def test_tests_whose_pod_went_before_their_log_was_read_could_not_read_the_report(
+    emulated_kube: KubeEnv, bot: Bot, github: Any, checkout: Checkout, prefix: str, site: str
+) -> None:
+    assert emulated_kube.server is not None
+    tests = "tests:\n  job:\n    image: busybox:1.36\n    command: [sh, -c, echo ok]\n    report: /tmp/junit.xml\n"
+    checkout.write(".preview.yml", preview_config(prefix=prefix, site=site, more=tests))
+    checkout.write("deploy/web.yaml", web_deployment())
+    github.set_permission(REPO, "Codertocat", "admin")
+    emulated_kube.server.pods_go_when_their_log_is_asked_for = True
+
+    [outcome] = bot.on("pull_request", pr_event("opened", sha=SHA))
+
+    assert outcome.report is not None
+    told = outcome.report.tests
+    assert told is not None
+    assert told.report is None
+    assert told.problem is not None
+    assert told.problem.startswith("could not read the report: the test log could not be read: the log of pod e2e-")
+    assert ": the pod is gone (" in told.problem
+    [comment] = [c.body for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c.body)]
+    assert "could not read the report" in comment
+    assert "the pod is gone" in comment
+    [e2e] = [status for status in github.statuses(REPO, SHA) if status.context == "previewbot/e2e"][:1]
+    assert e2e.state == "error"
+    assert e2e.description.startswith("could not read the report")

@@ -841,6 +841,7 @@ class KubeApiServer:
         self.denying_policies: list[DenyingPolicy] = []
         self.denying_webhooks: list[DenyingWebhook] = []
         self.kubelet_reachable = True
+        self.pods_go_when_their_log_is_asked_for = False  # as when a pod is deleted between its end and the log read
         self._request = threading.local()  # the warnings of the request being served
         self._stopping = False
         self._http = _HttpServer(self)
@@ -1828,6 +1829,8 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
         elif method == "GET" and route.subresource == "log":
+            if api.pods_go_when_their_log_is_asked_for and api.get("Pod", name or "", namespace=namespace):
+                api.delete("Pod", name or "", namespace=namespace)
             if not api.kubelet_reachable:
                 container = query.get("container", "")
                 raise ApiStatusError(
