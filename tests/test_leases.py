@@ -101,3 +101,15 @@ def test_waiting_for_a_lease_can_be_given_up(cluster: KubernetesCluster, kube: A
         ):
             pass
     client.CoordinationV1Api(kube.api_client()).delete_namespaced_lease(holding.name, NAMESPACE)
+
+
+def test_a_lease_taken_over_since_its_holder_last_wrote_it_is_left_to_the_new_holder(
+    cluster: KubernetesCluster, lease: str, kube: Any
+) -> None:
+    """The release writes from the holder's own last version: a newer one (another's) refuses it."""
+    assert cluster.take_lease(NAMESPACE, lease, holder="dead", seconds=1)
+    time.sleep(1.5)
+    assert connect(kubeconfig=str(kube.kubeconfig)).take_lease(NAMESPACE, lease, holder="alive", seconds=30)
+    cluster.release_lease(NAMESPACE, lease, holder="dead")
+    spec = client.CoordinationV1Api(kube.api_client()).read_namespaced_lease(lease, NAMESPACE).spec
+    assert spec.holder_identity == "alive"

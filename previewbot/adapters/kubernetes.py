@@ -764,6 +764,8 @@ class KubernetesCluster:
         self._rbac_name = rbac_name or rbac.rules().name
         self._discovered: dict[str, list[Obj]] = {}  # API group version -> the resources it serves
         self._discovery_lock = threading.Lock()
+        # The Lease as this client last wrote it, by (namespace, name): a release needs no read first.
+        self._leases_written: dict[tuple[str, str], Obj] = {}
         self._apply_parallelism = apply_parallelism
         self._read_timeout = read_timeout
         self._recheck_interval = recheck_interval
@@ -1604,9 +1606,10 @@ class KubernetesCluster:
                 "spec": {**claim, "acquireTime": _micro_time(now), "leaseTransitions": 0},
             }
             try:
-                self._call(self._request, "POST", leases.path(namespace), body=body)
+                created: Obj = self._call(self._request, "POST", leases.path(namespace), body=body)
             except errors.Conflict:
                 return False  # another taker created it first
+            self._leases_written[(namespace, name)] = created
             return True
         held = current.get("spec") or {}
         if held.get("holderIdentity") != holder:
@@ -1614,35 +1617,42 @@ class KubernetesCluster:
                 return False
             claim["acquireTime"] = _micro_time(now)
             claim["leaseTransitions"] = int(held.get("leaseTransitions") or 0) + 1
-        return self._replace_lease(leases, current, {**held, **claim})
+        replaced = self._replace_lease(leases, current, {**held, **claim})
+        if replaced is not None:
+            self._leases_written[(namespace, name)] = replaced
+        return replaced is not None
 
     def release_lease(self, namespace: str, name: str, *, holder: str) -> None:
+        """Given back from the Lease as this client last wrote it; when that is no longer the Lease's
+        version (a 409), another run has taken it since, and there is nothing to give back."""
         leases = self._resource(LEASE_API_VERSION, "Lease")
-        try:
-            current: Obj = self._call(self._request, "GET", leases.path(namespace, name))
-        except errors.NotFound:
-            return
+        current = self._leases_written.get((namespace, name))
+        if current is not None and (current.get("spec") or {}).get("holderIdentity") == holder:
+            self._leases_written.pop((namespace, name), None)
+        else:
+            try:
+                current = self._call(self._request, "GET", leases.path(namespace, name))
+            except errors.NotFound:
+                return
         held = current.get("spec") or {}
         if held.get("holderIdentity") == holder:
             self._replace_lease(leases, current, {**held, "holderIdentity": None, "renewTime": None})
 
-    def _replace_lease(self, leases: Kind, current: Obj, spec: Obj) -> bool:
+    def _replace_lease(self, leases: Kind, current: Obj, spec: Obj) -> Obj | None:
+        """The Lease as written, or None when it changed since it was read: someone else renewed or took it."""
         metadata = _metadata(current)
+        key = (metadata["namespace"], metadata["name"])
         body = {
             "apiVersion": LEASE_API_VERSION,
             "kind": "Lease",
-            "metadata": {
-                "name": metadata["name"],
-                "namespace": metadata["namespace"],
-                "resourceVersion": metadata["resourceVersion"],
-            },
+            "metadata": {"name": key[1], "namespace": key[0], "resourceVersion": metadata["resourceVersion"]},
             "spec": {key: value for key, value in spec.items() if value is not None},
         }
         try:
-            self._call(self._request, "PUT", leases.path(metadata["namespace"], metadata["name"]), body=body)
+            replaced: Obj = self._call(self._request, "PUT", leases.path(*key), body=body)
         except errors.Conflict:
-            return False  # changed since it was read: someone else renewed or took it
-        return True
+            return None
+        return replaced
 
 
 INGRESS_API_VERSION = "networking.k8s.io/v1"

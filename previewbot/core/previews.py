@@ -913,6 +913,7 @@ class DeployRun:
         self.stop = threading.Event()  # set when a newer commit or the PR's close takes the preview over
         self.holder = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"  # this run, as the Lease names it
         self.expires_at: datetime | None = None  # when the preview goes unless there is activity, once claimed
+        self.applied_before: set[tuple[str, str]] = set()  # the kinds earlier runs applied, as the claim found them
 
     def run(self, trigger: str) -> Outcome:
         pr = self.pr
@@ -973,8 +974,10 @@ class DeployRun:
                     return self._finish(
                         Phase.FAILED, f"Not ready: {names}", diagnoses=rollout.failed, variables=variables
                     )
-                tests = self._tests(variables) if self.config.tests is not None else None
-                return self._conclude(tests, variables)
+                if self.config.tests is None:
+                    # The namespace was read just above: the preview is still this run's.
+                    return self._finish(Phase.READY, "Preview is ready", variables=variables)
+                return self._conclude(self._tests(variables), variables)
         except Exception as error:  # whatever went wrong, the preview ends failed with every status final
             return self._superseded_outcome() if self._superseded() else self._finish_with_error(error)
 
@@ -1062,6 +1065,10 @@ class DeployRun:
         now = self.clock()
         pod_security = policy.namespace_labels(self.policy.pod_security)
         existing = cluster.namespace(name)
+        # Read while this run holds the Lease: no other run applies until it is let go.
+        self.applied_before = _kinds_from(
+            existing.annotations.get(naming.APPLIED_KINDS_ANNOTATION, "") if existing else ""
+        )
         if existing is not None and (replicas := lifetime.asleep(existing)) is not None:
             # A push wakes a sleeping preview: the rollout wait that follows sees it ready again.
             cluster.scale(name, replicas)
@@ -1117,9 +1124,7 @@ class DeployRun:
         self._copy_secrets()
         applied = cluster.apply(self.namespace, [*guardrails, *rendered.objects], warn=warn)
         self.reporter.progress(f"applied {len(applied)} objects")
-        current = self.cluster.namespace(self.namespace)
-        previous = _kinds_from(current.annotations.get(naming.APPLIED_KINDS_ANNOTATION, "") if current else "")
-        kinds = sorted({*rendered.kinds, *previous, *((o["apiVersion"], o["kind"]) for o in guardrails)})
+        kinds = sorted({*rendered.kinds, *self.applied_before, *((o["apiVersion"], o["kind"]) for o in guardrails)})
         # Only what the manifests and the guardrails made: the copied Secrets and the test Jobs stay.
         applied_by_previewbot = f"{naming.COMPONENT_LABEL} in (app,guardrail)"
         pruned = cluster.prune(
