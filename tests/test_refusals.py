@@ -312,6 +312,7 @@ def test_an_admission_policys_denial_is_named_with_its_message(
     assert message.endswith("denied request: configmaps may not carry a key named forbidden")
 
 
+@pytest.mark.parametrize(("code", "reason"), [(0, ""), (403, "Forbidden")], ids=["no status of its own", "forbidden"])
 def test_an_admission_webhooks_denial_of_a_deployment_reaches_the_pr_by_its_name_and_message(
     emulated_kube: KubeEnv,
     bot: Bot,
@@ -320,13 +321,15 @@ def test_an_admission_webhooks_denial_of_a_deployment_reaches_the_pr_by_its_name
     prefix: str,
     site: str,
     caplog: pytest.LogCaptureFixture,
+    code: int,
+    reason: str,
 ) -> None:
     assert emulated_kube.server is not None
     checkout.write(".preview.yml", preview_config(prefix=prefix, site=site))
     checkout.write("deploy/web.yaml", web_deployment())
     github.set_permission(REPO, "Codertocat", "admin")
     webhook, said = "images.policy.example.com", "image registry.k8s.io/pause is not from registry.example.com"
-    emulated_kube.server.deny_with_webhook(webhook, said, kinds=["Deployment"])
+    emulated_kube.server.deny_with_webhook(webhook, said, kinds=["Deployment"], code=code, reason=reason)
     denial = f'refused by an admission webhook: admission webhook "{webhook}" denied the request: {said}'
 
     [outcome] = bot.on("pull_request", pr_event("opened"))

@@ -746,16 +746,20 @@ class DenyingPolicy:
 class DenyingWebhook:
     """A ValidatingWebhookConfiguration's webhook that denies every write of its kinds with a message.
 
-    The API server answers its denial as it answers any webhook's: the webhook's Status (code 400 when it
-    sets none below 400, no reason) with its message after `admission webhook "<name>" denied the request`.
+    The API server answers its denial as it answers any webhook's: the code and reason of the Status the
+    webhook sent (400 when it set none of 400 or more), its message after `admission webhook "<name>" denied
+    the request`.
     """
 
     name: str
     kinds: frozenset[str]
     message: str
+    code: int
+    reason: str
 
     def refusal(self) -> ApiStatusError:
-        return ApiStatusError(400, "", f'admission webhook "{self.name}" denied the request: {self.message}')
+        message = f'admission webhook "{self.name}" denied the request: {self.message}'
+        return ApiStatusError(max(self.code, 400), self.reason, message)
 
 
 # ---------------------------------------------------------------- the store
@@ -911,9 +915,14 @@ class KubeApiServer:
         if warnings is not None:
             warnings.append(text)
 
-    def deny_with_webhook(self, name: str, message: str, *, kinds: Iterable[str]) -> None:
-        """From now on a validating admission webhook called `name` denies every write of `kinds` with `message`."""
-        self.denying_webhooks.append(DenyingWebhook(name, frozenset(kinds), message))
+    def deny_with_webhook(
+        self, name: str, message: str, *, kinds: Iterable[str], code: int = 0, reason: str = ""
+    ) -> None:
+        """From now on a validating admission webhook called `name` denies every write of `kinds` with `message`.
+
+        `code` and `reason` are those of the Status the webhook answers with (many set none; some 403 Forbidden).
+        """
+        self.denying_webhooks.append(DenyingWebhook(name, frozenset(kinds), message, code, reason))
 
     def _admit(self, rtype: ResourceType, obj: Obj, *, creating: bool) -> None:
         """The admission plugins previewbot meets: policies, webhooks, Pod Security, and ResourceQuota's pod count."""
