@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from previewbot import manifests, naming, policy, render
 from previewbot.config import Forks, PreviewConfig, SecretCopy, effective_config, load_config_file, trusted_default
@@ -913,7 +914,8 @@ class DeployRun:
         self.stop = threading.Event()  # set when a newer commit or the PR's close takes the preview over
         self.holder = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"  # this run, as the Lease names it
         self.expires_at: datetime | None = None  # when the preview goes unless there is activity, once claimed
-        self.applied_before: set[tuple[str, str]] = set()  # the kinds earlier runs applied, as the claim found them
+        self.wanted_written = False  # whether the namespace was made naming this run's commit as the one wanted
+        self.applied_before: set[tuple[str, str]] | None = None  # the kinds earlier runs applied; None: no run ever did
 
     def run(self, trigger: str) -> Outcome:
         pr = self.pr
@@ -943,15 +945,17 @@ class DeployRun:
             )
             # Refused manifests leave everything as it was: not even the namespace is made.
             rendered = self._rendered(variables)
+            guard_labels = {**self.labels, naming.COMPONENT_LABEL: "guardrail"}
+            guardrails = manifests.guardrails(self.config, namespace=self.namespace, labels=guard_labels)
             with contextlib.ExitStack() as turn:
                 with self.reporter.step("Namespace"):
                     self._ensure_namespace()
                     turn.enter_context(self._turn())
                 if self._superseded():
                     return self._superseded_outcome()
-                self._claim()
+                self._claim(kinds={*rendered.kinds, *((o["apiVersion"], o["kind"]) for o in guardrails)})
                 with self.reporter.step("Apply manifests") as step:
-                    self._apply(rendered, warn=step.details.append)
+                    self._apply([*guardrails, *rendered.objects], warn=step.details.append)
                 with self.reporter.step("Wait for rollout") as step:
                     rollout = self.cluster.wait_rollout(
                         self.namespace,
@@ -1049,26 +1053,32 @@ class DeployRun:
                     raise UserError(f"namespace {name} was still terminating after {self.settings.namespace_wait:.0f}s")
                 existing = None
             if existing is None:
-                created = _created_annotations(self.pr, now)
+                created = {**_created_annotations(self.pr, now), naming.WANTED_SHA_ANNOTATION: self.pr.head_sha}
                 try:
                     cluster.create_namespace(name, labels={**self.labels, **pod_security}, annotations=created)
                 except Conflict:
                     continue  # another run made it, or an old one began terminating: look again
+                self.wanted_written = True
             break
         # Everything previewbot does inside the namespace, it may do through this binding only.
         access_labels = {naming.MANAGED_BY_LABEL: naming.MANAGED_BY_VALUE, naming.COMPONENT_LABEL: "access"}
         cluster.bind_preview_role(name, labels=access_labels)
 
-    def _claim(self) -> None:
-        """Name this run's commit as the preview's head: from here on the preview is this commit's."""
+    def _claim(self, *, kinds: set[tuple[str, str]]) -> None:
+        """Name this run's commit as the preview's head: from here on the preview is this commit's.
+
+        The kinds it will apply are written down with the claim, before any is applied, so that
+        whatever part of the apply gets through, a later run knows which kinds to prune.
+        """
         cluster, name = self.cluster, self.namespace
         now = self.clock()
         pod_security = policy.namespace_labels(self.policy.pod_security)
         existing = cluster.namespace(name)
-        # Read while this run holds the Lease: no other run applies until it is let go.
-        self.applied_before = _kinds_from(
-            existing.annotations.get(naming.APPLIED_KINDS_ANNOTATION, "") if existing else ""
-        )
+        # Read while this run holds the Lease: no other run applies until it is let go. Every run
+        # claims before it applies: in a namespace no run has claimed, no run has applied anything.
+        if existing is not None and naming.HEAD_SHA_ANNOTATION in existing.annotations:
+            self.applied_before = _kinds_from(existing.annotations.get(naming.APPLIED_KINDS_ANNOTATION, ""))
+        recorded = sorted({*kinds, *(self.applied_before or ())})
         if existing is not None and (replicas := lifetime.asleep(existing)) is not None:
             # A push wakes a sleeping preview: the rollout wait that follows sees it ready again.
             cluster.scale(name, replicas)
@@ -1087,6 +1097,7 @@ class DeployRun:
             naming.ROLLED_OUT_SHA_ANNOTATION: None,
             **self._github_ids(),
             naming.ENVIRONMENT_ANNOTATION: self.environment,
+            naming.APPLIED_KINDS_ANNOTATION: ",".join(f"{v}/{k}" for v, k in recorded),
         }
         if self.approved_by is not None:
             annotations[naming.APPROVED_SHA_ANNOTATION] = self.pr.head_sha
@@ -1117,28 +1128,24 @@ class DeployRun:
             log.info("left as written, none of previewbot's variables: %s", reference)
         return rendered
 
-    def _apply(self, rendered: manifests.Rendered, *, warn: Callable[[str], None]) -> None:
+    def _apply(self, objects: list[dict[str, Any]], *, warn: Callable[[str], None]) -> None:
         cluster = self.cluster
-        guard_labels = {**self.labels, naming.COMPONENT_LABEL: "guardrail"}
-        guardrails = manifests.guardrails(self.config, namespace=self.namespace, labels=guard_labels)
         self._copy_secrets()
-        applied = cluster.apply(self.namespace, [*guardrails, *rendered.objects], warn=warn)
+        applied = cluster.apply(self.namespace, objects, warn=warn)
         self.reporter.progress(f"applied {len(applied)} objects")
-        kinds = sorted({*rendered.kinds, *self.applied_before, *((o["apiVersion"], o["kind"]) for o in guardrails)})
+        if self.applied_before is None:
+            return  # the first run in the namespace: nothing of an earlier one's to prune
         # Only what the manifests and the guardrails made: the copied Secrets and the test Jobs stay.
         applied_by_previewbot = f"{naming.COMPONENT_LABEL} in (app,guardrail)"
+        kinds = {*self.applied_before, *((o["apiVersion"], o["kind"]) for o in objects)}
         pruned = cluster.prune(
             self.namespace,
             label_selector=f"{naming.selector_of(self.pr)},{applied_by_previewbot}",
-            kinds=kinds,
+            kinds=sorted(kinds),
             keep=set(applied),
         )
         for ref in pruned:
             self.reporter.progress(f"pruned {ref}, gone from the manifests")
-        cluster.annotate_namespace(
-            self.namespace,
-            annotations={naming.APPLIED_KINDS_ANNOTATION: ",".join(f"{v}/{k}" for v, k in kinds)},
-        )
 
     def _copy_secrets(self) -> None:
         for secret in self.secrets:
@@ -1211,7 +1218,10 @@ class DeployRun:
         next run applies over them. A run that had to wait for its turn asks GitHub once more
         before it begins, since pushes may have come while it waited.
         """
-        self.cluster.annotate_namespace(self.namespace, annotations={naming.WANTED_SHA_ANNOTATION: self.pr.head_sha})
+        if not self.wanted_written:
+            self.cluster.annotate_namespace(
+                self.namespace, annotations={naming.WANTED_SHA_ANNOTATION: self.pr.head_sha}
+            )
         done = threading.Event()
         watcher = threading.Thread(target=self._watch_for_newer, args=(done,), name="previewbot-turn", daemon=True)
         watcher.start()
