@@ -93,6 +93,25 @@ def test_first_deploy_creates_the_namespace_deploys_and_reports(
     assert deploy_status(github, SHA_1) == "success"
 
 
+def test_a_first_deploy_of_n_objects_makes_n_plus_at_most_15_kubernetes_requests(
+    bot: Bot, emulated_kube: Any, checkout: Checkout
+) -> None:
+    """The N server-side applies, and around them the preview's bookkeeping: namespace, access, Lease,
+    claim, rollout, status. No discovery per object, no polling, no read twice what the run knows."""
+    assert emulated_kube.server is not None
+    for index in range(18):
+        checkout.write(f"deploy/extra-{index}.yaml", config_map(f"extra-{index}", "more"))
+    before = len(emulated_kube.server.requests)
+
+    [outcome] = bot.on("pull_request", pr_event("opened", sha=SHA_1))
+
+    assert outcome.status == Phase.READY
+    sent = emulated_kube.server.requests[before:]
+    applies = [path for method, path in sent if method == "PATCH" and "fieldManager=" in path]
+    assert len(applies) == 20
+    assert len(sent) <= len(applies) + 15, "\n".join(f"{method} {path}" for method, path in sent)
+
+
 def test_a_push_redeploys_changes_the_image_and_prunes_removed_objects(
     bot: Bot, github: Any, core: Any, apps: Any, checkout: Checkout, prefix: str
 ) -> None:

@@ -246,9 +246,14 @@ class Previews:
             return self._wait_for_a_slot(pr, name=name, admission=admission, reporter=reporter, config=config)
         if admission.evict is not None:
             self._evict(admission.evict, for_pr=pr)
-        return self._deployment(pr, config=config, trusted=trusted, reporter=reporter, approved_by=approved_by).run(
-            trigger
-        )
+        return self._deployment(
+            pr,
+            config=config,
+            trusted=trusted,
+            reporter=reporter,
+            approved_by=approved_by,
+            seen_missing=existing is None,
+        ).run(trigger)
 
     def _wait_for_a_slot(
         self, pr: PullRequest, *, name: str, admission: cap.Admission, reporter: Reporter, config: PreviewConfig
@@ -332,6 +337,7 @@ class Previews:
         trusted: Trusted,
         reporter: Reporter,
         approved_by: str | None = None,
+        seen_missing: bool = False,
     ) -> DeployRun:
         """A deploy run of the PR's head under config, the effective one: its trusted keys are the default branch's."""
         name = naming.namespace_name(prefix=config.namespace.prefix, repo=pr.repo, number=pr.number)
@@ -358,6 +364,7 @@ class Previews:
             approved_by=approved_by,
             reporter=reporter,
             namespace=name,
+            seen_missing=seen_missing,
         )
 
     def _head_moved(self, pr: PullRequest) -> Callable[[], str | None]:
@@ -892,9 +899,11 @@ class DeployRun:
         reporter: Reporter,
         namespace: str,
         head_moved: Callable[[], str | None] | None = None,
+        seen_missing: bool = False,
     ) -> None:
         """head_moved says why the run's commit is no longer its PR's head (a push, a close), else None;
-        an on-demand preview has none: the newest run for it wins."""
+        an on-demand preview has none: the newest run for it wins. seen_missing: the caller found no
+        namespace by the preview's name moments ago."""
         self.cluster = ports.cluster
         self.head_moved = head_moved
         self.ports = ports
@@ -914,6 +923,7 @@ class DeployRun:
         self.stop = threading.Event()  # set when a newer commit or the PR's close takes the preview over
         self.holder = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"  # this run, as the Lease names it
         self.expires_at: datetime | None = None  # when the preview goes unless there is activity, once claimed
+        self.seen_missing = seen_missing
         self.wanted_written = False  # whether the namespace was made naming this run's commit as the one wanted
         self.applied_before: set[tuple[str, str]] | None = None  # the kinds earlier runs applied; None: no run ever did
 
@@ -1038,8 +1048,9 @@ class DeployRun:
         cluster, name = self.cluster, self.namespace
         now = self.clock()
         pod_security = policy.namespace_labels(self.policy.pod_security)
+        # Seen missing just now: made at once, and read only when the API says it is there after all.
+        existing = None if self.seen_missing else cluster.namespace(name)
         for _attempt in range(2):
-            existing = cluster.namespace(name)
             if existing is not None and not naming.owns(existing, self.pr):
                 raise UserError(
                     f"namespace {name} exists and is not previewbot's preview of {self.pr.title}; "
@@ -1057,7 +1068,8 @@ class DeployRun:
                 try:
                     cluster.create_namespace(name, labels={**self.labels, **pod_security}, annotations=created)
                 except Conflict:
-                    continue  # another run made it, or an old one began terminating: look again
+                    existing = cluster.namespace(name)  # another run made it, or an old one began terminating
+                    continue
                 self.wanted_written = True
             break
         # Everything previewbot does inside the namespace, it may do through this binding only.
