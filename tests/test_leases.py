@@ -113,3 +113,18 @@ def test_a_lease_taken_over_since_its_holder_last_wrote_it_is_left_to_the_new_ho
     cluster.release_lease(NAMESPACE, lease, holder="dead")
     spec = client.CoordinationV1Api(kube.api_client()).read_namespaced_lease(lease, NAMESPACE).spec
     assert spec.holder_identity == "alive"
+
+
+def test_a_lease_another_made_in_a_namespace_this_client_made_is_read_before_it_is_taken(kube: Any) -> None:
+    """A namespace's maker creates the Lease without reading it first: when that is refused, it reads."""
+    namespace = kube.unique("leases")
+    maker = connect(kubeconfig=str(kube.kubeconfig))
+    maker.create_namespace(namespace, labels={}, annotations={})
+    other = connect(kubeconfig=str(kube.kubeconfig))
+    try:
+        assert other.take_lease(namespace, "pr", holder="other", seconds=30)
+        other.release_lease(namespace, "pr", holder="other")
+        assert maker.take_lease(namespace, "pr", holder="maker", seconds=30), "let go by the other: the maker's"
+        assert not other.take_lease(namespace, "pr", holder="other", seconds=30)
+    finally:
+        client.CoreV1Api(kube.api_client()).delete_namespace(namespace)

@@ -766,6 +766,7 @@ class KubernetesCluster:
         self._discovery_lock = threading.Lock()
         # The Lease as this client last wrote it, by (namespace, name): a release needs no read first.
         self._leases_written: dict[tuple[str, str], Obj] = {}
+        self._namespaces_made: set[str] = set()  # by this client, and no Lease taken in them yet
         self._apply_parallelism = apply_parallelism
         self._read_timeout = read_timeout
         self._recheck_interval = recheck_interval
@@ -1008,6 +1009,7 @@ class KubernetesCluster:
             "metadata": {"name": name, "labels": dict(labels), "annotations": dict(annotations)},
         }
         self._call(self._request, "POST", NAMESPACE.path(), body=body)
+        self._namespaces_made.add(name)
         log.info("created namespace %s", name)
 
     def bind_preview_role(self, namespace: str, *, labels: Mapping[str, str], timeout: float = 5.0) -> None:
@@ -1596,21 +1598,21 @@ class KubernetesCluster:
         leases = self._resource(LEASE_API_VERSION, "Lease")
         now = datetime.now(UTC)
         claim = {"holderIdentity": holder, "leaseDurationSeconds": seconds, "renewTime": _micro_time(now)}
+        new = {
+            "apiVersion": LEASE_API_VERSION,
+            "kind": "Lease",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {**claim, "acquireTime": _micro_time(now), "leaseTransitions": 0},
+        }
+        if namespace in self._namespaces_made:
+            # A namespace this client just made has no Lease, unless another taker made one since: no read first.
+            self._namespaces_made.discard(namespace)
+            if self._create_lease(leases, new):
+                return True
         try:
             current: Obj = self._call(self._request, "GET", leases.path(namespace, name))
         except errors.NotFound:
-            body = {
-                "apiVersion": LEASE_API_VERSION,
-                "kind": "Lease",
-                "metadata": {"name": name, "namespace": namespace},
-                "spec": {**claim, "acquireTime": _micro_time(now), "leaseTransitions": 0},
-            }
-            try:
-                created: Obj = self._call(self._request, "POST", leases.path(namespace), body=body)
-            except errors.Conflict:
-                return False  # another taker created it first
-            self._leases_written[(namespace, name)] = created
-            return True
+            return self._create_lease(leases, new)
         held = current.get("spec") or {}
         if held.get("holderIdentity") != holder:
             if not _lease_run_out(held, now):
@@ -1621,6 +1623,15 @@ class KubernetesCluster:
         if replaced is not None:
             self._leases_written[(namespace, name)] = replaced
         return replaced is not None
+
+    def _create_lease(self, leases: Kind, lease: Obj) -> bool:
+        metadata = _metadata(lease)
+        try:
+            created: Obj = self._call(self._request, "POST", leases.path(metadata["namespace"]), body=lease)
+        except errors.Conflict:
+            return False  # another taker created it first
+        self._leases_written[(metadata["namespace"], metadata["name"])] = created
+        return True
 
     def release_lease(self, namespace: str, name: str, *, holder: str) -> None:
         """Given back from the Lease as this client last wrote it; when that is no longer the Lease's
