@@ -265,29 +265,25 @@ class Previews:
                 f"Not deployed: {full}, and `when_full` is `refuse`. When a preview goes (its PR closes, or "
                 "`/preview destroy`), push or comment `/preview redeploy`."
             )
-            self._github.set_commit_status(
-                pr.repo,
-                pr.head_sha,
-                state=CommitState.ERROR,
-                context=config.status_context,
-                description=f"Not deployed: {admission.live} live previews, the most max_previews allows",
-                target_url=self._settings.run_url,
+            state, description = CommitState.ERROR, f"Not deployed: {admission.live} live previews, the most allowed"
+        else:
+            self._join_the_line(pr, name=name, limit=admission.limit)
+            note = (
+                f"Queued: {full}. This pull request is number {admission.place} in line and deploys when a "
+                "preview frees its slot (its PR closes, or it sleeps or expires)."
             )
-            report = reporter.update(phase=Phase.PENDING, note=note)
-            return Outcome(status="refused", message=note, namespace=name, report=report)
-        self._join_the_line(pr, name=name, limit=admission.limit)
-        note = (
-            f"Queued: {full}. This pull request is number {admission.place} in line and deploys when a "
-            "preview frees its slot (its PR closes, or it sleeps or expires)."
-        )
+            state, description = CommitState.PENDING, f"Queued for a preview slot: number {admission.place} in line"
         self._github.set_commit_status(
             pr.repo,
             pr.head_sha,
-            state=CommitState.PENDING,
+            state=state,
             context=config.status_context,
-            description=f"Queued for a preview slot: number {admission.place} in line",
+            description=description,
             target_url=self._settings.run_url,
         )
+        if admission.place is None:
+            report = reporter.update(phase=Phase.PENDING, note=note)
+            return Outcome(status="refused", message=note, namespace=name, report=report)
         report = reporter.update(phase=Phase.PENDING, namespace=name, note=note)
         log.info("%s#%d waits for a preview slot: number %d in line", pr.repo, pr.number, admission.place)
         return Outcome(
