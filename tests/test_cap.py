@@ -96,3 +96,29 @@ def test_evict_oldest_idle_puts_the_least_recently_active_preview_to_sleep(
     assert apps.read_namespaced_deployment("web", own_repo.namespace(3)).spec.replicas == 1
     assert "to make room for #4" in own_repo.sticky(2)
     assert "/preview wake" in own_repo.sticky(2)
+
+
+def test_a_wake_over_the_cap_waits_in_line_and_the_freed_slot_wakes_it(
+    bot: Bot, github: Any, own_repo: OwnRepo, apps: Any, checkout: Checkout
+) -> None:
+    own_repo.default_config("sleep_after: 1h\n", limit=1, checkout=checkout)
+    github.set_permission(own_repo.name, "Codertocat", "admin")
+    bot.on("pull_request", own_repo.opened(2))
+    bot.clock = lambda: datetime.now(UTC) + timedelta(hours=2)
+    bot.on("schedule", {"schedule": "0 * * * *", "repository": {"full_name": own_repo.name}})
+    bot.clock = lambda: datetime.now(UTC)
+    [other] = bot.on("pull_request", own_repo.opened(3))  # the sleeping preview holds no slot
+    assert other.status == Phase.READY
+
+    [waiting] = bot.on("issue_comment", own_repo.comment(2, "/preview wake"))
+
+    assert waiting.status == Phase.PENDING
+    assert "number 1 in line" in waiting.message
+    assert apps.read_namespaced_deployment("web", own_repo.namespace(2)).spec.replicas == 0
+
+    [gone] = bot.on("pull_request", own_repo.closed(3))
+    [woken] = bot.run(*gone.follow_up)
+
+    assert woken.status == Phase.READY
+    web = apps.read_namespaced_deployment("web", own_repo.namespace(2))
+    assert (web.spec.replicas, web.status.available_replicas) == (1, 1)

@@ -690,12 +690,19 @@ class Previews:
             policy=cap.Policy(trusted.when_full if trusted else "queue"),
         )
         if not admission.admitted:
-            text = (
-                f"This repository has {admission.live} live previews, the most `max_previews` allows: this one "
-                "stays asleep until a slot frees."
-            )
+            full = f"This repository has {admission.live} live previews, the most `max_previews` allows"
+            if admission.place is None:
+                text = (
+                    f"{full}, and `when_full` is `refuse`: this one stays asleep. When a preview goes, wake it again."
+                )
+            else:
+                # In line like any PR that waits for a slot: the slot that frees deploys its head, which wakes it.
+                self._join_the_line(pr, name=preview.name, limit=admission.limit)
+                text = f"{full}: this one stays asleep, number {admission.place} in line, and wakes when a slot frees."
             self._answer(ref, comment_id, text)
-            return Outcome(status="refused", message=text, namespace=preview.name)
+            return Outcome(
+                status="refused" if admission.place is None else Phase.PENDING, message=text, namespace=preview.name
+            )
         if admission.evict is not None:
             self._evict(admission.evict, for_pr=pr)
         timeout = float(preview.annotations.get(naming.READINESS_TIMEOUT_ANNOTATION) or WAKE_TIMEOUT)
