@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from previewbot import naming
@@ -34,22 +35,28 @@ def limits(
     }
 
 
-def touch(cluster: Cluster, namespace: NamespaceInfo, *, now: datetime) -> None:
-    """Count now as activity: the preview's expiry and bedtime move on by its own limits."""
+def touch(cluster: Cluster, namespace: NamespaceInfo, *, now: datetime) -> NamespaceInfo:
+    """Count now as activity: the preview's expiry and bedtime move on by its own limits. Returns the
+    namespace as it is now."""
     notes = namespace.annotations
-    cluster.annotate_namespace(
-        namespace.name,
-        annotations=_moved_on(
-            ttl=_read_seconds(notes.get(naming.TTL_ANNOTATION)),
-            sleep_after=_read_seconds(notes.get(naming.SLEEP_AFTER_ANNOTATION)),
-            now=now,
-        ),
+    moved = _moved_on(
+        ttl=_read_seconds(notes.get(naming.TTL_ANNOTATION)),
+        sleep_after=_read_seconds(notes.get(naming.SLEEP_AFTER_ANNOTATION)),
+        now=now,
     )
+    return _annotated(cluster, namespace, moved)
 
 
-def keep(cluster: Cluster, namespace: NamespaceInfo, *, on: bool) -> None:
-    """Pin the preview (no expiry, no sleep) or unpin it."""
-    cluster.annotate_namespace(namespace.name, annotations={naming.KEEP_ANNOTATION: "true" if on else None})
+def keep(cluster: Cluster, namespace: NamespaceInfo, *, on: bool) -> NamespaceInfo:
+    """Pin the preview (no expiry, no sleep) or unpin it. Returns the namespace as it is now."""
+    return _annotated(cluster, namespace, {naming.KEEP_ANNOTATION: "true" if on else None})
+
+
+def _annotated(cluster: Cluster, namespace: NamespaceInfo, changes: dict[str, str | None]) -> NamespaceInfo:
+    """Merge-patch the namespace's annotations, and the namespace as the patch leaves it (no second read)."""
+    cluster.annotate_namespace(namespace.name, annotations=changes)
+    merged = {**namespace.annotations, **changes}
+    return replace(namespace, annotations={key: value for key, value in merged.items() if value is not None})
 
 
 def is_kept(namespace: NamespaceInfo, *, pr_labels: tuple[str, ...] = ()) -> bool:

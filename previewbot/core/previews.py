@@ -59,6 +59,8 @@ log = logging.getLogger("previewbot")
 
 WAKE_TIMEOUT = 300.0
 """How long a wake waits for the workloads when the deploy left no readiness timeout on the namespace."""
+CommandRun = Callable[[PullRequest, int, "NamespaceInfo | None"], "Outcome"]
+"""A command on a PR: the PR, the comment that asked, and the PR's preview (None when it has none)."""
 TURN_CHECK_SECONDS = 1.0
 """How often a run looks whether a newer commit wants the preview: the most a superseded run works on."""
 
@@ -632,17 +634,16 @@ class Previews:
         self._answer(ref, comment_id, render.render_refusal(user=by, verb=verb, needed=needed, has=has))
         return Outcome(status="refused", message=f"@{by} has {has} permission; /preview {verb or ''} needs {needed}")
 
-    def _command(
-        self, ref: PrRef, *, by: str, comment_id: int, verb: str, run: Callable[[PullRequest, int], Outcome]
-    ) -> Outcome:
+    def _command(self, ref: PrRef, *, by: str, comment_id: int, verb: str, run: CommandRun) -> Outcome:
+        """Run a command someone may run, with the PR's preview as the command's activity left it."""
         pr = self._github.pull_request(ref.repo, ref.number)
         refusal = self._refuse_unless_allowed(pr, by=by, comment_id=comment_id, verb=verb)
         if refusal is not None:
             return refusal
         preview = self._preview_of(ref)
         if preview is not None:
-            lifetime.touch(self._cluster, preview, now=self._clock())  # a command is activity: limits count anew
-        return run(pr, comment_id)
+            preview = lifetime.touch(self._cluster, preview, now=self._clock())  # a command is activity
+        return run(pr, comment_id, preview)
 
     def _preview_of(self, ref: PrRef) -> NamespaceInfo | None:
         """The PR's preview namespace, when there is one that is previewbot's and not going away."""
@@ -652,15 +653,13 @@ class Previews:
             None,
         )
 
-    def _keep(self, pr: PullRequest, comment_id: int, *, on: bool, by: str) -> Outcome:
+    def _keep(self, pr: PullRequest, comment_id: int, preview: NamespaceInfo | None, *, on: bool, by: str) -> Outcome:
         """Pin the preview (no expiry, no sleep), or let its time limits count again."""
         ref = pr.ref
-        preview = self._preview_of(ref)
         if preview is None:
             self._answer(ref, comment_id, "There is no preview of this pull request to keep.")
             return Outcome(status="ignored", message="no preview")
-        lifetime.keep(self._cluster, preview, on=on)
-        preview = self._cluster.namespace(preview.name) or preview
+        preview = lifetime.keep(self._cluster, preview, on=on)
         report = replace(
             _report_from_namespace(ref, preview),
             note=f"Kept by @{by}: it neither expires nor sleeps until `/preview keep off`."
@@ -675,10 +674,9 @@ class Previews:
             status=shown.phase, message="kept" if on else "no longer kept", namespace=preview.name, report=shown
         )
 
-    def _wake(self, pr: PullRequest, comment_id: int, *, by: str) -> Outcome:
+    def _wake(self, pr: PullRequest, comment_id: int, preview: NamespaceInfo | None, *, by: str) -> Outcome:
         """Scale a sleeping preview back (under the cap, like any preview that goes live) and wait for it."""
         ref = pr.ref
-        preview = self._preview_of(ref)
         if preview is None or lifetime.asleep(preview) is None:
             self._answer(ref, comment_id, "This pull request's preview is not asleep: there is nothing to wake.")
             return Outcome(status="ignored", message="not asleep")
@@ -739,7 +737,8 @@ class Previews:
         self._answer(ref, intent.comment_id, intent.text)
         return Outcome(status="ignored", message="replied")
 
-    def _redeploy(self, pr: PullRequest, comment_id: int) -> Outcome:
+    def _redeploy(self, pr: PullRequest, comment_id: int, _preview: NamespaceInfo | None) -> Outcome:
+        """Deploy the head again; the deploy finds the preview itself, as any deploy does."""
         ref = pr.ref
         if pr.state != "open":
             self._answer(ref, comment_id, "This pull request is closed: nothing to redeploy.")
@@ -748,8 +747,10 @@ class Previews:
         self._github.react(ref.repo, comment_id, "rocket" if outcome.status == Phase.READY else "confused")
         return outcome
 
-    def _retest(self, pr: PullRequest, comment_id: int) -> Outcome:
-        """Run the tests again against the ready preview of the PR's head; refuse with a reply otherwise."""
+    def _retest(self, pr: PullRequest, comment_id: int, _preview: NamespaceInfo | None) -> Outcome:
+        """Run the tests again against the ready preview of the PR's head; refuse with a reply otherwise.
+
+        The preview is the one the config at the head names, looked up by that name."""
         ref = pr.ref
         trusted = self._trusted_for(pr)
         try:
@@ -778,11 +779,9 @@ class Previews:
         self._github.react(ref.repo, comment_id, "rocket" if outcome.status == Phase.READY else "confused")
         return outcome
 
-    def _status(self, pr: PullRequest, comment_id: int) -> Outcome:
+    def _status(self, pr: PullRequest, comment_id: int, preview: NamespaceInfo | None) -> Outcome:
         ref = pr.ref
-        owned = self._cluster.namespaces(label_selector=naming.owned_selector(repo=ref.repo, number=ref.number))
-        live = [ns for ns in owned if not ns.terminating]
-        report = _report_from_namespace(ref, live[0]) if live else None
+        report = _report_from_namespace(ref, preview) if preview is not None else None
         self._answer(ref, comment_id, render.render_status_reply(report))
         return Outcome(status=report.phase if report else "ignored", report=report)
 
