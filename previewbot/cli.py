@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -379,6 +379,7 @@ def gc(
     A dry run unless --yes. Only namespaces with previewbot's labels and a matching repo annotation are
     looked at; GitHub is asked once per page of each repo's open PRs, not once per preview.
     """
+    from previewbot import render
     from previewbot.core.gc import Verdict
     from previewbot.core.previews import Settings
     from previewbot.wiring import Connection, build_previews
@@ -404,7 +405,9 @@ def gc(
         if output == "json":
             click.echo(json.dumps(rows, indent=2))
         else:
-            click.echo(_table(rows) if rows else "previewbot has no previews here.")
+            shown = [["-" if value is None else str(value) for value in row.values()] for row in rows]
+            header = [key.upper() for key in rows[0]] if rows else []
+            click.echo(render.aligned_table(header, shown) if rows else "previewbot has no previews here.\n", nl=False)
         if not yes and any(d.verdict is not Verdict.STAYS for d in decisions) and output == "table":
             click.echo("Dry run: nothing was changed. Run again with --yes to act.")
     from previewbot.redact import redactor
@@ -412,17 +415,6 @@ def gc(
     for failure in failures:
         click.echo(f"✘ {redactor.redact(failure)}", err=True)
     sys.exit(1 if failures else 0)
-
-
-def _table(rows: Sequence[Mapping[str, object]]) -> str:
-    """Rows as a plain-text table with a header line, columns as wide as their widest cell."""
-    columns = list(rows[0])
-    cells = [[column.upper() for column in columns]]
-    cells += [["-" if row[column] is None else str(row[column]) for column in columns] for row in rows]
-    widths = [max(len(line[index]) for line in cells) for index in range(len(columns))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in cells
-    )
 
 
 @main.command("action")

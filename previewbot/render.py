@@ -17,7 +17,7 @@ import enum
 import html
 import ipaddress
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import accumulate
@@ -732,7 +732,12 @@ def render_preview_table(entries: Sequence[PreviewEntry], *, now: datetime) -> s
         )
         for entry in entries
     ]
-    cleaned = [header, *(tuple(_one_line(cell) for cell in row) for row in rows)]
+    return aligned_table(header, rows)
+
+
+def aligned_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A header and rows in columns as wide as their widest cell, for a terminal: each cell on one line."""
+    cleaned = [tuple(header), *(tuple(_one_line(cell) for cell in row) for row in rows)]
     widths = [max(len(row[column]) for row in cleaned) for column in range(len(header))]
     return "".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n" for row in cleaned
