@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from previewbot.config import PreviewConfig
     from previewbot.core.previews import Outcome, Previews
     from previewbot.manifests import Rendered
-    from previewbot.model import OnDemand, Previewed, PrRef
+    from previewbot.model import OnDemand, Previewed, PrRef, PullRequest
 
 PLAN_SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -149,16 +149,7 @@ def plan(
     pr: Previewed = (
         OnDemand(repo=repo, name=naming.on_demand_name(name), head_sha=sha, head_ref=branch)
         if name
-        else PullRequest(
-            repo=repo,
-            number=number,
-            head_sha=sha,
-            head_ref=branch,
-            base_ref="main",
-            default_branch="main",
-            author="octocat",
-            head_repo=repo,
-        )
+        else _example_pr(repo, number=number, sha=sha, branch=branch)
     )
     try:
         config, namespace, variables, rendered = _render_preview(workspace, config_path, pr)
@@ -217,6 +208,22 @@ def plan(
         out(f"# {line}")
 
 
+def _example_pr(repo: str, *, number: int, sha: str, branch: str) -> PullRequest:
+    """A pull request of repo to render a checkout as, where there is no GitHub to ask."""
+    from previewbot.model import PullRequest
+
+    return PullRequest(
+        repo=repo,
+        number=number,
+        head_sha=sha,
+        head_ref=branch,
+        base_ref="main",
+        default_branch="main",
+        author="octocat",
+        head_repo=repo,
+    )
+
+
 def _render_preview(
     workspace: Path, config_path: str, pr: Previewed
 ) -> tuple[PreviewConfig, str, dict[str, str], Rendered]:
@@ -263,22 +270,12 @@ def rbac(workspace: Path | None, config_path: str, service_account: str, user: s
 
     from previewbot import rbac as rules
     from previewbot.errors import PreviewbotError
-    from previewbot.model import PullRequest
 
     kinds: set[tuple[str, str]] = set()
     sources: list[str] = []
     if workspace is not None:
         repo = f"example/{workspace.resolve().name}"
-        pr = PullRequest(
-            repo=repo,
-            number=1,
-            head_sha=PLAN_SHA,
-            head_ref="rbac",
-            base_ref="main",
-            default_branch="main",
-            author="rbac",
-            head_repo=repo,
-        )
+        pr = _example_pr(repo, number=1, sha=PLAN_SHA, branch="rbac")
         try:
             config, _, _, rendered = _render_preview(workspace, config_path, pr)
         except PreviewbotError as error:
