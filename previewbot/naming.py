@@ -182,6 +182,12 @@ def owns(namespace: NamespaceInfo, previewed: Previewed) -> bool:
     return is_owned(namespace, repo=previewed.repo, number=previewed.number)
 
 
+def pr_number(namespace: NamespaceInfo) -> int | None:
+    """The number of the PR whose preview the namespace is labelled as; None for an on-demand one."""
+    number = namespace.labels.get(PR_LABEL, "")
+    return int(number) if number.isdigit() else None
+
+
 def preview_labels(*, repo: str, number: int) -> dict[str, str]:
     """The labels that mark a namespace as this repo's preview of PR number."""
     return {MANAGED_BY_LABEL: MANAGED_BY_VALUE, REPO_LABEL: repo_label(repo), PR_LABEL: str(number)}

@@ -43,8 +43,8 @@ def previews_of(cluster: Cluster, repo: str) -> list[NamespaceInfo]:
 
 
 def is_live(namespace: NamespaceInfo) -> bool:
-    notes = namespace.annotations
-    return not notes.get(naming.QUEUED_AT_ANNOTATION) and lifetime.asleep(namespace) is None
+    """Its workloads run: it neither waits in line nor sleeps."""
+    return _place(namespace) is None and lifetime.asleep(namespace) is None
 
 
 def admit(previews: Sequence[NamespaceInfo], *, name: str, limit: int | None, policy: Policy) -> Admission:

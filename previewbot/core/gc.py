@@ -73,11 +73,6 @@ def owner_repo(namespace: NamespaceInfo) -> str | None:
     return repo
 
 
-def pr_number(namespace: NamespaceInfo) -> int | None:
-    number = namespace.labels.get(naming.PR_LABEL, "")
-    return int(number) if number.isdigit() else None
-
-
 def plan(namespaces: Iterable[NamespaceInfo], *, repos: Mapping[str, RepoState], now: datetime) -> list[Decision]:
     """One decision for each of previewbot's namespaces whose repo is in repos; others are not listed."""
     decisions = []
@@ -85,7 +80,7 @@ def plan(namespaces: Iterable[NamespaceInfo], *, repos: Mapping[str, RepoState],
         repo = owner_repo(namespace)
         if repo is None or repo not in repos or namespace.terminating:
             continue
-        number = pr_number(namespace)
+        number = naming.pr_number(namespace)
         verdict, reason = _judge(namespace, number=number, state=repos[repo], now=now)
         decisions.append(
             Decision(

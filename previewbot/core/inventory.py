@@ -18,17 +18,17 @@ def _entry(namespace: NamespaceInfo) -> PreviewEntry | None:
     """The preview a namespace holds; None unless its labels and its repo annotation agree it is one."""
     labels, notes = namespace.labels, namespace.annotations
     repo = notes.get(naming.REPO_ANNOTATION, "")
-    number = labels.get(naming.PR_LABEL, "")
+    number = naming.pr_number(namespace)
     name = labels.get(naming.ON_DEMAND_LABEL)
     if name is not None:
         if not naming.is_on_demand(namespace, repo=repo, name=name):
             return None
-    elif not (number.isdigit() and naming.is_owned(namespace, repo=repo, number=int(number))):
+    elif number is None or not naming.is_owned(namespace, repo=repo, number=number):
         return None
     return PreviewEntry(
         namespace=namespace.name,
         repo=repo,
-        pr=None if name is not None else int(number),
+        pr=None if name is not None else number,
         name=name,
         head_sha=notes.get(naming.HEAD_SHA_ANNOTATION, ""),
         phase=notes.get(naming.STATUS_ANNOTATION, ""),

@@ -319,7 +319,7 @@ class Previews:
             gc.Decision(
                 namespace=namespace,
                 repo=for_pr.repo,
-                number=gc.pr_number(namespace),
+                number=naming.pr_number(namespace),
                 verdict=gc.Verdict.SLEEP,
                 reason=gc.Reason.IDLE,
             ),
@@ -508,7 +508,7 @@ class Previews:
         for waiting in cap.line(previews):
             if free is not None and len(deploys) >= free:
                 break
-            number = gc.pr_number(waiting)
+            number = naming.pr_number(waiting)
             pr = self._github.pull_request(repo, number) if number is not None else None
             if pr is None or pr.state != "open":
                 break  # gc takes its place in line away, and then deploys the next
