@@ -14,7 +14,7 @@ import pytest
 
 from previewbot import naming
 from previewbot.model import Deploy, Phase
-from tests.harness import Bot, Checkout, OwnRepo, namespace_phase
+from tests.harness import Bot, Checkout, OwnRepo, namespace_phase, preview_config
 
 
 @pytest.fixture
@@ -122,3 +122,22 @@ def test_a_wake_over_the_cap_waits_in_line_and_the_freed_slot_wakes_it(
     assert woken.status == Phase.READY
     web = apps.read_namespaced_deployment("web", own_repo.namespace(2))
     assert (web.spec.replicas, web.status.available_replicas) == (1, 1)
+
+
+def test_a_prs_own_config_cannot_lift_the_cap_or_its_own_time_limit(
+    bot: Bot, own_repo: OwnRepo, core: Any, checkout: Checkout
+) -> None:
+    own_repo.default_config("ttl: 2h\n", limit=1, checkout=checkout)
+    bot.on("pull_request", own_repo.opened(2))
+    # What a PR can write: its own .preview.yml, asking for room and for a preview that never goes.
+    lax = "max_previews: 50\nwhen_full: evict-oldest-idle\nttl: 365d\nkeep_label: bug\n"
+    checkout.write(".preview.yml", preview_config(prefix=own_repo.prefix, site=own_repo.site, more=lax))
+
+    [third] = bot.on("pull_request", own_repo.opened(3))
+    [pushed] = bot.on("pull_request", own_repo.pushed(2, "9" * 40))
+
+    assert third.message == "queued, number 1 in line"
+    assert pushed.status == Phase.READY
+    notes = core.read_namespace(own_repo.namespace(2)).metadata.annotations
+    assert notes[naming.TTL_ANNOTATION] == str(2 * 3600)
+    assert notes[naming.KEEP_LABEL_ANNOTATION] == "preview-keep"
