@@ -10,6 +10,7 @@ import copy
 import json
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -115,6 +116,14 @@ def comment_event(
     event["comment"]["user"] = {**event["comment"]["user"], "login": user, "type": user_type}
     event["sender"] = {**event["sender"], "login": user, "type": user_type}
     return comment_id, event
+
+
+def eventually(check: Callable[[], bool], *, timeout: float = 60.0) -> None:
+    """Wait until check() holds, looking ten times a second; fail the test after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.1)
 
 
 def namespace_of(prefix: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +24,7 @@ from tests.harness import (
     REPO,
     Bot,
     Checkout,
+    eventually,
     namespace_phase,
     pr_event,
     preview_config,
@@ -65,13 +65,6 @@ class Runs:
         for thread in self.threads:
             thread.join(timeout=180)
         return {name: outcomes[0].status for name, outcomes in self.results.items()}
-
-
-def eventually(check: Callable[[], bool], *, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.1)
 
 
 def in_rollout_wait(apps: Any, namespace: str) -> Callable[[], bool]:

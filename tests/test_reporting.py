@@ -11,11 +11,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes.client import ApiException
 
+from previewbot import naming
 from previewbot.core.reporting import Outbox
 from previewbot.errors import TemporaryError
 from previewbot.model import Phase
-from tests.harness import PR_NUMBER, REPO, Bot, Checkout, pr_event, preview_config, web_deployment
+from tests.harness import (
+    PR_NUMBER,
+    REPO,
+    Bot,
+    Checkout,
+    eventually,
+    namespace_of,
+    pr_event,
+    preview_config,
+    web_deployment,
+)
 
 SHA = "1" * 40
 
@@ -169,6 +181,36 @@ def test_a_deploy_updates_the_comment_at_most_once_per_step(bot: Bot, github: An
     assert 1 <= comment_writes(github) <= 5
     [comment] = github.comments(REPO, PR_NUMBER)
     assert "Ready" in comment.body or "ready" in comment.body
+
+
+def test_the_deploy_does_not_wait_for_github_to_list_the_prs_comments(
+    bot: Bot, github: Any, app: Checkout, core: Any, prefix: str
+) -> None:
+    # Until previewbot's own comment is found, GitHub holds the answer back: only the reports wait.
+    listing = github.hold("GET", rf"/issues/{PR_NUMBER}/comments$")
+    outcomes: list[Any] = []
+    run = threading.Thread(target=lambda: outcomes.extend(bot.on("pull_request", pr_event("opened", sha=SHA))))
+    run.start()
+
+    def ready_on_the_namespace() -> bool:
+        try:
+            namespace = core.read_namespace(namespace_of(prefix))
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return (namespace.metadata.annotations or {}).get(naming.STATUS_ANNOTATION) == Phase.READY
+
+    try:
+        eventually(ready_on_the_namespace)
+        assert run.is_alive(), "the run ended without the comment"
+    finally:
+        listing.set()
+        run.join(timeout=60)
+
+    assert [outcome.status for outcome in outcomes] == [Phase.READY]
+    [comment] = github.comments(REPO, PR_NUMBER)
+    assert "ready" in comment.body.lower()
 
 
 def test_github_down_neither_stops_nor_hangs_the_deploy(

@@ -196,9 +196,7 @@ class Previews:
         return self._trusted[key]
 
     def _reporter(self, ref: PrRef, *, phase: Phase, sha: str = "") -> Reporter:
-        """The PR's sticky comment, found again (with its state) and ready to be kept current."""
-        # An earlier reporter's comment may still be on its way: the comment is read as last written.
-        self._outbox.flush(timeout=self._settings.report_wait)
+        """The reporter that keeps the PR's sticky comment current."""
         return sticky_reporter(
             self._github,
             ref,
@@ -484,7 +482,7 @@ class Previews:
             "expired": "Destroyed: no activity (a push, a command, a deploy) within its time limit (`ttl`). "
             "A new push or `/preview redeploy` brings it back.",
         }.get(intent.reason, "Destroyed.")
-        if reporter.comment_id is None and not owned:
+        if not owned and reporter.existing_comment(wait=self._settings.report_wait) is None:
             log.info("no preview of %s#%d to destroy", ref.repo, ref.number)
             return Outcome(status=Phase.DESTROYED, message="no preview")
         head = next(

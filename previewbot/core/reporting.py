@@ -162,9 +162,13 @@ class Sink(Protocol):
     """Where a run's reports are shown. The Outbox calls it, one call at a time, in order."""
 
     comment_id: int | None
-    """The comment GitHub shows the report in; None until there is one, or when the sink is not GitHub."""
+    """The comment GitHub shows the report in, as far as known yet; None when the sink is not GitHub."""
     deployment_id: int | None
     """The GitHub Deployment the statuses go to; None until there is one, or when the sink is not GitHub."""
+
+    def find_comment(self) -> int | None:
+        """The comment the report is shown in, looked for now if it was not yet; None: there is none."""
+        ...
 
     def show(self, report: PreviewReport) -> None:
         """Show the run's newest state (the sticky comment)."""
@@ -187,20 +191,36 @@ class Sink(Protocol):
 
 @dataclass(kw_only=True)
 class GitHubSink:
-    """Reports on the PR: its sticky comment, commit statuses and a GitHub Deployment."""
+    """Reports on the PR: its sticky comment, commit statuses and a GitHub Deployment.
+
+    The sticky comment is looked for when the first report is shown, on the outbox's thread, so the
+    run does not wait for the PR's comments to be listed; reports an earlier run posted are sent
+    before it, so a comment one of them made is found.
+    """
 
     github: GitHub
     ref: PrRef
     server_url: str
     comment_id: int | None = None
     deployment_id: int | None = None
+    _looked_for: bool = False
+    _looking: threading.Lock = field(default_factory=threading.Lock)
+
+    def find_comment(self) -> int | None:
+        with self._looking:
+            if not self._looked_for:
+                existing = _find_sticky(self.github, self.ref)
+                self.comment_id = existing.id if existing else None
+                self._looked_for = True
+        return self.comment_id
 
     def show(self, report: PreviewReport) -> None:
         body = render.render_comment(report, server_url=self.server_url)
         repo, number = self.ref.repo, self.ref.number
-        if self.comment_id is not None:
+        comment_id = self.find_comment()
+        if comment_id is not None:
             try:
-                self.github.update_comment(repo, self.comment_id, body)
+                self.github.update_comment(repo, comment_id, body)
                 return
             except NotFound:
                 log.warning("the preview comment was deleted; posting a new one")
@@ -252,6 +272,9 @@ class TerminalSink:
     comment_id: int | None = None
     deployment_id: int | None = None
 
+    def find_comment(self) -> int | None:
+        return None
+
     def show(self, report: PreviewReport) -> None:
         if report.phase in (Phase.READY, Phase.FAILED):
             self.write(render.render_terminal(report))
@@ -285,10 +308,9 @@ def sticky_reporter(
     outbox: Outbox,
     clock: Callable[[], datetime],
 ) -> Reporter:
-    """The reporter of a run on a PR: its sticky comment found again."""
-    existing = _find_sticky(github, ref)
+    """The reporter of a run on a PR, which keeps its sticky comment current."""
     return Reporter(
-        sink=GitHubSink(github=github, ref=ref, server_url=server_url, comment_id=existing.id if existing else None),
+        sink=GitHubSink(github=github, ref=ref, server_url=server_url),
         report=PreviewReport(ref=ref, phase=phase, head_sha=sha),
         outbox=outbox,
         clock=clock,
@@ -325,6 +347,11 @@ class Reporter:
     def comment_id(self) -> int | None:
         """The sticky comment's id: None until one was found or has been posted."""
         return self.sink.comment_id
+
+    def existing_comment(self, *, wait: float) -> int | None:
+        """The sticky comment's id, looked for now, once the reports still on their way (one may post it) are sent."""
+        self._outbox.flush(timeout=wait)
+        return self.sink.find_comment()
 
     @property
     def deployment_id(self) -> int | None:

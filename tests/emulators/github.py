@@ -334,6 +334,7 @@ class GitHubEmulator:
         self._commit_statuses: list[EmulatedCommitStatus] = []
         self._requests: list[RecordedRequest] = []
         self._injections: list[_Injection] = []
+        self._holds: list[tuple[str, re.Pattern[str], threading.Event]] = []
         self._app: EmulatedApp | None = None
         self._installation_tokens: dict[str, tuple[int, float]] = {}  # token -> (installation, expires at)
         self._check_runs: list[dict[str, Any]] = []
@@ -630,6 +631,13 @@ class GitHubEmulator:
         """Close the connection without an answer, as a network failure would."""
         self.fail_next(method, path_regex, _DROP_CONNECTION, times=times)
 
+    def hold(self, method: str, path_regex: str) -> threading.Event:
+        """Answer requests of method to a path matching path_regex only once the returned event is set."""
+        gate = threading.Event()
+        with self._lock:
+            self._holds.append((method.upper(), re.compile(path_regex), gate))
+        return gate
+
     # ------------------------------------------------------------ reading back
 
     @property
@@ -665,6 +673,10 @@ class GitHubEmulator:
         """Answer one request; None means drop the connection without an answer."""
         parts = urlsplit(target)
         path = parts.path.removeprefix(ENTERPRISE_PREFIX) or "/"
+        with self._lock:
+            gates = [gate for m, pattern, gate in self._holds if m == method and pattern.search(path)]
+        for gate in gates:
+            gate.wait(timeout=60)
         query = parse_qs(parts.query)
         try:
             body = json.loads(raw) if raw else None
