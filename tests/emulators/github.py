@@ -335,6 +335,7 @@ class GitHubEmulator:
         self._requests: list[RecordedRequest] = []
         self._injections: list[_Injection] = []
         self._holds: list[tuple[str, re.Pattern[str], threading.Event]] = []
+        self.latency = 0.0  # seconds each answer takes, as over a network: GitHub's take 0.1 to 0.5 s
         self._app: EmulatedApp | None = None
         self._installation_tokens: dict[str, tuple[int, float]] = {}  # token -> (installation, expires at)
         self._check_runs: list[dict[str, Any]] = []
@@ -677,6 +678,7 @@ class GitHubEmulator:
             gates = [gate for m, pattern, gate in self._holds if m == method and pattern.search(path)]
         for gate in gates:
             gate.wait(timeout=60)
+        time.sleep(self.latency)
         query = parse_qs(parts.query)
         try:
             body = json.loads(raw) if raw else None
