@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from previewbot import yamlfast
 from previewbot.errors import ConfigError
 from previewbot.naming import DOMAIN
 from previewbot.paths import path_in_repo
@@ -522,7 +523,7 @@ Problem = tuple[int, str]  # (line, "path:line: key: what"), sorted by line befo
 
 def load_config(text: str, *, path: str = DEFAULT_PATH) -> PreviewConfig:
     """The config in text, or a ConfigError listing every problem as `path:line: key: what`."""
-    loader = yaml.SafeLoader(text)
+    loader = yamlfast.SAFE_LOADER(text)
     try:
         root = loader.get_single_node()
         if root is None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from previewbot import naming
+from previewbot import naming, yamlfast
 from previewbot.config import (
     DEFAULT_PATH,
     VARIABLE_REFERENCE,
@@ -435,14 +435,10 @@ def _read(path: Path, *, source: str) -> str:
         raise ManifestError(f"{source}: not UTF-8 text") from None
 
 
-# libyaml's parser reads manifests about ten times faster than PyYAML's own, into the same objects.
-SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def _documents(text: str, *, source: str) -> Iterator[tuple[str, Any]]:
     """(where, content) of each non-empty document of a file, the items of a `kind: List` one by one."""
     try:
-        documents = list(yaml.load_all(text, Loader=SAFE_LOADER))
+        documents = list(yamlfast.load_all(text))
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         reason = ", ".join(part for part in (error.context, error.problem) if part)

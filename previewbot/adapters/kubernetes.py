@@ -36,7 +36,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from previewbot import errors, naming, rbac
+from previewbot import errors, naming, rbac, yamlfast
 from previewbot.core.ports import Progress
 from previewbot.model import (
     ContainerProblem,
@@ -97,7 +97,7 @@ def _status_message(exc: ApiException) -> str:
     """The message of the API's Status object, which names the object and the reason."""
     body = exc.body.decode(errors="replace") if isinstance(exc.body, bytes) else exc.body
     try:
-        status = yaml.safe_load(body) if body else None
+        status = yamlfast.load(body) if body else None
     except yaml.YAMLError:
         status = None
     if isinstance(status, dict) and status.get("message"):
@@ -285,7 +285,7 @@ def read_kubeconfig(kubeconfig: str) -> dict[str, Any]:
 def _parse_kubeconfig(text: str) -> dict[str, Any]:
     # A YAML error quotes the offending line, which may hold a token: say only where it is.
     try:
-        document = yaml.safe_load(text)
+        document = yamlfast.load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""

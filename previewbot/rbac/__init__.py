@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from previewbot import yamlfast
 
 RULES_FILE = Path(__file__).with_name("rules.yaml")
 RBAC_API_VERSION = "rbac.authorization.k8s.io/v1"
@@ -38,7 +38,7 @@ class Rules:
 
 @functools.cache
 def rules() -> Rules:
-    document = yaml.safe_load(RULES_FILE.read_text())
+    document = yamlfast.load(RULES_FILE.read_text())
     cluster, preview, secrets = document["cluster"], document["preview"], document["secretSources"]
     applied = preview["applied"]
     return Rules(

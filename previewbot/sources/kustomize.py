@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from previewbot import yamlfast
 from previewbot.errors import ManifestError
 from previewbot.paths import is_inside, path_in_repo
 from previewbot.sources import check_links_stay_inside
@@ -106,7 +107,7 @@ def _references(folder: Path, *, root: Path) -> tuple[str, list[tuple[str, str]]
         raise ManifestError(f"kustomize: {folder.relative_to(root).as_posix() or '.'} has no kustomization.yaml")
     source = files[0].relative_to(root).as_posix()
     try:
-        kustomization = yaml.safe_load(files[0].read_text(encoding="utf-8"))
+        kustomization = yamlfast.load(files[0].read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise ManifestError(f"kustomize: {source}: not valid YAML: {error}") from None
     return source, [(key, entry) for key in _REFERENCE_KEYS for entry in _entries(kustomization, key)]
