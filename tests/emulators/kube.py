@@ -20,6 +20,7 @@ import ipaddress
 import json
 import re
 import secrets
+import select
 import socket
 import threading
 import time
@@ -38,6 +39,7 @@ Obj = dict[str, Any]
 
 NODE_NAME = "previewbot-node"
 DEFAULT_WATCH_SECONDS = 1800.0
+CLIENT_CHECK_SECONDS = 0.1  # how often a quiet watch looks whether its client went away
 
 
 def now_rfc3339() -> str:
@@ -772,6 +774,7 @@ class WatchEvent:
     type: str  # ADDED | MODIFIED | DELETED
     obj: Obj
     previous: Obj | None
+    at: float  # time.monotonic() when it happened
 
 
 @dataclass(slots=True)
@@ -829,6 +832,9 @@ class KubeApiServer:
 
     def __init__(self, *, namespace_finalize_delay: float = 0.2) -> None:
         self.namespace_finalize_delay = namespace_finalize_delay
+        # Seconds a change takes to reach the watches, as a real API server's watch cache trails its
+        # storage; reads and lists see it at once.
+        self.watch_lag = 0.0
         self.internal_errors: list[str] = []
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -1096,7 +1102,9 @@ class KubeApiServer:
             self._managers.pop(key, None)
         else:
             self._objects[key] = obj
-        self._events.append(WatchEvent(self._version, rtype.kind, event, copy.deepcopy(obj), previous))
+        self._events.append(
+            WatchEvent(self._version, rtype.kind, event, copy.deepcopy(obj), previous, at=time.monotonic())
+        )
         self._event_versions.append(self._version)
         self._changed.notify_all()
         return copy.deepcopy(obj)
@@ -1438,8 +1446,10 @@ class KubeApiServer:
         resource_version: str | None,
         matches: Matcher,
         timeout: float,
+        client_gone: Callable[[], bool] = lambda: False,
     ) -> Iterator[Obj]:
-        """Events after resource_version (or the current objects as ADDED first), until timeout or stop."""
+        """Events after resource_version (or the current objects as ADDED first), until timeout, stop, or
+        the client going away (as a real API server ends a watch whose connection closed)."""
         deadline = time.monotonic() + timeout
 
         def relevant(obj: Obj) -> bool:
@@ -1466,13 +1476,16 @@ class KubeApiServer:
         while True:
             with self._lock:
                 while position == len(self._events) and not self._stopping and time.monotonic() < deadline:
-                    self._changed.wait(deadline - time.monotonic())
+                    self._changed.wait(min(deadline - time.monotonic(), CLIENT_CHECK_SECONDS))
+                    if client_gone():
+                        return
                 batch, position = self._events[position:], len(self._events)
                 if self._stopping or not batch:
                     return
             for event in batch:
                 if not relevant(event.obj):
                     continue
+                time.sleep(max(0.0, event.at + self.watch_lag - time.monotonic()))
                 translated = _selected_event(event, matches)
                 if translated is not None:
                     yield {"type": translated, "object": event.obj}
@@ -1928,6 +1941,14 @@ class _Handler(BaseHTTPRequestHandler):
         if route.rtype.namespaced and sent_namespace and sent_namespace != route.namespace:
             raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
 
+    def _client_gone(self) -> bool:
+        """Whether the client closed the connection: it sends nothing while it reads a watch."""
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        try:
+            return bool(readable) and not self.connection.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return True
+
     def _stream_watch(
         self, kind: str, namespace: str | None, query: dict[str, str], by_labels: Matcher, by_fields: Matcher
     ) -> None:
@@ -1938,6 +1959,7 @@ class _Handler(BaseHTTPRequestHandler):
             resource_version=query.get("resourceVersion"),
             matches=lambda obj: by_labels(obj) and by_fields(obj),
             timeout=timeout,
+            client_gone=self._client_gone,
         )
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
