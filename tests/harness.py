@@ -126,6 +126,16 @@ def eventually(check: Callable[[], bool], *, timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
+def client_threads() -> set[threading.Thread]:
+    """This process's threads but the emulators' (which serve each connection on one of its own) and
+    the reports' sender, which lives as long as its Outbox: those a run could leave behind."""
+    return {
+        thread
+        for thread in threading.enumerate()
+        if "process_request_thread" not in thread.name and thread.name != "previewbot-reports"
+    }
+
+
 def namespace_of(prefix: str) -> str:
     """The namespace of PR #2's preview, under the test's own prefix."""
     return naming.namespace_name(prefix=prefix, repo=REPO, number=PR_NUMBER)

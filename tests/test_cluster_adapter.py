@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,6 +26,7 @@ from previewbot.adapters.kubernetes import KubeconfigError, KubernetesCluster, c
 from previewbot.model import Endpoint, EndpointKind, ObjectRef, Readiness, WorkloadState
 from tests.emulators.kube_plugin import KubeEnv, write_kubeconfig
 from tests.emulators.silent import silent_server
+from tests.harness import client_threads
 
 WAIT = 90.0  # generous for a real cluster pulling images; the emulator answers in well under a second
 SERVER_IMAGE = "registry.k8s.io/pause:3.9"
@@ -726,9 +728,93 @@ def test_stuck_workloads_among_many_are_found_with_one_pod_list_per_quiet_spell(
     sent = [path for _, path in emulated_kube.server.requests[before:]]
     watches = sum(1 for path in sent if "/deployments?" in path and "watch=true" in path)
     pod_lists = [path for path in sent if path.split("?")[0].endswith("/pods") and "watch=" not in path]
-    # The namespace's pods once for each quiet watch at most; each stuck one's pods once, for its diagnosis.
-    assert sum(1 for path in pod_lists if "labelSelector=" not in path) <= watches
+    # One watch throughout; the namespace's pods once per quiet spell (this one, as the grace is
+    # none); each stuck one's pods once, for its diagnosis.
+    assert watches == 1
+    assert sum(1 for path in pod_lists if "labelSelector=" not in path) == 1
     assert sum(1 for path in pod_lists if "labelSelector=" in path) == len(stuck)
+
+
+def _listed_by_a_wait(kube: KubeEnv, namespace: str, since: int) -> None:
+    """On the emulator, until the wait's first list has been answered: the apply that follows is then after it."""
+    if kube.server is None:
+        return  # on a real cluster the wait may list before or after the apply: the outcome is the same
+    listing = f"/apis/apps/v1/namespaces/{namespace}/deployments"
+    assert _eventually(lambda: any(path == listing for _, path in kube.server.requests[since:]))
+
+
+def test_a_wait_begun_before_a_redeploy_never_takes_the_workload_as_it_was_for_its_rollout(
+    kube: KubeEnv, namespace: str, cluster: KubernetesCluster
+) -> None:
+    [web] = cluster.apply(namespace, [deployment("web")])
+    assert cluster.wait_rollout(namespace, [web], timeout=WAIT).ok
+    if kube.server is not None:
+        kube.server.watch_lag = 0.5  # the changed Deployment reaches the watch well after the apply ended
+    applied: Future[None] = Future()
+    since = len(kube.server.requests) if kube.server else 0
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        waiting = pool.submit(cluster.wait_rollout, namespace, [web], timeout=WAIT, applied=applied)
+        _listed_by_a_wait(kube, namespace, since)
+        cluster.apply(namespace, [deployment("web", image="registry.invalid/shop:2")])
+        applied.set_result(None)
+        result = waiting.result()
+
+    # The wait listed the Deployment ready, as it was before: the new spec's pods cannot be pulled.
+    assert not result.ok
+    (diagnosis,) = result.failed
+    assert diagnosis.workload == web
+    assert {problem.reason for problem in diagnosis.problems} & {"ErrImagePull", "ImagePullBackOff"}
+
+
+def test_a_wait_begun_before_an_apply_that_changes_nothing_ends_as_the_apply_does(
+    kube: KubeEnv, namespace: str
+) -> None:
+    unhurried = KubernetesCluster(kube.api_client(), recheck_interval=60.0)
+    [web] = unhurried.apply(namespace, [deployment("web")])
+    assert unhurried.wait_rollout(namespace, [web], timeout=WAIT).ok
+    applied: Future[None] = Future()
+    since = len(kube.server.requests) if kube.server else 0
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        began = time.monotonic()
+        waiting = pool.submit(unhurried.wait_rollout, namespace, [web], timeout=WAIT, applied=applied)
+        _listed_by_a_wait(kube, namespace, since)
+        unhurried.apply(namespace, [deployment("web")])
+        applied.set_result(None)
+        result = waiting.result()
+
+    assert result.ok, result.failed
+    # The watch shows nothing new: the apply's end woke the wait, not its look at the pods a minute on.
+    assert time.monotonic() - began < 30
+
+
+def test_an_apply_that_fails_ends_the_wait_begun_beside_it_at_once_with_its_error(
+    kube: KubeEnv, namespace: str
+) -> None:
+    unhurried = KubernetesCluster(kube.api_client(), recheck_interval=60.0)
+    [web] = unhurried.apply(namespace, [deployment("web")])
+    threads_before = client_threads()
+    applied: Future[None] = Future()
+    since = len(kube.server.requests) if kube.server else 0
+    broken = deployment("broken")
+    broken["spec"]["selector"] = {"matchLabels": {"app": "another"}}
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        began = time.monotonic()
+        waiting = pool.submit(unhurried.wait_rollout, namespace, [web], timeout=WAIT, applied=applied)
+        _listed_by_a_wait(kube, namespace, since)
+        with pytest.raises(errors.Invalid) as refused:
+            unhurried.apply(namespace, [config_map("settings", {}), broken])
+        applied.set_exception(refused.value)
+        with pytest.raises(errors.Invalid) as ended:
+            waiting.result()
+
+    assert ended.value is refused.value
+    assert str(refused.value).startswith("Deployment/broken was refused: ")
+    # Nothing the watch shows changed: the apply's end woke the wait, not its look at the pods a minute on.
+    assert time.monotonic() - began < 30
+    assert {thread.name for thread in client_threads() - threads_before} == set()
 
 
 def test_a_crash_loop_fails_the_rollout_with_the_previous_run_s_log(namespace: str, cluster: KubernetesCluster) -> None:

@@ -21,6 +21,7 @@ from tests.harness import (
     Bot,
     Checkout,
     OwnRepo,
+    client_threads,
     comment_event,
     config_map,
     namespace_phase,
@@ -175,6 +176,60 @@ def test_an_image_that_cannot_be_pulled_is_diagnosed_on_the_pr(bot: Bot, github:
     assert deploy_status(github, SHA_1) == "failure"
     [deployment] = github.deployments(REPO)
     assert deployment.state == "failure"
+
+
+def test_a_push_that_breaks_a_ready_deployment_is_not_reported_ready(
+    bot: Bot, github: Any, kube: Any, checkout: Checkout
+) -> None:
+    bot.on("pull_request", pr_event("opened", sha=SHA_1))
+    checkout.write("deploy/web.yaml", web_deployment(image="registry.invalid/acme/web:broken"))
+    github.add_pull(pr_event("synchronize", sha=SHA_2)["pull_request"])
+    if kube.server is not None:
+        kube.server.watch_lag = 0.3  # the changed Deployment reaches the rollout's watch after the apply ended
+
+    [outcome] = bot.on("pull_request", pr_event("synchronize", sha=SHA_2))
+
+    # The rollout's watch began before the apply, while the Deployment was still ready as it was.
+    assert outcome.status == Phase.FAILED
+    assert "registry.invalid/acme/web:broken" in sticky_comments(github)[0]
+    assert deploy_status(github, SHA_2) == "failure"
+
+
+def test_a_push_that_changes_no_workload_is_ready_as_its_apply_ends(
+    bot: Bot, github: Any, emulated_kube: Any, checkout: Checkout, prefix: str
+) -> None:
+    assert emulated_kube.server is not None
+    bot.on("pull_request", pr_event("opened", sha=SHA_1))
+    github.add_pull(pr_event("synchronize", sha=SHA_2)["pull_request"])
+    before = len(emulated_kube.server.requests)
+
+    [outcome] = bot.on("pull_request", pr_event("synchronize", sha=SHA_2))
+
+    assert outcome.status == Phase.READY
+    read = [path for method, path in emulated_kube.server.requests[before:] if method == "GET"]
+    deployments = f"/apis/apps/v1/namespaces/{namespace_of(prefix)}/deployments"
+    # The rollout's one list and one watch (the prune lists by label), judged at the apply's end: no
+    # pods listed, as no look closer was due.
+    collection = [path for path in read if path.split("?")[0] == deployments and "labelSelector=" not in path]
+    assert len(collection) == 2
+    assert sum("watch=true" in path for path in collection) == 1
+    assert not [path for path in read if path.split("?")[0].endswith("/pods")]
+
+
+def test_a_manifest_the_api_refuses_ends_the_deploy_with_its_refusal_and_no_thread_left(
+    bot: Bot, github: Any, checkout: Checkout
+) -> None:
+    broken = web_deployment("broken").replace("matchLabels: {app: broken}", "matchLabels: {app: another}")
+    checkout.write("deploy/broken.yaml", broken)
+    threads_before = client_threads()
+
+    [outcome] = bot.on("pull_request", pr_event("opened", sha=SHA_1))
+
+    assert outcome.status == Phase.FAILED  # not superseded: the rollout wait it ended says nothing of its own
+    assert outcome.message.startswith("Deployment/broken was refused: ")
+    assert "Deployment/broken was refused" in sticky_comments(github)[0]
+    assert deploy_status(github, SHA_1) == "error"
+    assert {thread.name for thread in client_threads() - threads_before} == set()
 
 
 def test_a_crashing_container_is_diagnosed_with_its_log(bot: Bot, github: Any, checkout: Checkout) -> None:

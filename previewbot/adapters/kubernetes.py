@@ -12,16 +12,18 @@ temporary ones are retried there with backoff.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import json
 import logging
 import math
 import os
+import queue
 import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -74,6 +76,9 @@ EVENT_CLOCK_SKEW = timedelta(seconds=5)
 """How far the API server's clock may run behind previewbot's when events are told old from new."""
 REQUEST_TIMEOUT = (10.0, 30.0)  # seconds to connect, seconds to wait for an answer; watches set their own
 APPLY_PARALLELISM = 8  # objects applied at once; the connection pool holds as many, and a watch besides
+# How long one watch request of a rollout wait lasts: its looks at the pods meanwhile need no request of
+# their own. Where a stream cannot be shut down (a TLS proxy in between), the end of a wait waits for it.
+ROLLOUT_WATCH_SECONDS = 60
 JSON = "application/json"
 
 
@@ -406,6 +411,84 @@ class _View:
 
     objects: dict[str, Obj] = field(default_factory=dict)
     quiet: bool = False
+
+
+class _Interrupt:
+    """Ends a watch from another thread at once: the stream it reads is shut down, and no other is opened."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self._lock = threading.Lock()
+        self._stream: urllib3.HTTPResponse | None = None
+
+    def reading(self, stream: urllib3.HTTPResponse) -> bool:
+        """Hold on to the stream about to be read; False when the watch was interrupted already."""
+        with self._lock:
+            self._stream = None if self.requested.is_set() else stream
+            return self._stream is not None
+
+    def done_reading(self) -> bool:
+        """Let go of the stream; whether it is whole, and so may serve another request."""
+        with self._lock:
+            self._stream = None
+            return not self.requested.is_set()
+
+    def __call__(self) -> None:
+        with self._lock:
+            self.requested.set()
+            if self._stream is not None:
+                # Wakes the read waiting on it, on whichever thread. A stream that ended already, or
+                # cannot be shut down, says so: its reader then stops when its read ends.
+                with contextlib.suppress(ValueError, RuntimeError):
+                    self._stream.shutdown()
+
+
+class _Feed:
+    """A watch read on a thread of its own, so that what waits on it can also be woken from here, at once.
+
+    `views` is called on that thread with `stop` and `interrupt` (as `_wakeups` takes them).
+    `objects` is the newest the watch has shown (None until its list came); `next` waits for
+    the watch to show more, for `wake`, or for its timeout. Leaving interrupts the watch and joins
+    its thread.
+    """
+
+    def __init__(self, views: Callable[..., Iterator[_View]], *, name: str) -> None:
+        self.objects: dict[str, Obj] | None = None
+        self._shown: queue.SimpleQueue[dict[str, Obj] | Exception | None] = queue.SimpleQueue()
+        self._interrupt = _Interrupt()
+        self._thread = threading.Thread(target=self._read, args=(views,), name=name, daemon=True)
+
+    def __enter__(self) -> _Feed:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._interrupt()
+        self._thread.join()
+
+    def wake(self, *_: object) -> None:
+        self._shown.put(None)
+
+    def next(self, *, timeout: float) -> None:
+        """Take all the watch has shown since, after waiting for something at most `timeout` seconds."""
+        try:
+            shown = self._shown.get(timeout=max(timeout, 0.0))
+            while True:
+                if isinstance(shown, Exception):
+                    raise shown
+                if shown is not None:
+                    self.objects = shown
+                shown = self._shown.get_nowait()
+        except queue.Empty:
+            return
+
+    def _read(self, views: Callable[..., Iterator[_View]]) -> None:
+        try:
+            for view in views(stop=self._interrupt.requested, interrupt=self._interrupt):
+                if not view.quiet:
+                    self._shown.put(dict(view.objects))
+        except Exception as error:  # the waiting thread raises it: this one only reads
+            self._shown.put(error)
 
 
 # ---------------------------------------------------------------- reading objects
@@ -767,6 +850,10 @@ class KubernetesCluster:
         # The Lease as this client last wrote it, by (namespace, name): a release needs no read first.
         self._leases_written: dict[tuple[str, str], Obj] = {}
         self._namespaces_made: set[str] = set()  # by this client, and no Lease taken in them yet
+        # By namespace, each workload's metadata.generation as the last apply left it, until the rollout wait
+        # after it takes them: a wait begun before the apply ended judges no older object.
+        self._applied_generations: dict[str, dict[tuple[str, str, str], int]] = {}
+        self._applied_generations_lock = threading.Lock()
         self._apply_parallelism = apply_parallelism
         self._read_timeout = read_timeout
         self._recheck_interval = recheck_interval
@@ -923,12 +1010,15 @@ class KubernetesCluster:
         label_selector: str = "",
         field_selector: str = "",
         stop: threading.Event | None = None,
+        watch_seconds: float | None = None,
+        interrupt: _Interrupt | None = None,
     ) -> Iterator[_View]:
         """The objects of kind that match, as listed at once and then after each change a watch shows.
 
-        The view also wakes quiet after recheck_interval without a change, so the caller can look
-        closer (at pods, say); it stops at the deadline, or within recheck_interval of `stop` being
-        set. One list, then one watch request per recheck_interval: no polling.
+        The view also wakes quiet after watch_seconds (recheck_interval unless told) without a
+        change, so the caller can look closer (at pods, say); it stops at the deadline, or within
+        watch_seconds of `stop` being set, or at once when `interrupt` is called. One list, then one
+        watch request per watch_seconds: no polling.
         """
         view = _View()
         resource_version: str | None = None
@@ -942,7 +1032,7 @@ class KubernetesCluster:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or (stop is not None and stop.is_set()):
                 return
-            quiet = min(remaining, self._recheck_interval)
+            quiet = min(remaining, watch_seconds or self._recheck_interval)
             try:
                 response = self._call(
                     self._request,
@@ -962,6 +1052,8 @@ class KubernetesCluster:
                 continue  # the API hiccuped past its retries: the deadline still bounds the wait
             finished = False
             try:
+                if interrupt is not None and not interrupt.reading(response):
+                    return
                 for line in _lines(response):
                     event = json.loads(line)
                     obj = event.get("object") or {}
@@ -984,6 +1076,8 @@ class KubernetesCluster:
             except urllib3.exceptions.HTTPError:
                 view.quiet = True  # nothing happened for `quiet` seconds, or the stream broke
             finally:
+                if interrupt is not None and not interrupt.done_reading():
+                    finished = False  # its socket may have been shut down
                 if not finished:
                     response.close()  # a stream left half-read must not go back to the pool as it is
                 response.release_conn()
@@ -1133,7 +1227,7 @@ class KubernetesCluster:
                 warn(f"{ref}: {text}")
 
         try:
-            self._call(
+            applied: Obj = self._call(
                 self._request,
                 "PATCH",
                 kind.path(namespace, ref.name),
@@ -1148,7 +1242,16 @@ class KubernetesCluster:
             return errors.Forbidden(f"{ref} was refused: {exc}", status=exc.status)
         except errors.PreviewbotError as exc:
             return exc
+        if ref.kind in _ROLLOUT_RULES:
+            generation = int(_metadata(applied).get("generation") or 0)
+            with self._applied_generations_lock:
+                self._applied_generations.setdefault(namespace, {})[_ref_key(ref)] = generation
         return None
+
+    def _generations_applied(self, namespace: str) -> dict[tuple[str, str, str], int]:
+        """The generations the namespace's last apply left its workloads at, taken: the next apply records its own."""
+        with self._applied_generations_lock:
+            return self._applied_generations.pop(namespace, {})
 
     def prune(
         self, namespace: str, *, label_selector: str, kinds: Sequence[tuple[str, str]], keep: set[ObjectRef]
@@ -1180,16 +1283,20 @@ class KubernetesCluster:
         timeout: float,
         progress: Progress | None = None,
         stop: threading.Event | None = None,
+        applied: Future[None] | None = None,
     ) -> RolloutResult:
-        """Anything but a Deployment, StatefulSet, DaemonSet or Job has nothing to wait for: it is ready."""
-        started = time.monotonic()
+        """Anything but a Deployment, StatefulSet, DaemonSet or Job has nothing to wait for: it is ready.
+
+        With `applied`, the wait may begin before the apply ends: the first kind's watch is open
+        meanwhile, and nothing is judged (and the timeout does not run) until `applied` is done.
+        """
         began = datetime.now(UTC) - EVENT_CLOCK_SKEW
-        deadline = started + timeout
         pending = [ref for ref in dict.fromkeys(workloads) if ref.kind in _ROLLOUT_RULES]
         ready = [ref for ref in workloads if ref.kind not in _ROLLOUT_RULES]
         failed: list[WorkloadDiagnosis] = []
         hopeless = _HopelessPods(hopeless=NEVER_STARTS | CRASHING, pull_grace=self._image_pull_grace)
         seen: dict[ObjectRef, _Rollout] = {}
+        generations = {} if applied is not None else self._generations_applied(namespace)
 
         def look(ref: ObjectRef, obj: Obj | None, *, pods: list[Obj] | None) -> None:
             state = _rollout(ref.kind, obj)
@@ -1214,23 +1321,62 @@ class KubernetesCluster:
                 if progress:
                     progress(f"{ref.kind.lower()}/{ref.name}: failed, {cause}")
 
+        def as_applied(ref: ObjectRef, objects: Mapping[str, Obj]) -> bool:
+            """Whether the watch shows the workload as the apply left it, or later: an older one is from before."""
+            obj, key = objects.get(ref.name), _ref_key(ref)
+            if key not in generations:
+                return True
+            return obj is not None and int(_metadata(obj).get("generation") or 0) >= generations[key]
+
+        started = time.monotonic()
+        deadline = started + timeout
+
+        def apply_ended() -> None:
+            nonlocal applied, generations, started, deadline
+            assert applied is not None
+            try:
+                applied.result()  # waits for the apply's end; one that failed ends the wait, with its error
+            finally:
+                generations = self._generations_applied(namespace)
+            applied = None
+            started = time.monotonic()
+            deadline = started + timeout
+
+        over = False  # the deadline passed, or `stop` was set
         # One kind is watched at a time, that of the first workload still pending: the others roll out
         # meanwhile, and their own list shows where they stand when their turn comes.
-        while pending:
+        while pending and not over:
             first = pending[0]
-            for view in self._wakeups(
-                self._resource(first.api_version, first.kind), deadline=deadline, namespace=namespace, stop=stop
-            ):
-                watched = [ref for ref in pending if ref.kind == first.kind]
-                # A rollout on its way keeps changing its workload; once they have all gone quiet, the
-                # namespace's pods are listed, once for all of them, to tell a stuck one.
-                pods = self._list("v1", "Pod", namespace=namespace) if view.quiet and watched else None
-                for ref in watched:
-                    look(ref, view.objects.get(ref.name), pods=pods)
-                if not pending or pending[0].kind != first.kind:
-                    break
-            else:
-                break
+            kind = self._resource(first.api_version, first.kind)
+            views = functools.partial(
+                self._wakeups, kind, deadline=math.inf, namespace=namespace, watch_seconds=ROLLOUT_WATCH_SECONDS
+            )
+            with _Feed(views, name="previewbot-rollout-watch") as feed:
+                if applied is not None:
+                    applied.add_done_callback(feed.wake)
+                    while not applied.done():
+                        feed.next(timeout=self._recheck_interval)
+                    apply_ended()
+                recheck = time.monotonic() + self._recheck_interval
+                while True:
+                    # A rollout on its way keeps changing its workload; every recheck_interval the
+                    # namespace's pods are listed, once for all those still on their way, to tell a stuck one.
+                    quiet = time.monotonic() >= recheck
+                    if quiet:
+                        recheck = time.monotonic() + self._recheck_interval
+                    listed, objects = feed.objects is not None, feed.objects or {}
+                    watched = [r for r in pending if listed and r.kind == first.kind and as_applied(r, objects)]
+                    pods = self._list("v1", "Pod", namespace=namespace) if quiet and watched else None
+                    for ref in watched:
+                        look(ref, objects.get(ref.name), pods=pods)
+                    if not pending or pending[0].kind != first.kind:
+                        break
+                    over = time.monotonic() >= deadline or (stop is not None and stop.is_set())
+                    if over:
+                        break
+                    feed.next(timeout=min(recheck, deadline) - time.monotonic())
+        if applied is not None:  # no workload to watch: the apply's end still says whether it failed
+            apply_ended()
         for ref in [ref for ref in pending if ref not in seen]:  # of a kind whose turn never came: read once
             look(ref, self._get(namespace, ref), pods=None)
         readiness = dict.fromkeys(ready, Readiness.READY) | {d.workload: Readiness.FAILED for d in failed}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -178,12 +179,18 @@ class Cluster(Protocol):
         timeout: float,
         progress: Progress | None = None,
         stop: threading.Event | None = None,
+        applied: Future[None] | None = None,
     ) -> RolloutResult:
         """Watch Deployments, StatefulSets, DaemonSets (and Jobs to completion) until each is ready, or `stop` is set.
 
         The rules are kubectl rollout status's. Those not ready by the timeout, or failing
         sooner for a reason that will not heal by waiting (ErrImagePull for long, CrashLoopBackOff,
         CreateContainerConfigError), come back diagnosed.
+
+        `applied`, when given, is done when the apply of the workloads has ended: the wait may begin
+        before, so that its watch is open when the apply ends, and judges each workload only as that
+        apply left it or later, never as it was before. The timeout runs from the apply's end, and an
+        apply that failed ends the wait at once, raising its error.
         """
         ...
 

@@ -14,6 +14,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +40,7 @@ from previewbot.model import (
     Intent,
     Keep,
     NamespaceInfo,
+    ObjectRef,
     Phase,
     Previewed,
     PreviewReport,
@@ -47,6 +49,7 @@ from previewbot.model import (
     Redeploy,
     Reply,
     Retest,
+    RolloutResult,
     Status,
     TestOutcome,
     TestRun,
@@ -964,17 +967,12 @@ class DeployRun:
                 if self._superseded():
                     return self._superseded_outcome()
                 self._claim(kinds={*rendered.kinds, *((o["apiVersion"], o["kind"]) for o in guardrails)})
-                with self.reporter.step("Apply manifests") as step:
-                    self._apply([*guardrails, *rendered.objects], warn=step.details.append)
-                with self.reporter.step("Wait for rollout") as step:
-                    rollout = self.cluster.wait_rollout(
-                        self.namespace,
-                        rendered.workloads,
-                        timeout=self.config.readiness.timeout,
-                        progress=self.reporter.progress,
-                        stop=self.stop,
-                    )
-                    step.ok = rollout.ok
+                with self._rollout_wait(rendered.workloads) as waiting:
+                    with self.reporter.step("Apply manifests") as step:
+                        self._apply([*guardrails, *rendered.objects], warn=step.details.append, applied=waiting.applied)
+                    with self.reporter.step("Wait for rollout") as step:
+                        rollout = waiting.result()
+                        step.ok = rollout.ok
                 if self._superseded():
                     return self._superseded_outcome()
                 self.reporter.hold(
@@ -1140,11 +1138,29 @@ class DeployRun:
             log.info("left as written, none of previewbot's variables: %s", reference)
         return rendered
 
-    def _apply(self, objects: list[dict[str, Any]], *, warn: Callable[[str], None]) -> None:
+    def _rollout_wait(self, workloads: Sequence[ObjectRef]) -> _RolloutWait:
+        return _RolloutWait(
+            lambda applied, progress: self.cluster.wait_rollout(
+                self.namespace,
+                workloads,
+                timeout=self.config.readiness.timeout,
+                progress=progress,
+                stop=self.stop,
+                applied=applied,
+            ),
+            progress=self.reporter.progress,
+        )
+
+    def _apply(self, objects: list[dict[str, Any]], *, warn: Callable[[str], None], applied: Future[None]) -> None:
+        """Apply the objects, then prune what earlier runs applied and these no longer hold.
+
+        `applied` is done as soon as the objects are: the rollout wait need not wait for the prune.
+        """
         cluster = self.cluster
         self._copy_secrets()
-        applied = cluster.apply(self.namespace, objects, warn=warn)
-        self.reporter.progress(f"applied {len(applied)} objects")
+        applied_refs = cluster.apply(self.namespace, objects, warn=warn)
+        applied.set_result(None)
+        self.reporter.progress(f"applied {len(applied_refs)} objects")
         if self.applied_before is None:
             return  # the first run in the namespace: nothing of an earlier one's to prune
         # Only what the manifests and the guardrails made: the copied Secrets and the test Jobs stay.
@@ -1154,7 +1170,7 @@ class DeployRun:
             self.namespace,
             label_selector=f"{naming.selector_of(self.pr)},{applied_by_previewbot}",
             kinds=sorted(kinds),
-            keep=set(applied),
+            keep=set(applied_refs),
         )
         for ref in pruned:
             self.reporter.progress(f"pruned {ref}, gone from the manifests")
@@ -1350,6 +1366,55 @@ class DeployRun:
             description=description,
             target_url=target_url or self.settings.run_url,
         )
+
+
+class _RolloutWait:
+    """The rollout wait, on a thread of its own from before the apply: its watch is open when the apply ends.
+
+    `applied` is to be set done when the apply has ended; leaving sets it failed when it was not (the
+    apply failed: the wait ends at once, with its error) and joins the thread. The wait's progress
+    lines are held until `result` is asked for, so that they show in its own step, after the apply's.
+    """
+
+    def __init__(
+        self, wait: Callable[[Future[None], Callable[[str], None]], RolloutResult], *, progress: Callable[[str], None]
+    ) -> None:
+        self.applied: Future[None] = Future()
+        self._outcome: Future[RolloutResult] = Future()
+        self._progress = progress
+        self._held: list[str] | None = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, args=(wait,), name="previewbot-rollout", daemon=True)
+
+    def __enter__(self) -> _RolloutWait:
+        self._thread.start()
+        return self
+
+    def __exit__(self, _type: object, error: BaseException | None, _traceback: object) -> None:
+        if not self.applied.done():
+            self.applied.set_exception(error or CancelledError("the apply did not end"))
+        self._thread.join()
+
+    def result(self) -> RolloutResult:
+        """The wait's outcome, once it ended; its error when it failed."""
+        with self._lock:
+            for line in self._held or ():
+                self._progress(line)
+            self._held = None
+        return self._outcome.result()
+
+    def _run(self, wait: Callable[[Future[None], Callable[[str], None]], RolloutResult]) -> None:
+        try:
+            self._outcome.set_result(wait(self.applied, self._note))
+        except BaseException as error:  # `result` raises it on the run's own thread
+            self._outcome.set_exception(error)
+
+    def _note(self, line: str) -> None:
+        with self._lock:
+            if self._held is None:
+                self._progress(line)
+            else:
+                self._held.append(line)
 
 
 # ---------------------------------------------------------------- helpers
