@@ -1611,6 +1611,9 @@ class _Route:
 
 class _HttpServer(ThreadingHTTPServer):
     daemon_threads = False  # joined on close, so no request thread outlives the test
+    # Connections not yet accepted that the listening socket holds, as many as a real API server's
+    # would: with socketserver's 5, a client opening a dozen at once waits a second for a SYN resent.
+    request_queue_size = 128
 
     def __init__(self, api: KubeApiServer) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
