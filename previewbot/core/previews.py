@@ -240,7 +240,8 @@ class Previews:
                 url=existing.annotations.get(naming.URL_ANNOTATION),
             )
         admission = cap.admit(
-            cap.previews_of(self._cluster, pr.repo),
+            # Without a cap, the repo's other previews change nothing: they are not even listed.
+            cap.previews_of(self._cluster, pr.repo) if config.max_previews is not None else [],
             name=name,
             limit=config.max_previews,
             policy=cap.Policy(config.when_full),
