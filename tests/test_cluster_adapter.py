@@ -23,10 +23,10 @@ import pytest
 
 from previewbot import errors, naming
 from previewbot.adapters.kubernetes import KubeconfigError, KubernetesCluster, connect
-from previewbot.model import Endpoint, EndpointKind, ObjectRef, Readiness, WorkloadState
+from previewbot.model import Endpoint, EndpointKind, NamespaceInfo, ObjectRef, Readiness, WorkloadState
 from tests.emulators.kube_plugin import KubeEnv, write_kubeconfig
 from tests.emulators.silent import silent_server
-from tests.harness import client_threads
+from tests.harness import client_threads, eventually
 
 WAIT = 90.0  # generous for a real cluster pulling images; the emulator answers in well under a second
 SERVER_IMAGE = "registry.k8s.io/pause:3.9"
@@ -194,6 +194,42 @@ def test_namespace_lifecycle(kube: KubeEnv, cluster: KubernetesCluster) -> None:
     assert cluster.namespace(name) is None
     with pytest.raises(errors.NotFound):
         cluster.delete_namespace(name)
+
+
+def test_following_a_namespace_hears_each_change_and_stops_at_once(
+    kube: KubeEnv, namespace: str, cluster: KubernetesCluster
+) -> None:
+    heard: list[NamespaceInfo | None] = []
+    threads_before = client_threads()
+    other = fast_cluster(kube.api_client())  # another run, in another process or replica
+
+    with cluster.following_namespace(namespace, heard.append):
+        other.annotate_namespace(namespace, annotations={naming.WANTED_SHA_ANNOTATION: "2" * 40})
+        eventually(
+            lambda: any(ns and ns.annotations.get(naming.WANTED_SHA_ANNOTATION) == "2" * 40 for ns in heard),
+            timeout=WAIT,
+        )
+        other.delete_namespace(namespace)
+        eventually(lambda: heard[-1] is None or heard[-1].terminating, timeout=WAIT)
+        leaving = time.monotonic()
+
+    assert time.monotonic() - leaving < 5, "leaving waited for the watch to end by itself"
+    assert {thread.name for thread in client_threads() - threads_before} == set()
+
+
+def test_following_a_namespace_sends_one_watch_and_no_list_after_previewbot_wrote_it(
+    emulated_kube: KubeEnv, namespace: str, cluster: KubernetesCluster
+) -> None:
+    assert emulated_kube.server is not None
+    cluster.annotate_namespace(namespace, annotations={naming.WANTED_SHA_ANNOTATION: "1" * 40})
+    before = len(emulated_kube.server.requests)
+
+    with cluster.following_namespace(namespace, lambda _: None):
+        time.sleep(1.5)  # a once-a-second look would have asked at least once by now
+
+    sent = emulated_kube.server.requests[before:]
+    assert [(method, path.split("?")[0]) for method, path in sent] == [("GET", "/api/v1/namespaces")]
+    assert "watch=true" in sent[0][1]
 
 
 def test_a_terminating_namespace_cannot_be_created_again(emulated_kube: KubeEnv, cluster: KubernetesCluster) -> None:
@@ -371,22 +407,13 @@ def test_a_rollout_after_a_deadline_that_passed_is_waited_for_afresh(
         status = apps.read_namespaced_deployment("late", namespace).status
         return any(c.reason == "ProgressDeadlineExceeded" for c in status.conditions or ())
 
-    assert _eventually(deadline_passed)
+    eventually(deadline_passed, timeout=WAIT)
     [fixed] = cluster.apply(namespace, [deployment("late")])
 
     # Until the controller sees the new spec, the old deadline still shows: it must not end this wait.
     result = cluster.wait_rollout(namespace, [fixed], timeout=WAIT)
 
     assert result.ok, result.failed
-
-
-def _eventually(check: Any, timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def test_prune_deletes_only_labelled_objects_not_kept(
@@ -740,7 +767,7 @@ def _listed_by_a_wait(kube: KubeEnv, namespace: str, since: int) -> None:
     if kube.server is None:
         return  # on a real cluster the wait may list before or after the apply: the outcome is the same
     listing = f"/apis/apps/v1/namespaces/{namespace}/deployments"
-    assert _eventually(lambda: any(path == listing for _, path in kube.server.requests[since:]))
+    eventually(lambda: any(path == listing for _, path in kube.server.requests[since:]), timeout=WAIT)
 
 
 def test_a_wait_begun_before_a_redeploy_never_takes_the_workload_as_it_was_for_its_rollout(

@@ -850,6 +850,8 @@ class KubernetesCluster:
         # The Lease as this client last wrote it, by (namespace, name): a release needs no read first.
         self._leases_written: dict[tuple[str, str], Obj] = {}
         self._namespaces_made: set[str] = set()  # by this client, and no Lease taken in them yet
+        # Each namespace's resourceVersion as this client last wrote it: following it needs no list first.
+        self._namespace_versions: dict[str, str | None] = {}
         # By namespace, each workload's metadata.generation as the last apply left it, until the rollout wait
         # after it takes them: a wait begun before the apply ended judges no older object.
         self._applied_generations: dict[str, dict[tuple[str, str, str], int]] = {}
@@ -1012,8 +1014,12 @@ class KubernetesCluster:
         stop: threading.Event | None = None,
         watch_seconds: float | None = None,
         interrupt: _Interrupt | None = None,
+        since: str | None = None,
     ) -> Iterator[_View]:
         """The objects of kind that match, as listed at once and then after each change a watch shows.
+
+        Given `since` (a resourceVersion of the objects as previewbot last saw them), there is no list:
+        the watch shows what changed after it.
 
         The view also wakes quiet after watch_seconds (recheck_interval unless told) without a
         change, so the caller can look closer (at pods, say); it stops at the deadline, or within
@@ -1021,7 +1027,7 @@ class KubernetesCluster:
         watch request per watch_seconds: no polling.
         """
         view = _View()
-        resource_version: str | None = None
+        resource_version = since
         while True:
             if resource_version is None:
                 listing = self._list_of(kind, namespace, label_selector=label_selector, field_selector=field_selector)
@@ -1102,7 +1108,8 @@ class KubernetesCluster:
             "kind": "Namespace",
             "metadata": {"name": name, "labels": dict(labels), "annotations": dict(annotations)},
         }
-        self._call(self._request, "POST", NAMESPACE.path(), body=body)
+        made: Obj = self._call(self._request, "POST", NAMESPACE.path(), body=body)
+        self._namespace_versions[name] = str(_metadata(made).get("resourceVersion") or "") or None
         self._namespaces_made.add(name)
         log.info("created namespace %s", name)
 
@@ -1152,17 +1159,47 @@ class KubernetesCluster:
         metadata: Obj = {"annotations": dict(annotations)}
         if labels is not None:
             metadata["labels"] = dict(labels)
-        self._call(
+        annotated: Obj = self._call(
             self._request,
             "PATCH",
             NAMESPACE.path(name=name),
             body={"metadata": metadata},
             content_type="application/merge-patch+json",
         )
+        self._namespace_versions[name] = str(_metadata(annotated).get("resourceVersion") or "") or None
 
     def delete_namespace(self, name: str) -> None:
         self._call(self._request, "DELETE", NAMESPACE.path(name=name))
         log.info("deleting namespace %s", name)
+
+    @contextlib.contextmanager
+    def following_namespace(self, name: str, on_change: Callable[[NamespaceInfo | None], None]) -> Iterator[None]:
+        interrupt = _Interrupt()
+
+        def follow() -> None:
+            try:
+                for view in self._wakeups(
+                    NAMESPACE,
+                    deadline=math.inf,
+                    field_selector=f"metadata.name={name}",
+                    stop=interrupt.requested,
+                    interrupt=interrupt,
+                    watch_seconds=ROLLOUT_WATCH_SECONDS,
+                    since=self._namespace_versions.get(name),
+                ):
+                    if not view.quiet:
+                        found = view.objects.get(name)
+                        on_change(_namespace_info(found) if found else None)
+            except errors.PreviewbotError as error:
+                log.warning("stopped following namespace %s: %s", name, error)
+
+        follower = threading.Thread(target=follow, name=f"follow-{name}", daemon=True)
+        follower.start()
+        try:
+            yield
+        finally:
+            interrupt()
+            follower.join()
 
     def wait_namespace_gone(self, name: str, *, timeout: float, progress: Progress | None = None) -> bool:
         started = time.monotonic()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -122,6 +123,16 @@ class Cluster(Protocol):
 
     def namespace(self, name: str) -> NamespaceInfo | None:
         """The namespace, or None when there is none (a Terminating one is returned, flagged)."""
+        ...
+
+    def following_namespace(
+        self, name: str, on_change: Callable[[NamespaceInfo | None], None]
+    ) -> AbstractContextManager[None]:
+        """While inside, `on_change` hears the namespace as it is, then each time a watch shows it changed.
+
+        None once it is gone. It is called on a thread of its own, one call at a time; leaving the
+        block ends the watch at once and waits for that thread.
+        """
         ...
 
     def namespaces(self, *, label_selector: str) -> Sequence[NamespaceInfo]: ...

@@ -64,8 +64,6 @@ WAKE_TIMEOUT = 300.0
 """How long a wake waits for the workloads when the deploy left no readiness timeout on the namespace."""
 CommandRun = Callable[[PullRequest, int, "NamespaceInfo | None"], "Outcome"]
 """A command on a PR: the PR, the comment that asked, and the PR's preview (None when it has none)."""
-TURN_CHECK_SECONDS = 1.0
-"""How often a run looks whether a newer commit wants the preview: the most a superseded run works on."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -1240,7 +1238,7 @@ class DeployRun:
         """This run's turn at the preview: one run at a time, and a newer one ends an older one's turn.
 
         The run writes down the commit it wants, then waits for the PR's Lease in the namespace.
-        Meanwhile, and while it works, it keeps an eye on the namespace: when another run wants
+        Meanwhile, and while it works, it follows the namespace by a watch: when another run wants
         another commit and GitHub says the PR's head is no longer this run's (or the PR closed),
         or the namespace is being deleted, `stop` is set, which ends the wait for the Lease, the
         rollout wait or the test Job at once. Objects already applied are left as they are: the
@@ -1251,35 +1249,31 @@ class DeployRun:
             self.cluster.annotate_namespace(
                 self.namespace, annotations={naming.WANTED_SHA_ANNOTATION: self.pr.head_sha}
             )
-        done = threading.Event()
-        watcher = threading.Thread(target=self._watch_for_newer, args=(done,), name="previewbot-turn", daemon=True)
-        watcher.start()
-        try:
-            with PrLease(
+        with (
+            self.cluster.following_namespace(self.namespace, self._on_namespace_change),
+            PrLease(
                 self.cluster, namespace=self.namespace, ref=self.pr.ref, holder=self.holder, give_up=self.stop
-            ) as lease:
-                if lease.waited:
-                    self._stop_unless_still_wanted(ask_github=True)
-                yield
-        finally:
-            done.set()
-            watcher.join()
+            ) as lease,
+        ):
+            if lease.waited:
+                self._stop_unless_still_wanted(self.cluster.namespace(self.namespace), ask_github=True)
+            yield
 
-    def _watch_for_newer(self, done: threading.Event) -> None:
-        while not done.wait(TURN_CHECK_SECONDS) and not self.stop.is_set():
-            try:
-                self._stop_unless_still_wanted(ask_github=False)
-            except PreviewbotError as error:
-                log.warning("could not check whether a newer commit took over: %s", error)
+    def _on_namespace_change(self, current: NamespaceInfo | None) -> None:
+        if self.stop.is_set():
+            return
+        try:
+            self._stop_unless_still_wanted(current, ask_github=False)
+        except PreviewbotError as error:
+            log.warning("could not check whether a newer commit took over: %s", error)
 
-    def _stop_unless_still_wanted(self, *, ask_github: bool) -> None:
-        """Set `stop` when the preview is going, or GitHub's head of the PR is not this run's commit.
+    def _stop_unless_still_wanted(self, current: NamespaceInfo | None, *, ask_github: bool) -> None:
+        """Set `stop` when the preview (`current`) is going, or GitHub's head of the PR is not this run's commit.
 
         GitHub is asked only when told to or when another run wants another commit. When that
         other run's commit is the older one (its run came late), this run, whose commit is the
         head, writes its own down again, so that the late one stands down.
         """
-        current = self.cluster.namespace(self.namespace)
         wanted = current.annotations.get(naming.WANTED_SHA_ANNOTATION) if current else None
         mine = self.pr.head_sha
         moved: str | None
