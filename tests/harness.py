@@ -27,6 +27,7 @@ from previewbot.adapters.http import HttpProbe
 from previewbot.adapters.kubernetes import connect
 from previewbot.adapters.shell import ShellRunner
 from previewbot.core.previews import Outcome, Previews, Settings
+from previewbot.core.reporting import Outbox
 from previewbot.model import Intent
 from tests.emulators.github import GitHubEmulator
 
@@ -327,6 +328,8 @@ class Bot:
             ),
             runner=ShellRunner(),
             clock=self.clock,
+            # What GitHub did not take within report_wait is not waited for again when the tests end.
+            outbox=Outbox(exit_wait=self.report_wait),
         )
 
     def on(self, event_name: str, event: dict[str, Any]) -> list[Outcome]:
