@@ -89,7 +89,8 @@ def test_first_deploy_creates_the_namespace_deploys_and_reports(
     assert deployment.environment == f"preview/pr-{PR_NUMBER}"
     assert deployment.transient_environment is True
     assert deployment.production_environment is False
-    assert [s.state for s in deployment.statuses] == ["in_progress", "success"]
+    # "in_progress" goes out only when GitHub gets to it before the deploy is done.
+    assert [s.state for s in deployment.statuses] in (["in_progress", "success"], ["success"])
     assert deployment.statuses[-1].environment_url == outcome.url
     assert deploy_status(github, SHA_1) == "success"
 

@@ -82,8 +82,8 @@ def test_only_the_newest_comment_waiting_is_sent_in_the_place_of_the_first() -> 
 def test_comment_updates_posted_close_together_are_sent_once() -> None:
     outbox, recorder = Outbox(linger=0.2), Recorder()
 
-    outbox.post("comment", recorder.write("comment: rollout done"), key="comment")
-    outbox.post("comment", recorder.write("comment: ready"), key="comment")
+    outbox.post("comment", recorder.write("comment: rollout done"), key="comment", linger=True)
+    outbox.post("comment", recorder.write("comment: ready"), key="comment", linger=True)
     outbox.post("status", recorder.write("status success"))
 
     assert outbox.flush(timeout=10)
@@ -211,6 +211,10 @@ def test_the_deploy_does_not_wait_for_github_to_list_the_prs_comments(
     assert [outcome.status for outcome in outcomes] == [Phase.READY]
     [comment] = github.comments(REPO, PR_NUMBER)
     assert "ready" in comment.body.lower()
+    # What changed again while GitHub was held back went out in its newest state only.
+    assert [s.state for s in github.statuses(REPO, SHA) if s.context == "previewbot/deploy"] == ["success"]
+    [deployment] = github.deployments(REPO)
+    assert [s.state for s in deployment.statuses] == ["success"]
 
 
 def test_github_down_neither_stops_nor_hangs_the_deploy(

@@ -81,7 +81,8 @@ def test_a_flaky_test_passes_on_retest_and_nothing_is_redeployed(
     after = apps.read_namespaced_deployment("web", namespace_of(prefix))
     assert after.metadata.generation == web.metadata.generation
     assert after.metadata.resource_version == web.metadata.resource_version
-    assert statuses(github, "previewbot/e2e") == ["success", "pending", "failure"]
+    # The retest's "pending" is sent only when GitHub gets to it before the tests end.
+    assert statuses(github, "previewbot/e2e") in (["success", "pending", "failure"], ["success", "failure"])
     assert statuses(github, "previewbot/deploy")[0] == "success"
     [deployment] = github.deployments(REPO)
     assert deployment.state == "success"

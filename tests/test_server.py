@@ -385,7 +385,8 @@ def test_a_retest_comment_runs_the_tests_again_at_the_head_and_redeploys_nothing
     assert server.queue.wait_idle(90)
 
     e2e = [s.state for s in github.statuses(REPO, SHA_1) if s.context == "previewbot/e2e"]
-    assert e2e == ["success", "pending", "success"]
+    # The retest's "pending" is sent only when GitHub gets to it before the tests end.
+    assert e2e in (["success", "pending", "success"], ["success", "success"])
     assert len(github.deployments(REPO)) == 1
     assert head_of_preview(core, prefix) == SHA_1
 

@@ -59,6 +59,7 @@ class _Letter:
     what: str  # for the log: "update the comment", "set status previewbot/deploy to success"
     send: Callable[[], None]
     key: Hashable | None  # a newer letter with the same key replaces this one while it waits
+    lingers: bool  # waits `linger` seconds after it was first posted, for newer ones to replace it
     posted: float  # time.monotonic() when the first of its key was posted
 
 
@@ -72,8 +73,9 @@ class Outbox:
     """Sends writes in order on a thread of its own, so the run that posts them never waits for them.
 
     A write posted with a key replaces one of the same key that is still waiting, in its place: the
-    comment is sent in its newest state only, and lingers `linger` seconds so that changes posted
-    close together go out as one. Writes go out as fast as GitHub answers; only when
+    comment is sent in its newest state only, and so is a commit status or a deployment's status
+    that changed again before it went out. The comment lingers `linger` seconds so that changes
+    posted close together go out as one. Writes go out as fast as GitHub answers; only when
     more than `backlog` wait (a burst, such as a server handling many PRs) are they spaced
     `spacing` seconds apart, the pace GitHub asks of clients that write a lot.
     A write that fails is logged and the next one goes on.
@@ -92,14 +94,14 @@ class Outbox:
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    def post(self, what: str, send: Callable[[], None], *, key: Hashable | None = None) -> None:
+    def post(self, what: str, send: Callable[[], None], *, key: Hashable | None = None, linger: bool = False) -> None:
         with self._changed:
             if key is not None:
                 for letter in self._waiting:
                     if letter.key == key:
                         letter.what, letter.send = what, send
                         return
-            self._waiting.append(_Letter(what, send, key, time.monotonic()))
+            self._waiting.append(_Letter(what, send, key, linger, time.monotonic()))
             self._counter.posted += 1
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="previewbot-reports", daemon=True)
@@ -125,13 +127,13 @@ class Outbox:
     def _hold(self) -> float | None:
         """How long the next letter waits yet (None: there is none).
 
-        A keyed letter (the comment) lingers a moment after it was first posted: the run often says
+        A lingering letter (the comment) waits a moment after it was first posted: the run often says
         two things within milliseconds (a step done, the next begun), and only the last is sent.
         """
         if not self._waiting:
             return None
         head = self._waiting[0]
-        return 0.0 if head.key is None else head.posted + self._linger - time.monotonic()
+        return head.posted + self._linger - time.monotonic() if head.lingers else 0.0
 
     def _run(self) -> None:
         while True:
@@ -178,10 +180,8 @@ class Sink(Protocol):
         self, sha: str, *, state: CommitState, context: str, description: str, target_url: str | None
     ) -> None: ...
 
-    def start_deployment(
-        self, *, sha: str, environment: str, description: str, payload: Mapping[str, Any], log_url: str | None
-    ) -> None:
-        """A new deployment of sha, in progress; the deployment statuses that follow are its."""
+    def start_deployment(self, *, sha: str, environment: str, description: str, payload: Mapping[str, Any]) -> None:
+        """A new deployment of sha; the deployment statuses that follow are its."""
         ...
 
     def deployment_status(
@@ -233,15 +233,10 @@ class GitHubSink:
             self.ref.repo, sha, state=state, context=context, description=description, target_url=target_url
         )
 
-    def start_deployment(
-        self, *, sha: str, environment: str, description: str, payload: Mapping[str, Any], log_url: str | None
-    ) -> None:
+    def start_deployment(self, *, sha: str, environment: str, description: str, payload: Mapping[str, Any]) -> None:
         self.deployment_id = None
         self.deployment_id = self.github.create_deployment(
             self.ref.repo, sha=sha, environment=environment, description=description, payload=payload
-        )
-        self.deployment_status(
-            state=DeploymentState.IN_PROGRESS, description="Deploying", environment_url=None, log_url=log_url
         )
 
     def deployment_status(
@@ -284,9 +279,7 @@ class TerminalSink:
     ) -> None:
         return
 
-    def start_deployment(
-        self, *, sha: str, environment: str, description: str, payload: Mapping[str, Any], log_url: str | None
-    ) -> None:
+    def start_deployment(self, *, sha: str, environment: str, description: str, payload: Mapping[str, Any]) -> None:
         return
 
     def deployment_status(
@@ -367,6 +360,7 @@ class Reporter:
             f"update the preview report of {render.subject(report.ref)}",
             lambda: self.sink.show(report),
             key=("comment", report.ref),
+            linger=True,
         )
         return self.report
 
@@ -382,18 +376,21 @@ class Reporter:
             lambda: self.sink.commit_status(
                 sha, state=state, context=context, description=description, target_url=target_url
             ),
+            key=("commit status", sha, context),
         )
 
     def start_deployment(
         self, *, sha: str, environment: str, description: str, payload: Mapping[str, Any], log_url: str | None = None
     ) -> None:
+        """A new GitHub Deployment of sha, in progress (unless it ended before GitHub was told)."""
         payload = dict(payload)
         self._outbox.post(
             f"create a deployment of {sha[:7]} to {environment}",
             lambda: self.sink.start_deployment(
-                sha=sha, environment=environment, description=description, payload=payload, log_url=log_url
+                sha=sha, environment=environment, description=description, payload=payload
             ),
         )
+        self.deployment_status(DeploymentState.IN_PROGRESS, "Deploying", log_url=log_url)
 
     def follow_deployment(self, deployment_id: int | None) -> None:
         """Report on a deployment an earlier run made (None: there is none) instead of starting one."""
@@ -412,6 +409,7 @@ class Reporter:
             lambda: self.sink.deployment_status(
                 state=state, description=description, environment_url=environment_url, log_url=log_url
             ),
+            key=("deployment status", id(self)),
         )
 
     def progress(self, line: str) -> None:
