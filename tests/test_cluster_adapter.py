@@ -913,6 +913,26 @@ def test_diagnose_a_healthy_workload_finds_no_problem(namespace: str, cluster: K
     assert diagnosis.problems == ()
 
 
+def test_a_rollout_wait_ends_as_soon_as_it_is_stopped(kube: KubeEnv, namespace: str) -> None:
+    """A newer push stops an older run's rollout wait: the wait looks at `stop` far more often than at the pods."""
+    unhurried = KubernetesCluster(kube.api_client(), recheck_interval=60.0)
+    [web] = unhurried.apply(namespace, [deployment("web", image="registry.invalid/shop:never")])
+    stop = threading.Event()
+    since = len(kube.server.requests) if kube.server else 0
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        waiting = pool.submit(unhurried.wait_rollout, namespace, [web], timeout=WAIT, stop=stop)
+        _listed_by_a_wait(kube, namespace, since)
+        time.sleep(1.0)  # the watch has shown what the apply changed: the wait sleeps until its next look
+        stop.set()
+        stopped = time.monotonic()
+        result = waiting.result()
+
+    assert time.monotonic() - stopped < 1.0
+    assert not result.ok
+    assert [state.readiness for state in result.workloads] == [Readiness.WAITING]
+
+
 # ---------------------------------------------------------------- endpoints
 
 
@@ -1042,6 +1062,37 @@ def test_a_job_that_outlives_its_timeout_is_stopped_and_its_log_kept(
     assert outcome.timed_out
     assert not outcome.succeeded
     assert outcome.log == "waiting for the preview\n"
+    assert_deleted(kube, namespace, "e2e")
+
+
+def test_a_job_ends_as_soon_as_it_is_stopped_and_its_log_is_kept(
+    namespace: str, kube: KubeEnv, core: kubernetes.client.CoreV1Api
+) -> None:
+    unhurried = KubernetesCluster(kube.api_client(), recheck_interval=60.0)
+    stop = threading.Event()
+
+    def running() -> bool:
+        pods = core.list_namespaced_pod(namespace, label_selector="job-name=e2e").items
+        return any(pod.status.phase == "Running" for pod in pods)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        outcome = pool.submit(
+            unhurried.run_job,
+            namespace,
+            job("e2e", "echo waiting for the preview\nsleep 3600"),
+            timeout=WAIT,
+            stop=stop,
+        )
+        eventually(running, timeout=WAIT)
+        time.sleep(1.0)  # the watch has shown the pod running: the wait sleeps until the pod or Job changes
+        stop.set()
+        stopped = time.monotonic()
+        stopped_job = outcome.result()
+
+    assert time.monotonic() - stopped < 2.0  # its log read and the Job deleted included
+    assert not stopped_job.timed_out
+    assert not stopped_job.succeeded
+    assert stopped_job.log == "waiting for the preview\n"
     assert_deleted(kube, namespace, "e2e")
 
 

@@ -128,3 +128,74 @@ def test_a_lease_another_made_in_a_namespace_this_client_made_is_read_before_it_
         assert not other.take_lease(namespace, "pr", holder="other", seconds=30)
     finally:
         client.CoreV1Api(kube.api_client()).delete_namespace(namespace)
+
+
+class Waiter:
+    """A run waiting on a thread for the PR's lease another holds; `taken_at` is when it got it."""
+
+    def __init__(self, kube: Any, ref: PrRef, *, holder: str) -> None:
+        self.taken_at = 0.0
+        self.lease = PrLease(connect(kubeconfig=str(kube.kubeconfig)), namespace=NAMESPACE, ref=ref, holder=holder)
+        self.thread = threading.Thread(target=self._wait)
+        self.thread.start()
+
+    def _wait(self) -> None:
+        with self.lease:
+            self.taken_at = time.monotonic()
+
+    def done(self) -> Waiter:
+        self.thread.join(60)
+        return self
+
+
+def lease_requests(kube: Any, name: str, since: int) -> list[str]:
+    """The requests about the Lease the emulator took since `since`: GET (a read), WATCH, PUT, POST."""
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases"
+    return [
+        "WATCH" if "watch=true" in sent else method
+        for method, sent in kube.server.requests[since:]
+        if sent.split("?")[0] in (path, f"{path}/{name}") and (name in sent or "watch=true" in sent)
+    ]
+
+
+def test_a_run_waiting_for_a_lease_takes_it_as_soon_as_it_is_released_without_asking_meanwhile(
+    cluster: KubernetesCluster, kube: Any
+) -> None:
+    ref = PrRef(repo=f"acme/{kube.unique('handoff')}", number=1)
+    holding = PrLease(cluster, namespace=NAMESPACE, ref=ref, holder="first", seconds=30)
+    with holding:
+        since = len(kube.server.requests) if kube.server else 0
+        waiting = Waiter(kube, ref, holder="second")
+        time.sleep(2.5)  # longer than a run would once wait between two reads of a lease it waits for
+        released = time.monotonic()
+    waiter = waiting.done()
+    try:
+        assert waiter.taken_at, "the waiting run took the lease"
+        # On a real cluster the watch's event comes through the API server's watch cache: still at once.
+        assert waiter.taken_at - released < 1.0
+        if kube.server:
+            # Read and watched while held; released; read and taken, then given back: no polling.
+            assert lease_requests(kube, holding.name, since) == ["GET", "WATCH", "PUT", "GET", "PUT", "PUT"]
+    finally:
+        client.CoordinationV1Api(kube.api_client()).delete_namespaced_lease(holding.name, NAMESPACE)
+
+
+def test_a_run_waiting_for_a_lease_whose_holder_died_takes_it_when_it_runs_out(
+    cluster: KubernetesCluster, kube: Any
+) -> None:
+    ref = PrRef(repo=f"acme/{kube.unique('dead-holder')}", number=1)
+    name = PrLease(cluster, namespace=NAMESPACE, ref=ref, holder="-").name
+    assert cluster.take_lease(NAMESPACE, name, holder="dead", seconds=3)  # and never renewed nor released
+    renewed = time.monotonic()
+    since = len(kube.server.requests) if kube.server else 0
+    waiter = Waiter(kube, ref, holder="alive").done()
+    try:
+        assert waiter.taken_at, "the waiting run took the lease over"
+        assert 3.0 <= waiter.taken_at - renewed < 4.0  # when it ran out: nothing was written to say so
+        if kube.server:
+            assert lease_requests(kube, name, since) == ["GET", "WATCH", "GET", "PUT", "PUT"]
+        spec = client.CoordinationV1Api(kube.api_client()).read_namespaced_lease(name, NAMESPACE).spec
+        assert spec.holder_identity is None  # given back at the end
+        assert spec.lease_transitions == 1
+    finally:
+        client.CoordinationV1Api(kube.api_client()).delete_namespaced_lease(name, NAMESPACE)

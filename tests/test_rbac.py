@@ -12,6 +12,7 @@ import base64
 import json
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,11 @@ import yaml
 from click.testing import CliRunner
 from kubernetes import client
 
-from previewbot import rbac, render
+from previewbot import naming, rbac, render
 from previewbot.cli import main
 from previewbot.core.previews import Outcome
 from previewbot.errors import PreviewbotError
-from previewbot.model import Phase
+from previewbot.model import Phase, PrRef
 from tests.emulators.kube_plugin import KubeEnv, RbacUser, bound_user, cleanup_rbac
 from tests.harness import PR_NUMBER, REPO, Bot, Checkout, comment_event, pr_event, web_deployment
 
@@ -307,3 +308,40 @@ def test_tests_that_passed_but_whose_log_may_not_be_read_could_not_read_the_repo
     [e2e] = [s for s in github.statuses(REPO, SHAS[0]) if s.context == "previewbot/e2e"][:1]
     assert e2e.state == "error"
     assert e2e.description.startswith("could not read the report")
+
+
+@pytest.mark.parametrize("watch_granted", [True, False], ids=["granted", "watch on leases not granted"])
+def test_a_push_while_a_run_that_died_holds_the_lease_watches_the_lease_until_it_runs_out(
+    bot: Bot,
+    github: Any,
+    checkout: Checkout,
+    grant: Callable[..., RbacUser],
+    kube: KubeEnv,
+    prefix: str,
+    watch_granted: bool,
+) -> None:
+    """The step that needs `watch` on leases: a run that finds the PR's Lease held waits for it by a watch."""
+    bound = bound_bot(bot, grant(None if watch_granted else _without_rule("preview", "leases", "watch")))
+    github.add_pull(pr_event("opened", sha=SHAS[0])["pull_request"])
+    [opened] = bound.on("pull_request", pr_event("opened", sha=SHAS[0]))
+    assert opened.status == Phase.READY
+    namespace = naming.namespace_name(prefix=prefix, repo=REPO, number=PR_NUMBER)
+    coordination = client.CoordinationV1Api(kube.api_client())
+    lease = coordination.read_namespaced_lease(naming.lease_name(PrRef(repo=REPO, number=PR_NUMBER)), namespace)
+    lease.spec.holder_identity = "runner-that-crashed"
+    lease.spec.lease_duration_seconds = 2
+    lease.spec.renew_time = datetime.now(UTC)
+    coordination.replace_namespaced_lease(lease.metadata.name, namespace, lease)
+    github.add_pull(pr_event("synchronize", sha=SHAS[1])["pull_request"])
+
+    try:
+        [pushed] = bound.on("pull_request", pr_event("synchronize", sha=SHAS[1]))
+    except PreviewbotError as error:  # as the front doors report a run that could not begin
+        pushed = Outcome(status=Phase.FAILED, message=str(error))
+
+    if watch_granted:
+        assert pushed.status == Phase.READY
+    else:
+        assert pushed.status == Phase.FAILED
+        assert "may not watch leases.coordination.k8s.io" in (pushed.message or "")
+        assert "`previewbot rbac` prints the permissions previewbot needs" in (pushed.message or "")

@@ -79,6 +79,10 @@ APPLY_PARALLELISM = 8  # objects applied at once; the connection pool holds as m
 # How long one watch request of a rollout wait lasts: its looks at the pods meanwhile need no request of
 # their own. Where a stream cannot be shut down (a TLS proxy in between), the end of a wait waits for it.
 ROLLOUT_WATCH_SECONDS = 60
+# How soon a wait notices the Event that stops it: a look at the Event in this process, no request.
+STOP_CHECK_SECONDS = 0.05
+# A wait for a Lease to run out ends this much after it did: the take that follows then finds it run out.
+LEASE_RUN_OUT_MARGIN = 0.05
 JSON = "application/json"
 
 
@@ -491,6 +495,32 @@ class _Feed:
             self._shown.put(error)
 
 
+@contextlib.contextmanager
+def _on_set(event: threading.Event | None, act: Callable[[], object]) -> Iterator[None]:
+    """Within the block, `act` is called once, within STOP_CHECK_SECONDS of `event` being set.
+
+    An Event calls nobody back: a thread looks at it, which sends nothing anywhere.
+    """
+    if event is None:
+        yield
+        return
+    ended = threading.Event()
+
+    def look() -> None:
+        while not event.is_set():
+            if ended.wait(STOP_CHECK_SECONDS):
+                return
+        act()
+
+    looker = threading.Thread(target=look, name="previewbot-stop", daemon=True)
+    looker.start()
+    try:
+        yield
+    finally:
+        ended.set()
+        looker.join()
+
+
 # ---------------------------------------------------------------- reading objects
 
 
@@ -849,6 +879,8 @@ class KubernetesCluster:
         self._discovery_lock = threading.Lock()
         # The Lease as this client last wrote it, by (namespace, name): a release needs no read first.
         self._leases_written: dict[tuple[str, str], Obj] = {}
+        # The Lease as take_lease last found another holding it: the wait for it watches from there.
+        self._leases_held_by_others: dict[tuple[str, str], Obj] = {}
         self._namespaces_made: set[str] = set()  # by this client, and no Lease taken in them yet
         # Each namespace's resourceVersion as this client last wrote it: following it needs no list first.
         self._namespace_versions: dict[str, str | None] = {}
@@ -1087,6 +1119,8 @@ class KubernetesCluster:
                 if not finished:
                     response.close()  # a stream left half-read must not go back to the pool as it is
                 response.release_conn()
+            if interrupt is not None and interrupt.requested.is_set():
+                return
             if view.quiet:
                 yield view
 
@@ -1388,7 +1422,7 @@ class KubernetesCluster:
             views = functools.partial(
                 self._wakeups, kind, deadline=math.inf, namespace=namespace, watch_seconds=ROLLOUT_WATCH_SECONDS
             )
-            with _Feed(views, name="previewbot-rollout-watch") as feed:
+            with _Feed(views, name="previewbot-rollout-watch") as feed, _on_set(stop, feed.wake):
                 if applied is not None:
                     applied.add_done_callback(feed.wake)
                     while not applied.done():
@@ -1584,21 +1618,25 @@ class KubernetesCluster:
             progress(f"job/{ref.name}: started")
         never_ran = _HopelessPods(hopeless=NEVER_STARTS, pull_grace=self._image_pull_grace)
         current: Obj | None = None
-        for current, pods in self._job_wakeups(namespace, created, deadline=deadline, stop=stop):
-            if stuck := never_ran.verdict(pods):
-                return self._job_never_ran(namespace, ref, cause=str(stuck))
-            if not pods and (refused := self._pods_refused(namespace, ref.kind, current, since=None)):
-                return self._job_never_ran(namespace, ref, cause=refused)
-            state = _rollout(ref.kind, current)
-            if state.failed and never_ran.failing_pull:
-                return self._job_never_ran(namespace, ref, cause=f"{state.failed}; {never_ran.failing_pull}")
-            if state.failed and current and _deadline_exceeded(current):
-                break  # the Job's own deadline (previewbot sets it to the timeout) is a timeout
-            if state.done or state.failed:
-                if progress:
-                    progress(f"job/{ref.name}: {'succeeded' if state.done else 'failed'}")
-                output, unreadable = self._job_log(namespace, current)
-                return JobOutcome(succeeded=state.done, log=output, log_unreadable=unreadable)
+        interrupt = _Interrupt()
+        with _on_set(stop, interrupt):
+            for current, pods in self._job_wakeups(
+                namespace, created, deadline=deadline, stop=stop, interrupt=interrupt
+            ):
+                if stuck := never_ran.verdict(pods):
+                    return self._job_never_ran(namespace, ref, cause=str(stuck))
+                if not pods and (refused := self._pods_refused(namespace, ref.kind, current, since=None)):
+                    return self._job_never_ran(namespace, ref, cause=refused)
+                state = _rollout(ref.kind, current)
+                if state.failed and never_ran.failing_pull:
+                    return self._job_never_ran(namespace, ref, cause=f"{state.failed}; {never_ran.failing_pull}")
+                if state.failed and current and _deadline_exceeded(current):
+                    break  # the Job's own deadline (previewbot sets it to the timeout) is a timeout
+                if state.done or state.failed:
+                    if progress:
+                        progress(f"job/{ref.name}: {'succeeded' if state.done else 'failed'}")
+                    output, unreadable = self._job_log(namespace, current)
+                    return JobOutcome(succeeded=state.done, log=output, log_unreadable=unreadable)
         output, unreadable = self._job_log(namespace, current)
         self._delete(namespace, ref)
         stopped = stop is not None and stop.is_set()
@@ -1607,7 +1645,7 @@ class KubernetesCluster:
         return JobOutcome(succeeded=False, timed_out=not stopped, log=output, log_unreadable=unreadable)
 
     def _job_wakeups(
-        self, namespace: str, job: Obj, *, deadline: float, stop: threading.Event | None
+        self, namespace: str, job: Obj, *, deadline: float, stop: threading.Event | None, interrupt: _Interrupt
     ) -> Iterator[tuple[Obj | None, list[Obj]]]:
         """The Job and its pods, at once and after each change, until the deadline.
 
@@ -1623,7 +1661,11 @@ class KubernetesCluster:
         pods_on_their_way = True
         while True:
             for _ in self._wakeups(
-                deadline=deadline, namespace=namespace, stop=stop, **(watch_pods if pods_on_their_way else watch_job)
+                deadline=deadline,
+                namespace=namespace,
+                stop=stop,
+                interrupt=interrupt,
+                **(watch_pods if pods_on_their_way else watch_job),
             ):
                 current = self._get(namespace, ref)
                 pods = self._pods_of(namespace, current)
@@ -1799,6 +1841,7 @@ class KubernetesCluster:
         held = current.get("spec") or {}
         if held.get("holderIdentity") != holder:
             if not _lease_run_out(held, now):
+                self._leases_held_by_others[(namespace, name)] = current
                 return False
             claim["acquireTime"] = _micro_time(now)
             claim["leaseTransitions"] = int(held.get("leaseTransitions") or 0) + 1
@@ -1831,6 +1874,39 @@ class KubernetesCluster:
         held = current.get("spec") or {}
         if held.get("holderIdentity") == holder:
             self._replace_lease(leases, current, {**held, "holderIdentity": None, "renewTime": None})
+
+    def wait_lease(self, namespace: str, name: str, *, give_up: threading.Event) -> None:
+        """One watch request from the version take_lease read, up to when the Lease would run out; a
+        renewal by the same holder moves that moment on and starts the next. No list, no read."""
+        leases = self._resource(LEASE_API_VERSION, "Lease")
+        lease = self._leases_held_by_others.pop((namespace, name), None)
+        if lease is None:
+            try:
+                lease = self._call(self._request, "GET", leases.path(namespace, name))
+            except errors.NotFound:
+                return
+        holder = (lease.get("spec") or {}).get("holderIdentity")
+        interrupt = _Interrupt()
+        with _on_set(give_up, interrupt):
+            while holder and (lease.get("spec") or {}).get("holderIdentity") == holder:
+                left = _lease_seconds_left(lease.get("spec") or {}, datetime.now(UTC))
+                shown: Obj | None = None
+                for view in self._wakeups(
+                    leases,
+                    deadline=time.monotonic() + left + LEASE_RUN_OUT_MARGIN,
+                    namespace=namespace,
+                    field_selector=f"metadata.name={name}",
+                    stop=give_up,
+                    interrupt=interrupt,
+                    watch_seconds=math.inf,
+                    since=str(_metadata(lease).get("resourceVersion") or ""),
+                ):
+                    if not view.quiet:
+                        shown = view.objects.get(name)
+                        break
+                if shown is None:  # run out, given up, or deleted
+                    return
+                lease = shown
 
     def _replace_lease(self, leases: Kind, current: Obj, spec: Obj) -> Obj | None:
         """The Lease as written, or None when it changed since it was read: someone else renewed or took it."""
@@ -1915,8 +1991,13 @@ def _micro_time(moment: datetime) -> str:
 
 def _lease_run_out(spec: Mapping[str, Any], now: datetime) -> bool:
     """True when nobody holds the lease, or its holder did not renew it in time."""
+    return _lease_seconds_left(spec, now) < 0
+
+
+def _lease_seconds_left(spec: Mapping[str, Any], now: datetime) -> float:
+    """Seconds until the lease runs out by its holder's last renewal; below zero once it has, or when none holds it."""
     renewed = spec.get("renewTime")
     if not spec.get("holderIdentity") or not renewed:
-        return True
+        return -math.inf
     renewed_at = renewed if isinstance(renewed, datetime) else _timestamp(str(renewed))
-    return (now - renewed_at).total_seconds() > float(spec.get("leaseDurationSeconds") or 0)
+    return float(spec.get("leaseDurationSeconds") or 0) - (now - renewed_at).total_seconds()

@@ -18,7 +18,6 @@ from previewbot.model import OnDemandRef, PrRef
 log = logging.getLogger("previewbot")
 
 LEASE_SECONDS = 30  # how long a dead holder keeps others waiting
-WAIT_INTERVAL = 2.0  # seconds between two looks at a lease another run holds
 
 
 class LeaseUnavailable(PreviewbotError):
@@ -54,12 +53,11 @@ class PrLease:
         return self._name
 
     def __enter__(self) -> PrLease:
-        # A lease is often let go long before it would run out: look again soon, not a third of it later.
-        interval = min(self._seconds / 3, WAIT_INTERVAL)
         while not self._cluster.take_lease(self._namespace, self._name, holder=self._holder, seconds=self._seconds):
             log.info("lease %s is held by another run; waiting", self._name)
             self.waited = True
-            if self._give_up.wait(interval):
+            self._cluster.wait_lease(self._namespace, self._name, give_up=self._give_up)
+            if self._give_up.is_set():
                 raise LeaseUnavailable(f"gave up waiting for lease {self._name}")
         self._renewer = threading.Thread(target=self._renew, name=f"lease-{self._name}", daemon=True)
         self._renewer.start()

@@ -260,6 +260,14 @@ class Cluster(Protocol):
         """Let the Lease go, when holder still has it, so another may take it at once."""
         ...
 
+    def wait_lease(self, namespace: str, name: str, *, give_up: threading.Event) -> None:
+        """Return once the Lease that `take_lease` last found another holding is given back, changes
+        hands or runs out (its holder may have died: nothing tells of that), or once give_up is set.
+
+        The Lease is followed, not asked for again and again: it is taken within moments of its release.
+        """
+        ...
+
     def replicas(self, namespace: str, *, label_selector: str) -> dict[ObjectRef, int]:
         """The Deployments and StatefulSets that match, each with the replicas its spec asks for."""
         ...
