@@ -87,7 +87,23 @@ def test_comment_updates_posted_close_together_are_sent_once() -> None:
     outbox.post("status", recorder.write("status success"))
 
     assert outbox.flush(timeout=10)
-    assert recorder.sent == ["comment: ready", "status success"]
+    assert recorder.sent == ["status success", "comment: ready"]  # the status need not wait for the comment
+
+
+def test_a_comment_due_goes_before_the_writes_waiting_ahead_of_it() -> None:
+    outbox, recorder = Outbox(linger=0.0), Recorder()
+    recorder.gate.clear()
+    outbox.post("deployment", recorder.write("deployment"))
+    time.sleep(0.05)  # the sender has taken it and waits at the gate
+
+    outbox.post("status", recorder.write("status pending"), key="status")
+    outbox.post("deployment status", recorder.write("deployment in progress"))
+    outbox.post("comment", recorder.write("comment: ready"), key="comment", linger=True)
+    outbox.post("status", recorder.write("status success"), key="status")
+    recorder.gate.set()
+
+    assert outbox.flush(timeout=10)
+    assert recorder.sent == ["deployment", "comment: ready", "status success", "deployment in progress"]
 
 
 def test_a_failed_write_is_logged_and_the_next_one_still_goes(caplog: pytest.LogCaptureFixture) -> None:
@@ -201,8 +217,12 @@ def test_the_deploy_does_not_wait_for_github_to_list_the_prs_comments(
             raise
         return (namespace.metadata.annotations or {}).get(naming.STATUS_ANNOTATION) == Phase.READY
 
+    def deploy_status() -> str | None:
+        return next((s.state for s in github.statuses(REPO, SHA) if s.context == "previewbot/deploy"), None)
+
     try:
         eventually(ready_on_the_namespace)
+        eventually(lambda: deploy_status() == "success")  # the statuses do not wait behind the comment
         assert run.is_alive(), "the run ended without the comment"
     finally:
         listing.set()
@@ -211,10 +231,8 @@ def test_the_deploy_does_not_wait_for_github_to_list_the_prs_comments(
     assert [outcome.status for outcome in outcomes] == [Phase.READY]
     [comment] = github.comments(REPO, PR_NUMBER)
     assert "ready" in comment.body.lower()
-    # What changed again while GitHub was held back went out in its newest state only.
-    assert [s.state for s in github.statuses(REPO, SHA) if s.context == "previewbot/deploy"] == ["success"]
     [deployment] = github.deployments(REPO)
-    assert [s.state for s in deployment.statuses] == ["success"]
+    assert deployment.statuses[-1].state == "success"
 
 
 def test_github_down_neither_stops_nor_hangs_the_deploy(

@@ -75,9 +75,10 @@ class Outbox:
     A write posted with a key replaces one of the same key that is still waiting, in its place: the
     comment is sent in its newest state only, and so is a commit status or a deployment's status
     that changed again before it went out. The comment lingers `linger` seconds so that changes
-    posted close together go out as one. Writes go out as fast as GitHub answers; only when
-    more than `backlog` wait (a burst, such as a server handling many PRs) are they spaced
-    `spacing` seconds apart, the pace GitHub asks of clients that write a lot.
+    posted close together go out as one, then goes before the writes waiting ahead of it. Writes go
+    out as fast as GitHub answers; only when more than `backlog` wait (a burst, such as a server
+    handling many PRs) are they spaced `spacing` seconds apart, the pace GitHub asks of clients that
+    write a lot.
     A write that fails is logged and the next one goes on.
     """
 
@@ -124,24 +125,30 @@ class Outbox:
                 self._changed.wait(remaining)
         return True
 
-    def _hold(self) -> float | None:
-        """How long the next letter waits yet (None: there is none).
+    def _next(self) -> tuple[_Letter | None, float | None]:
+        """The letter to send now; else how long until one is due (None: none waits).
 
         A lingering letter (the comment) waits a moment after it was first posted: the run often says
-        two things within milliseconds (a step done, the next begun), and only the last is sent.
+        two things within milliseconds (a step done, the next begun), and only the last is sent. Once
+        due it goes before the others, which keep their order: the comment is what people read.
         """
-        if not self._waiting:
-            return None
-        head = self._waiting[0]
-        return head.posted + self._linger - time.monotonic() if head.lingers else 0.0
+        now, due_in = time.monotonic(), None
+        for letter in self._waiting:
+            if letter.lingers:
+                wait = letter.posted + self._linger - now
+                if wait <= 0:
+                    return letter, None
+                due_in = wait if due_in is None else min(due_in, wait)
+        return next((letter for letter in self._waiting if not letter.lingers), None), due_in
 
     def _run(self) -> None:
         while True:
             with self._changed:
-                while (hold := self._hold()) is None or hold > 0:
-                    self._changed.wait(hold)
+                while (chosen := self._next())[0] is None:
+                    self._changed.wait(chosen[1])
+                letter = self._sending = chosen[0]
                 crowded = len(self._waiting) > self._backlog
-                letter = self._sending = self._waiting.popleft()
+                self._waiting.remove(letter)
             if crowded:
                 time.sleep(max(0.0, self._last_sent + self._spacing - time.monotonic()))
             try:
