@@ -1047,11 +1047,13 @@ class KubernetesCluster:
         watch_seconds: float | None = None,
         interrupt: _Interrupt | None = None,
         since: str | None = None,
+        relist: bool = True,
     ) -> Iterator[_View]:
         """The objects of kind that match, as listed at once and then after each change a watch shows.
 
         Given `since` (a resourceVersion of the objects as previewbot last saw them), there is no list:
-        the watch shows what changed after it.
+        the watch shows what changed after it. When the API no longer keeps what changed since the
+        watch's version (410), they are listed again; with `relist` False, the wakeups end instead.
 
         The view also wakes quiet after watch_seconds (recheck_interval unless told) without a
         change, so the caller can look closer (at pods, say); it stops at the deadline, or within
@@ -1098,6 +1100,8 @@ class KubernetesCluster:
                     if event.get("type") == "ERROR":
                         if obj.get("code") != 410:
                             raise errors.ApiError(str(obj.get("message") or obj), status=int(obj.get("code") or 0))
+                        if not relist:
+                            return
                         resource_version = None  # the watch fell too far behind: list again
                         break
                     name = _metadata(obj).get("name", "")
@@ -1877,7 +1881,9 @@ class KubernetesCluster:
 
     def wait_lease(self, namespace: str, name: str, *, give_up: threading.Event) -> None:
         """One watch request from the version take_lease read, up to when the Lease would run out; a
-        renewal by the same holder moves that moment on and starts the next. No list, no read."""
+        renewal by the same holder moves that moment on and starts the next. No list (previewbot may
+        not list leases): a watch whose version the API no longer keeps ends the wait, and the take
+        that follows reads the Lease anew."""
         leases = self._resource(LEASE_API_VERSION, "Lease")
         lease = self._leases_held_by_others.pop((namespace, name), None)
         if lease is None:
@@ -1900,6 +1906,7 @@ class KubernetesCluster:
                     interrupt=interrupt,
                     watch_seconds=math.inf,
                     since=str(_metadata(lease).get("resourceVersion") or ""),
+                    relist=False,
                 ):
                     if not view.quiet:
                         shown = view.objects.get(name)
