@@ -14,9 +14,9 @@ import pytest
 from kubernetes.client import ApiException
 
 from previewbot import naming
-from previewbot.core.reporting import Outbox
+from previewbot.core.reporting import Outbox, Reporter, TerminalSink
 from previewbot.errors import TemporaryError
-from previewbot.model import Phase
+from previewbot.model import Phase, PreviewReport, PrRef
 from tests.harness import (
     PR_NUMBER,
     REPO,
@@ -77,6 +77,39 @@ def test_only_the_newest_comment_waiting_is_sent_in_the_place_of_the_first() -> 
 
     assert outbox.flush(timeout=10)
     assert recorder.sent == ["status pending", "comment: ready", "status success"]
+
+
+class SlowToFind(TerminalSink):
+    """A sink whose comment takes GitHub until `found` is set to look for, and that notes what it shows."""
+
+    def __init__(self) -> None:
+        super().__init__(write=lambda _: None)
+        self.looking = threading.Event()
+        self.found = threading.Event()
+        self.shown: list[Phase] = []
+
+    def find_comment(self) -> int | None:
+        self.looking.set()
+        self.found.wait(10)
+        return None
+
+    def show(self, report: PreviewReport) -> None:
+        self.shown.append(report.phase)
+
+
+def test_what_was_reported_while_the_comment_was_looked_for_goes_out_with_it_once() -> None:
+    sink, outbox = SlowToFind(), Outbox(linger=0.0)
+    reporter = Reporter(
+        sink=sink, report=PreviewReport(ref=PrRef(repo=REPO, number=PR_NUMBER), phase=Phase.PENDING), outbox=outbox
+    )
+
+    reporter.update(phase=Phase.DEPLOYING)
+    assert sink.looking.wait(10)
+    reporter.update(phase=Phase.READY)
+    sink.found.set()
+
+    assert outbox.flush(timeout=10)
+    assert sink.shown == [Phase.READY]
 
 
 def test_comment_updates_posted_close_together_are_sent_once() -> None:
@@ -140,7 +173,7 @@ def test_what_was_posted_is_sent_before_the_interpreter_exits(tmp_path: Path) ->
     sent = tmp_path / "sent"
     script = (
         "import pathlib, sys\n"
-        "from previewbot.core.reporting import Outbox\n"
+        "from previewbot.core.reporting import Outbox, Reporter, TerminalSink\n"
         "outbox = Outbox(linger=0.3)\n"
         "outbox.post('comment', lambda: pathlib.Path(sys.argv[1]).write_text('ready'), key='comment')\n"
     )

@@ -342,6 +342,7 @@ class Reporter:
         self._outbox = outbox
         self.sink = sink
         self.report = report
+        self._shown: PreviewReport | None = None
 
     @property
     def comment_id(self) -> int | None:
@@ -361,15 +362,26 @@ class Reporter:
     def update(self, **changes: Any) -> PreviewReport:
         """Change the report and show it on the PR."""
         self.report = replace(self.report, updated_at=self._clock(), **changes)
-        report = self.report
         # Keyed by preview: an outbox serves every PR a run or a server touches, and each has its own comment.
         self._outbox.post(
-            f"update the preview report of {render.subject(report.ref)}",
-            lambda: self.sink.show(report),
-            key=("comment", report.ref),
+            f"update the preview report of {render.subject(self.report.ref)}",
+            self._show_newest,
+            key=("comment", self.report.ref),
             linger=True,
         )
         return self.report
+
+    def _show_newest(self) -> None:
+        """Show the report as it is when GitHub's turn comes, not as it was when posted, and each state once.
+
+        Finding the comment takes GitHub a while the first time: what the run reported meanwhile
+        (often that the preview is ready) goes out with it, and the update posted for it is not sent.
+        """
+        self.sink.find_comment()
+        report = self.report
+        if report is not self._shown:
+            self.sink.show(report)
+            self._shown = report
 
     def hold(self, **changes: Any) -> None:
         """Change the report without showing it: the next update, which says what followed, shows it too."""
