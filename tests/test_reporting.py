@@ -268,6 +268,22 @@ def test_the_deploy_does_not_wait_for_github_to_list_the_prs_comments(
     assert deployment.statuses[-1].state == "success"
 
 
+def test_previewbot_s_login_is_read_while_the_run_reads_its_config(bot: Bot, github: Any, app: Checkout) -> None:
+    # Finding the comment takes GitHub three answers (login, comments, the comment itself): the
+    # first need not wait for the run's first report.
+    config_read = github.hold("GET", r"/contents/")
+    outcomes: list[Any] = []
+    run = threading.Thread(target=lambda: outcomes.extend(bot.on("pull_request", pr_event("opened", sha=SHA))))
+    run.start()
+    try:
+        eventually(lambda: any(r.method == "POST" and r.path.endswith("/graphql") for r in github.requests))
+    finally:
+        config_read.set()
+        run.join(timeout=60)
+
+    assert [outcome.status for outcome in outcomes] == [Phase.READY]
+
+
 def test_github_down_neither_stops_nor_hangs_the_deploy(
     bot: Bot, github: Any, app: Checkout, caplog: pytest.LogCaptureFixture
 ) -> None:

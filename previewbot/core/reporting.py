@@ -57,7 +57,7 @@ def _find_sticky(github: GitHub, ref: PrRef) -> Comment | None:
 @dataclass(slots=True)
 class _Letter:
     what: str  # for the log: "update the comment", "set status previewbot/deploy to success"
-    send: Callable[[], None]
+    send: Callable[[], object]  # what it returns is not used
     key: Hashable | None  # a newer letter with the same key replaces this one while it waits
     lingers: bool  # waits `linger` seconds after it was first posted, for newer ones to replace it
     posted: float  # time.monotonic() when the first of its key was posted
@@ -95,7 +95,7 @@ class Outbox:
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    def post(self, what: str, send: Callable[[], None], *, key: Hashable | None = None, linger: bool = False) -> None:
+    def post(self, what: str, send: Callable[[], object], *, key: Hashable | None = None, linger: bool = False) -> None:
         with self._changed:
             if key is not None:
                 for letter in self._waiting:
@@ -309,6 +309,8 @@ def sticky_reporter(
     clock: Callable[[], datetime],
 ) -> Reporter:
     """The reporter of a run on a PR, which keeps its sticky comment current."""
+    # Finding the comment needs previewbot's own login: it is read while the run does its first steps.
+    outbox.post("read previewbot's own login", github.login)
     return Reporter(
         sink=GitHubSink(github=github, ref=ref, server_url=server_url),
         report=PreviewReport(ref=ref, phase=phase, head_sha=sha),
