@@ -142,9 +142,9 @@ def namespace_of(prefix: str) -> str:
     return naming.namespace_name(prefix=prefix, repo=REPO, number=PR_NUMBER)
 
 
-def sticky(github: Any) -> str:
-    """previewbot's one sticky comment on PR #2."""
-    [body] = [c.body for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c.body)]
+def sticky(github: Any, *, repo: str = REPO, number: int = PR_NUMBER) -> str:
+    """previewbot's one sticky comment on the PR (PR #2 unless told)."""
+    [body] = [c.body for c in github.comments(repo, number) if render.is_preview_comment(c.body)]
     return body
 
 
@@ -236,8 +236,7 @@ class OwnRepo:
         return naming.namespace_name(prefix=self.prefix, repo=self.name, number=number)
 
     def sticky(self, number: int) -> str:
-        [body] = [c.body for c in self.github.comments(self.name, number) if render.is_preview_comment(c.body)]
-        return body
+        return sticky(self.github, repo=self.name, number=number)
 
     def deploy_status(self, sha: str) -> str:
         return next(s.state for s in self.github.statuses(self.name, sha) if s.context == "previewbot/deploy")

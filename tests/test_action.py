@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from previewbot import render
 from tests.harness import (
     DEFAULT_BRANCH,
     PR_NUMBER,
@@ -29,6 +28,7 @@ from tests.harness import (
     comment_event,
     pr_event,
     preview_site,
+    sticky,
     web_deployment,
 )
 
@@ -170,7 +170,7 @@ def test_the_action_deploys_a_pr_and_reports_it(checkout: Checkout, github: Any,
     assert outputs["status"] == "ready"
     assert outputs["url"] == f"{site}/pr-{PR_NUMBER}"
     assert outputs["namespace"].startswith(prefix)
-    [comment] = [c.body for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c.body)]
+    comment = sticky(github)
     assert outputs["url"] in comment
     assert github.token not in done.stdout + done.stderr
 

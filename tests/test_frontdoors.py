@@ -25,6 +25,7 @@ from tests.harness import (
     pr_event,
     preview_site,
     pull_event,
+    sticky,
     web_deployment,
 )
 
@@ -297,7 +298,7 @@ def test_the_action_refuses_a_checkout_of_another_commit_than_it_deploys(
     result = cli.invoke(main, ["action"], env=env)
 
     assert result.exit_code == 1
-    [comment] = [c.body for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c.body)]
+    comment = sticky(github)
     assert other in comment
     assert head in comment
     assert github.deployments(REPO) == []
@@ -375,7 +376,7 @@ def test_deploy_and_destroy_from_the_command_line(cli: CliRunner, github: Any, k
     assert "status=ready" in deployed.output
     assert destroyed.exit_code == 0, destroyed.output
     assert "status=destroyed" in destroyed.output
-    [comment] = [c.body for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c.body)]
+    comment = sticky(github)
     assert "Destroyed" in comment or "destroyed" in comment
 
 

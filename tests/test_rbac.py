@@ -21,13 +21,13 @@ import yaml
 from click.testing import CliRunner
 from kubernetes import client
 
-from previewbot import naming, rbac, render
+from previewbot import naming, rbac
 from previewbot.cli import main
 from previewbot.core.previews import Outcome
 from previewbot.errors import PreviewbotError
 from previewbot.model import Phase, PrRef
 from tests.emulators.kube_plugin import KubeEnv, RbacUser, bound_user, cleanup_rbac
-from tests.harness import PR_NUMBER, REPO, Bot, Checkout, comment_event, pr_event, web_deployment
+from tests.harness import PR_NUMBER, REPO, Bot, Checkout, comment_event, pr_event, sticky, web_deployment
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAS = [str(n) * 40 for n in range(1, 5)]
@@ -302,7 +302,7 @@ def test_tests_that_passed_but_whose_log_may_not_be_read_could_not_read_the_repo
     assert tests.problem is not None
     assert tests.problem.startswith("could not read the report: the test log could not be read: the log of pod e2e-")
     assert "may not get pods/log" in tests.problem
-    [comment] = [c.body for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c.body)]
+    comment = sticky(github)
     assert "Tests could not finish" in comment
     assert "could not read the report" in comment
     [e2e] = [s for s in github.statuses(REPO, SHAS[0]) if s.context == "previewbot/e2e"][:1]

@@ -16,12 +16,12 @@ from typing import Any
 import kubernetes
 import pytest
 
-from previewbot import errors, naming, render
+from previewbot import errors, naming
 from previewbot.adapters.kubernetes import KubernetesCluster, named_refusal
 from previewbot.model import ObjectRef, Phase
 from tests.emulators.kube import DenyingPolicy
 from tests.emulators.kube_plugin import KubeEnv
-from tests.harness import PR_NUMBER, REPO, Bot, Checkout, pr_event, preview_config, web_deployment
+from tests.harness import REPO, Bot, Checkout, pr_event, preview_config, sticky, web_deployment
 
 WAIT = 60.0
 OWNER = {naming.MANAGED_BY_LABEL: naming.MANAGED_BY_VALUE, naming.REPO_LABEL: "acme.shop"}
@@ -334,7 +334,7 @@ def test_an_admission_webhooks_denial_of_a_deployment_reaches_the_pr_by_its_name
 
     [outcome] = bot.on("pull_request", pr_event("opened"))
 
-    [comment] = [c.body for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c.body)]
+    comment = sticky(github)
     assert outcome.status == Phase.FAILED
     for told in (outcome.message, comment, caplog.text):
         assert f"Deployment/web was refused: {denial}" in told
@@ -390,7 +390,7 @@ def test_tests_whose_pod_went_before_their_log_was_read_could_not_read_the_repor
     assert told.problem is not None
     assert told.problem.startswith("could not read the report: the test log could not be read: the log of pod e2e-")
     assert ": the pod is gone (" in told.problem
-    [comment] = [c.body for c in github.comments(REPO, PR_NUMBER) if render.is_preview_comment(c.body)]
+    comment = sticky(github)
     assert "could not read the report" in comment
     assert "the pod is gone" in comment
     [e2e] = [status for status in github.statuses(REPO, SHA) if status.context == "previewbot/e2e"][:1]
