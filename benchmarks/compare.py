@@ -363,6 +363,18 @@ def side_by_side(env: Apis, workdir: Path, *, size: int, rounds: int, first_numb
     return summarize(size, pairs)
 
 
+def previewbot_medians(runs: Sequence[Run]) -> dict[str, float | None]:
+    """What every table says of previewbot's runs: times, CPU and requests, each the median."""
+    return {
+        "ready": median([r.ready for r in runs]),
+        "whole": median([r.wall for r in runs]),
+        "cpu": median([r.cpu for r in runs]),
+        "kube_requests": median([r.kube_requests for r in runs]),
+        "github_requests": median([r.github_requests for r in runs]),
+        "github_writes": median([r.github_writes for r in runs]),
+    }
+
+
 def summarize(size: int, pairs: Sequence[tuple[Run, Run]]) -> dict[str, Any]:
     ours = [p[0] for p in pairs]
     theirs = [p[1] for p in pairs]
@@ -380,16 +392,11 @@ def summarize(size: int, pairs: Sequence[tuple[Run, Run]]) -> dict[str, Any]:
             "kube_requests": median([r.kube_requests for r in theirs]),
         },
         "previewbot": {
-            "ready": median([r.ready for r in ours]),
+            **previewbot_medians(ours),
             "comment_after_ready": median(
                 [r.comment - r.ready if r.comment is not None and r.ready is not None else None for r in ours]
             ),
-            "whole": median([r.wall for r in ours]),
-            "cpu": median([r.cpu for r in ours]),
             "peak_mib": median([r.peak_mib for r in ours]),
-            "kube_requests": median([r.kube_requests for r in ours]),
-            "github_requests": median([r.github_requests for r in ours]),
-            "github_writes": median([r.github_writes for r in ours]),
         },
         "ratio": {
             "ready": median([ratio(o.ready, t.wall) for o, t in pairs]),
@@ -416,15 +423,7 @@ def redeploys(env: Apis, workdir: Path, *, size: int, rounds: int, first_number:
         env.discard(preview_namespace(env, number))
 
     def row(runs: Sequence[Run]) -> dict[str, Any]:
-        return {
-            "whole": median([r.wall for r in runs]),
-            "ready": median([r.ready for r in runs]),
-            "cpu": median([r.cpu for r in runs]),
-            "kube_requests": median([r.kube_requests for r in runs]),
-            "github_requests": median([r.github_requests for r in runs]),
-            "github_writes": median([r.github_writes for r in runs]),
-            "all_ok": all(r.ok for r in runs),
-        }
+        return {**previewbot_medians(runs), "all_ok": all(r.ok for r in runs)}
 
     return {"objects": size, "unchanged": row(unchanged), "one_image_changed": row(one_image)}
 
