@@ -1147,7 +1147,7 @@ class KubernetesCluster:
             "metadata": {"name": name, "labels": dict(labels), "annotations": dict(annotations)},
         }
         made: Obj = self._call(self._request, "POST", NAMESPACE.path(), body=body)
-        self._namespace_versions[name] = str(_metadata(made).get("resourceVersion") or "") or None
+        self._remember_version(name, made)
         self._namespaces_made.add(name)
         log.info("created namespace %s", name)
 
@@ -1204,10 +1204,15 @@ class KubernetesCluster:
             body={"metadata": metadata},
             content_type="application/merge-patch+json",
         )
-        self._namespace_versions[name] = str(_metadata(annotated).get("resourceVersion") or "") or None
+        self._remember_version(name, annotated)
+
+    def _remember_version(self, name: str, written: Obj) -> None:
+        """The namespace's resourceVersion as this client last wrote it: following it starts from there."""
+        self._namespace_versions[name] = str(_metadata(written).get("resourceVersion") or "") or None
 
     def delete_namespace(self, name: str) -> None:
         self._call(self._request, "DELETE", NAMESPACE.path(name=name))
+        self._namespace_versions.pop(name, None)  # a long-running server deletes many: none is followed again
         log.info("deleting namespace %s", name)
 
     @contextlib.contextmanager
