@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from previewbot import naming
+from previewbot.model import PrRef
 from previewbot.policy import Breach, ManifestPolicy, PolicyError, check, namespace_labels, stricter
 
 NAMESPACE = "preview-web-pr-7"
@@ -337,12 +339,16 @@ def test_an_isolated_preview_lets_no_outsider_in_through_its_own_network_policy(
         ("NetworkPolicy", "previewbot-isolation"),
         ("ConfigMap", "previewbot-anything"),
         ("RoleBinding", "previewbot"),
+        # A run waits for the PR's Lease until it is given back or runs out: a PR's own may not hold it.
+        ("Lease", naming.lease_name(PrRef(repo="acme/shop", number=7))),
     ],
 )
 def test_previewbots_own_names_are_reserved(kind: str, name: str) -> None:
-    api_version = {"NetworkPolicy": "networking.k8s.io/v1", "RoleBinding": "rbac.authorization.k8s.io/v1"}.get(
-        kind, "v1"
-    )
+    api_version = {
+        "NetworkPolicy": "networking.k8s.io/v1",
+        "RoleBinding": "rbac.authorization.k8s.io/v1",
+        "Lease": "coordination.k8s.io/v1",
+    }.get(kind, "v1")
     replacement = {"apiVersion": api_version, "kind": kind, "metadata": {"name": name}, "spec": {}}
 
     [breach] = breaches(replacement, isolated=False)
